@@ -1,0 +1,147 @@
+"""The FastAPI application: every domain's router and one mapping of errors to problem+json."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from o2oloop import __version__
+from o2oloop.auth.api import router as keys_router
+from o2oloop.config import Settings
+from o2oloop.customers.api import router as consumers_router
+from o2oloop.db import Database
+from o2oloop.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem
+from o2oloop.idempotency.middleware import IdempotencyMiddleware
+from o2oloop.merchants.api import router as merchants_router
+
+log = logging.getLogger("o2oloop.api")
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Missing or invalid credentials"),
+    403: ("forbidden", "Not allowed for this role"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors():
+        errors.append(
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
+        )
+    return errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _domain(request: Request, exc: ProblemError) -> JSONResponse:
+        return _problem_response(exc.to_problem(request.url.path))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(first["loc"]) or "request"
+        body = problem(
+            422,
+            "invalid-input",
+            "Invalid input",
+            f"{where}: {first['msg']}"
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            request.url.path,
+            errors=jsonable_encoder(errors),
+        )
+        return _problem_response(body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 401:
+            detail = "send an API key as 'Authorization: Bearer o2o_key_…'"
+        body = problem(exc.status_code, slug, title, detail, request.url.path)
+        return _problem_response(body, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        body = problem(
+            503,
+            "database-busy",
+            "Service busy",
+            "the database is busy; retry shortly",
+            request.url.path,
+        )
+        return _problem_response(body, headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "an unexpected error occurred; it was logged",
+            request.url.path,
+        )
+        return _problem_response(body)
+
+
+def create_app(settings: Settings, db: Database) -> FastAPI:
+    app = FastAPI(
+        title="o2oloop",
+        version=__version__,
+        description=(
+            "The O2O closed loop: offers online, verified consumption offline, money in escrow, "
+            "consumption data back online, the next offer to the right consumer."
+        ),
+        openapi_url="/openapi.json",
+    )
+    app.state.db = db
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        database=lambda: app.state.db,
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+    )
+    for router in (keys_router, merchants_router, consumers_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings from the environment, schema already migrated."""
+    from o2oloop.config import get_settings
+
+    settings = get_settings()
+    settings.check_production()
+    return create_app(settings, Database.from_url(settings.effective_database_url))

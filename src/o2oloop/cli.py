@@ -1,0 +1,158 @@
+"""The o2oloop command line: serve, db, keys (and the loop's batch jobs as they land)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from o2oloop import migrations
+from o2oloop.auth import service as keys
+from o2oloop.auth.models import Role
+from o2oloop.config import Settings, get_settings
+from o2oloop.db import Database
+
+app = typer.Typer(help="o2oloop: the O2O closed-loop platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    settings.check_production()
+    return settings
+
+
+def open_database(settings: Settings) -> Database:
+    """Connect, and bring the schema up to date (a fresh SQLite file is created here)."""
+    db = Database.from_url(settings.effective_database_url)
+    migrations.upgrade(db)
+    return db
+
+
+def _first_admin_key(db: Database) -> str | None:
+    with db.transaction() as session:
+        if keys.has_platform_admin(session):
+            return None
+        _, token = keys.issue_key(session, role=Role.PLATFORM_ADMIN, label="first admin")
+        return token
+
+
+def _keys_file(settings: Settings) -> Path:
+    return settings.data_dir / "keys.json"
+
+
+def _remember_keys(settings: Settings, new: dict[str, str]) -> dict[str, str]:
+    """Local development convenience: keep printed keys in a private file under data_dir.
+
+    Only the hashes live in the database; this file exists so `o2oloop up` can show a
+    newcomer the keys again. Production deployments never write it.
+    """
+    path = _keys_file(settings)
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if new:
+        known.update(new)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known, indent=2))
+        os.chmod(path, 0o600)
+    return known
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration."""
+    settings = _settings()
+    open_database(settings)
+    console.print(f"[green]schema up to date[/] at {settings.effective_database_url}")
+
+
+@keys_app.command("create")
+def keys_create(label: Annotated[str, typer.Option(help="What the key is for")] = "") -> None:
+    """Create a platform admin key; its token is printed once."""
+    db = open_database(_settings())
+    with db.transaction() as session:
+        key, token = keys.issue_key(session, role=Role.PLATFORM_ADMIN, label=label)
+    console.print(f"platform admin key [bold]{key.id}[/]")
+    console.print(token, soft_wrap=True, markup=False, highlight=False)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (key_…)."""
+    from o2oloop.auth.principal import Principal
+
+    db = open_database(_settings())
+    operator = Principal(key_id="cli", role=Role.PLATFORM_ADMIN)
+    with db.transaction() as session:
+        key = keys.revoke_key(session, principal=operator, key_id=key_id)
+    console.print(f"revoked [bold]{key.id}[/] at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Migrate, make sure a platform admin key exists, and serve the API."""
+    settings = _settings()
+    db = open_database(settings)
+    token = _first_admin_key(db)
+    if token:
+        if settings.env != "production":
+            _remember_keys(settings, {"platform_admin": token})
+        _print_keys({"platform_admin": token}, "First platform admin key (shown once)")
+    db.dispose()
+    _run_server(settings, host, port, workers)
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+) -> None:
+    """Newcomer's start: migrate, load the demo when the database is new, print keys, serve."""
+    settings = _settings()
+    if settings.env == "production":
+        raise typer.BadParameter("`up` is for development; use `o2oloop serve` in production")
+    db = open_database(settings)
+    token = _first_admin_key(db)
+    known = _remember_keys(settings, {"platform_admin": token} if token else {})
+    db.dispose()
+    if known:
+        _print_keys(known, f"Login keys (also in {_keys_file(settings)})")
+    _run_server(settings, host, port, 1)
+
+
+def _print_keys(tokens: dict[str, str], title: str) -> None:
+    console.rule(title)
+    for who, token in tokens.items():
+        # Unwrapped and unstyled, so a key can be copied in one piece.
+        console.print(f"{who:>16}  {token}", soft_wrap=True, markup=False, highlight=False)
+    console.rule()
+
+
+def _run_server(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"o2oloop serving on [bold]http://{bind_host}:{bind_port}[/]  (docs at /docs)")
+    uvicorn.run(
+        "o2oloop.api:app_from_env",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    app()

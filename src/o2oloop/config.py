@@ -1,0 +1,47 @@
+"""Settings from the environment (O2O_ prefix), in one object."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="O2O_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means the SQLite file")
+    data_dir: Path = Path(".o2oloop")
+    secret_key: str = DEFAULT_SECRET
+    host: str = "127.0.0.1"
+    port: int = 8000
+    idempotency_ttl_hours: int = 24
+    redemption_undo_minutes: int = 10
+    terminal_attempts_per_minute: int = 30
+    default_phone_region: str = "CN"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'o2oloop.db').as_posix()}"
+
+    def check_production(self) -> None:
+        """Refuse to run in production with the shipped development secret."""
+        weak = self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32
+        if self.env == "production" and weak:
+            raise RuntimeError(
+                "O2O_SECRET_KEY must be set to a random value of at least 32 characters "
+                "in production (it keys code tags, phone hashes and webhook signatures)"
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,18 @@
+"""Every domain's tables, imported in one place so the metadata is complete."""
+
+from o2oloop.auth.models import ApiKey
+from o2oloop.customers.models import Consumer
+from o2oloop.db import Base
+from o2oloop.idempotency.models import IdempotencyRecord
+from o2oloop.merchants.models import Merchant, Staff, Store, Terminal
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Consumer",
+    "IdempotencyRecord",
+    "Merchant",
+    "Staff",
+    "Store",
+    "Terminal",
+]

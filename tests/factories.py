@@ -1,0 +1,118 @@
+"""Test data built through the real service layer."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from o2oloop.auth import service as keys
+from o2oloop.auth.models import Role
+from o2oloop.auth.principal import Principal
+from o2oloop.customers import service as customers
+from o2oloop.db import Database
+from o2oloop.merchants import schemas
+from o2oloop.merchants import service as merchants
+from o2oloop.merchants.models import Category, StaffRole
+
+_names = itertools.count(1)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Tenant:
+    """A merchant with one store, an admin, a staff member and a terminal, and their keys."""
+
+    merchant_id: str
+    store_id: str
+    staff_id: str
+    terminal_id: str
+    admin_key: str
+    staff_key: str
+    terminal_key: str
+    admin_key_id: str
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return bearer(self.admin_key)
+
+    @property
+    def staff(self) -> dict[str, str]:
+        return bearer(self.staff_key)
+
+    @property
+    def terminal(self) -> dict[str, str]:
+        return bearer(self.terminal_key)
+
+
+def platform_admin_key(db: Database) -> str:
+    with db.transaction() as session:
+        _, token = keys.issue_key(session, role=Role.PLATFORM_ADMIN, label="tests")
+    return token
+
+
+PLATFORM = Principal(key_id="tests", role=Role.PLATFORM_ADMIN)
+
+
+def make_tenant(
+    db: Database,
+    *,
+    category: Category = Category.CATERING,
+    timezone: str = "Asia/Shanghai",
+    currency: str = "CNY",
+    commission_bps: int = 500,
+) -> Tenant:
+    n = next(_names)
+    with db.transaction() as session:
+        merchant, _owner, admin_token, admin_key = merchants.create_merchant(
+            session,
+            principal=PLATFORM,
+            data=schemas.MerchantCreate(
+                name=f"Merchant {n}",
+                category=category,
+                currency=currency,
+                timezone=timezone,
+                commission_bps=commission_bps,
+            ),
+        )
+        admin = Principal(key_id=admin_key.id, role=Role.MERCHANT_ADMIN, merchant_id=merchant.id)
+        store = merchants.create_store(
+            session,
+            principal=admin,
+            merchant_id=merchant.id,
+            data=schemas.StoreCreate(
+                name=f"Store {n}", address=f"{n} Market Street", latitude=31.23, longitude=121.47
+            ),
+        )
+        staff, staff_token, _ = merchants.create_staff(
+            session,
+            principal=admin,
+            merchant_id=merchant.id,
+            data=schemas.StaffCreate(name=f"Cashier {n}", role=StaffRole.STAFF),
+        )
+        terminal, terminal_token, _ = merchants.create_terminal(
+            session,
+            principal=admin,
+            merchant_id=merchant.id,
+            store_id=store.id,
+            data=schemas.TerminalCreate(name=f"Counter {n}"),
+        )
+    return Tenant(
+        merchant_id=merchant.id,
+        store_id=store.id,
+        staff_id=staff.id,
+        terminal_id=terminal.id,
+        admin_key=admin_token,
+        staff_key=staff_token,
+        terminal_key=terminal_token,
+        admin_key_id=admin_key.id,
+    )
+
+
+def make_consumer(db: Database, name: str = "") -> tuple[str, str]:
+    """(consumer id, consumer key)."""
+    with db.transaction() as session:
+        consumer, token = customers.sign_up(session, display_name=name)
+    return consumer.id, token

@@ -1,0 +1,123 @@
+"""The tenancy matrix: another merchant's keys get 404 on every merchant-scoped endpoint.
+
+Endpoints are read from the OpenAPI document, so an endpoint added later is covered (or
+this test fails until it says how to call it).
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from factories import Tenant, bearer, make_tenant
+from o2oloop.db import Database
+
+# A valid body for each request schema, so a refusal can only come from tenancy.
+VALID_BODIES: dict[str, dict[str, object]] = {
+    "MerchantUpdate": {"name": "Taken over"},
+    "StoreCreate": {"name": "Intruder", "latitude": 1.0, "longitude": 1.0},
+    "StoreUpdate": {"name": "Intruder"},
+    "StaffCreate": {"name": "Intruder"},
+    "StaffUpdate": {"name": "Intruder"},
+    "TerminalCreate": {"name": "Intruder"},
+    "TerminalUpdate": {"name": "Intruder"},
+}
+
+
+def _path_values(victim: Tenant) -> dict[str, str]:
+    return {
+        "merchant_id": victim.merchant_id,
+        "store_id": victim.store_id,
+        "staff_id": victim.staff_id,
+        "terminal_id": victim.terminal_id,
+    }
+
+
+def _merchant_scoped_operations(spec: dict) -> list[tuple[str, str, str | None]]:
+    operations = []
+    for path, item in spec["paths"].items():
+        if "{merchant_id}" not in path:
+            continue
+        for method, operation in item.items():
+            body_ref = None
+            body = operation.get("requestBody")
+            if body:
+                schema = body["content"]["application/json"]["schema"]
+                body_ref = schema["$ref"].rsplit("/", 1)[-1]
+            operations.append((method.upper(), path, body_ref))
+    return operations
+
+
+def _fill(path: str, values: dict[str, str]) -> str:
+    names = re.findall(r"{(\w+)}", path)
+    missing = [n for n in names if n not in values]
+    assert not missing, f"tenancy matrix does not know how to fill {missing} in {path}"
+    return path.format(**{n: values[n] for n in names})
+
+
+def test_other_merchants_keys_get_404_everywhere(db: Database, http: httpx.Client) -> None:
+    victim = make_tenant(db)
+    intruder = make_tenant(db)
+    operations = _merchant_scoped_operations(http.get("/openapi.json").json())
+    assert len(operations) >= 15
+    values = _path_values(victim)
+    checked = 0
+    for method, template, body_ref in operations:
+        url = _fill(template, values)
+        if body_ref is not None:
+            assert body_ref in VALID_BODIES, f"add a valid {body_ref} body to the tenancy matrix"
+        body = VALID_BODIES.get(body_ref) if body_ref else None
+        for role, headers in (
+            ("admin", intruder.admin),
+            ("staff", intruder.staff),
+            ("terminal", intruder.terminal),
+        ):
+            response = http.request(method, url, json=body, headers=headers)
+            assert response.status_code == 404, (method, url, role, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            checked += 1
+    assert checked == 3 * len(operations)
+    # And nothing was changed by all that.
+    merchant = http.get(f"/v1/merchants/{victim.merchant_id}", headers=victim.admin).json()
+    assert merchant["name"] != "Taken over"
+    stores = http.get(f"/v1/merchants/{victim.merchant_id}/stores", headers=victim.admin).json()
+    assert [s["id"] for s in stores["data"]] == [victim.store_id]
+
+
+def test_terminal_sees_only_its_own_store(db: Database, http: httpx.Client) -> None:
+    tenant = make_tenant(db)
+    second = http.post(
+        f"/v1/merchants/{tenant.merchant_id}/stores",
+        json={"name": "Second", "latitude": 1, "longitude": 1},
+        headers=tenant.admin,
+    ).json()
+    own = http.get(
+        f"/v1/merchants/{tenant.merchant_id}/stores/{tenant.store_id}", headers=tenant.terminal
+    )
+    assert own.status_code == 200
+    other = http.get(
+        f"/v1/merchants/{tenant.merchant_id}/stores/{second['id']}", headers=tenant.terminal
+    )
+    assert other.status_code == 404
+
+
+@pytest.mark.parametrize("credential", ["none", "garbage", "revoked", "wrong-secret"])
+def test_missing_or_bad_keys_get_401(db: Database, http: httpx.Client, credential: str) -> None:
+    tenant = make_tenant(db)
+    headers: dict[str, str] = {}
+    if credential == "garbage":
+        headers = bearer("not-a-key")
+    elif credential == "wrong-secret":
+        headers = bearer(tenant.admin_key[:-4] + "AAAA")
+    elif credential == "revoked":
+        revoked = http.post(f"/v1/keys/{tenant.admin_key_id}/revoke", headers=tenant.admin)
+        assert revoked.status_code == 200
+        headers = tenant.admin
+    spec = http.get("/openapi.json").json()
+    for method, template, _ in _merchant_scoped_operations(spec):
+        url = _fill(template, _path_values(tenant))
+        response = http.request(method, url, headers=headers)
+        assert response.status_code == 401, (method, url, response.text)
+        assert response.json()["status"] == 401
