@@ -75,6 +75,33 @@ def db_upgrade() -> None:
     console.print(f"[green]schema up to date[/] at {settings.effective_database_url}")
 
 
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the revision adds")],
+    rev_id: Annotated[str, typer.Option(help="Revision id, e.g. 0002")],
+    head: Annotated[str, typer.Option(help="Parent revision (a domain's own branch)")] = "0001",
+    depends_on: Annotated[str | None, typer.Option(help="Revision of another branch")] = None,
+) -> None:
+    """For developers: autogenerate a revision against a scratch SQLite at every head."""
+    import tempfile
+
+    from alembic import command
+
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Database.from_url(f"sqlite:///{scratch}/scratch.db")
+        config = migrations.alembic_config(db)
+        command.upgrade(config, "heads")
+        command.revision(
+            config,
+            message=message,
+            autogenerate=True,
+            rev_id=rev_id,
+            head=head,
+            depends_on=depends_on,
+        )
+        db.dispose()
+
+
 @keys_app.command("create")
 def keys_create(label: Annotated[str, typer.Option(help="What the key is for")] = "") -> None:
     """Create a platform admin key; its token is printed once."""

@@ -20,5 +20,6 @@ def alembic_config(db: Database) -> Config:
     return config
 
 
-def upgrade(db: Database, revision: str = "head") -> None:
+def upgrade(db: Database, revision: str = "heads") -> None:
+    """Each domain keeps its own branch of revisions; "heads" applies them all."""
     command.upgrade(alembic_config(db), revision)
