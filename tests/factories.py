@@ -116,3 +116,49 @@ def make_consumer(db: Database, name: str = "") -> tuple[str, str]:
     with db.transaction() as session:
         consumer, token = customers.sign_up(session, display_name=name)
     return consumer.id, token
+
+
+def make_offer(db: Database, tenant: Tenant, **overrides: object) -> str:
+    """A published coupon of the tenant (10.00 off by default); returns its id."""
+    from o2oloop.offers import schemas as offer_schemas
+    from o2oloop.offers import service as offers
+
+    values: dict[str, object] = {
+        "kind": "coupon",
+        "title": "10 off dinner",
+        "discount_kind": "amount_off",
+        "amount_off": 1000,
+    }
+    values.update(overrides)
+    admin = Principal(
+        key_id=tenant.admin_key_id, role=Role.MERCHANT_ADMIN, merchant_id=tenant.merchant_id
+    )
+    with db.transaction() as session:
+        offer = offers.create_offer(
+            session,
+            principal=admin,
+            merchant_id=tenant.merchant_id,
+            data=offer_schemas.OfferCreate.model_validate(values),
+        )
+        offers.transition(
+            session,
+            principal=admin,
+            merchant_id=tenant.merchant_id,
+            offer_id=offer.id,
+            action="publish",
+        )
+    return offer.id
+
+
+def consumer_principal(consumer_id: str) -> Principal:
+    return Principal(key_id="tests", role=Role.CONSUMER, consumer_id=consumer_id)
+
+
+def terminal_principal(tenant: Tenant) -> Principal:
+    return Principal(
+        key_id="tests",
+        role=Role.TERMINAL,
+        merchant_id=tenant.merchant_id,
+        store_id=tenant.store_id,
+        terminal_id=tenant.terminal_id,
+    )

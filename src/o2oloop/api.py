@@ -15,12 +15,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from o2oloop import __version__
 from o2oloop.auth.api import router as keys_router
+from o2oloop.codes.api import router as codes_router
 from o2oloop.config import Settings
 from o2oloop.customers.api import router as consumers_router
 from o2oloop.db import Database
 from o2oloop.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem
 from o2oloop.idempotency.middleware import IdempotencyMiddleware
 from o2oloop.merchants.api import router as merchants_router
+from o2oloop.offers.api import router as offers_router
 
 log = logging.getLogger("o2oloop.api")
 
@@ -128,7 +130,13 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         database=lambda: app.state.db,
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
-    for router in (keys_router, merchants_router, consumers_router):
+    for router in (
+        keys_router,
+        merchants_router,
+        consumers_router,
+        offers_router,
+        codes_router,
+    ):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

@@ -11,7 +11,8 @@ import re
 import httpx
 import pytest
 
-from factories import Tenant, bearer, make_tenant
+from factories import PLATFORM, Tenant, bearer, make_offer, make_tenant
+from o2oloop.codes import service as codes
 from o2oloop.db import Database
 
 # A valid body for each request schema, so a refusal can only come from tenancy.
@@ -23,15 +24,31 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "StaffUpdate": {"name": "Intruder"},
     "TerminalCreate": {"name": "Intruder"},
     "TerminalUpdate": {"name": "Intruder"},
+    "OfferCreate": {
+        "kind": "coupon",
+        "title": "Intruder",
+        "discount_kind": "amount_off",
+        "amount_off": 100,
+    },
+    "OfferUpdate": {"title": "Intruder"},
+    "BatchCreate": {"count": 10},
 }
 
 
-def _path_values(victim: Tenant) -> dict[str, str]:
+def _path_values(db: Database, victim: Tenant) -> dict[str, str]:
+    """Real ids of the victim's resources, one of each kind a path can name."""
+    offer_id = make_offer(db, victim)
+    with db.transaction() as session:
+        batch = codes.issue_batch(
+            session, principal=PLATFORM, merchant_id=victim.merchant_id, offer_id=offer_id, count=5
+        )
     return {
         "merchant_id": victim.merchant_id,
         "store_id": victim.store_id,
         "staff_id": victim.staff_id,
         "terminal_id": victim.terminal_id,
+        "offer_id": offer_id,
+        "batch_id": batch.id,
     }
 
 
@@ -62,7 +79,7 @@ def test_other_merchants_keys_get_404_everywhere(db: Database, http: httpx.Clien
     intruder = make_tenant(db)
     operations = _merchant_scoped_operations(http.get("/openapi.json").json())
     assert len(operations) >= 15
-    values = _path_values(victim)
+    values = _path_values(db, victim)
     checked = 0
     for method, template, body_ref in operations:
         url = _fill(template, values)
@@ -82,6 +99,8 @@ def test_other_merchants_keys_get_404_everywhere(db: Database, http: httpx.Clien
     # And nothing was changed by all that.
     merchant = http.get(f"/v1/merchants/{victim.merchant_id}", headers=victim.admin).json()
     assert merchant["name"] != "Taken over"
+    offers = http.get(f"/v1/merchants/{victim.merchant_id}/offers", headers=victim.admin).json()
+    assert [o["title"] for o in offers["data"]] == ["10 off dinner"]
     stores = http.get(f"/v1/merchants/{victim.merchant_id}/stores", headers=victim.admin).json()
     assert [s["id"] for s in stores["data"]] == [victim.store_id]
 
@@ -115,9 +134,10 @@ def test_missing_or_bad_keys_get_401(db: Database, http: httpx.Client, credentia
         revoked = http.post(f"/v1/keys/{tenant.admin_key_id}/revoke", headers=tenant.admin)
         assert revoked.status_code == 200
         headers = tenant.admin
+    values = _path_values(db, tenant)
     spec = http.get("/openapi.json").json()
     for method, template, _ in _merchant_scoped_operations(spec):
-        url = _fill(template, _path_values(tenant))
+        url = _fill(template, values)
         response = http.request(method, url, headers=headers)
         assert response.status_code == 401, (method, url, response.text)
         assert response.json()["status"] == 401

@@ -1,0 +1,243 @@
+"""Routes for claiming, the wallet, bulk batches and redemption at the terminal."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from o2oloop import clock
+from o2oloop.auth.principal import Principal
+from o2oloop.codes import qr, schemas, service
+from o2oloop.codes.models import Code, Redemption
+from o2oloop.db import Database
+from o2oloop.errors import InvalidInput
+from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
+from o2oloop.offers.models import Offer
+from o2oloop.pagination import Page
+
+router = APIRouter(prefix="/v1", tags=["codes"], responses=problems(401, 403, 404, 409, 422, 429))
+
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+
+
+def _keys(request: Request) -> service.Keys:
+    return service.Keys.from_secret(request.app.state.settings.secret_key)
+
+
+def _claimed(code: Code, offer: Offer, keys: service.Keys) -> schemas.ClaimedCode:
+    text = keys.code_text(code.id)
+    return schemas.ClaimedCode(
+        id=code.id,
+        offer_id=code.offer_id,
+        merchant_id=code.merchant_id,
+        offer_title=offer.title,
+        state=service.wallet_state(code, clock.now()),
+        code=text,
+        qr_payload=service.codec.qr_payload(text),
+        claimed_at=code.claimed_at,
+        expires_at=code.expires_at,
+        redeemed_at=code.redeemed_at,
+    )
+
+
+@router.post("/offers/{offer_id}/claim", status_code=201, dependencies=IDEMPOTENT)
+def claim(offer_id: str, request: Request, db: DB, caller: Caller) -> schemas.ClaimedCode:
+    keys = _keys(request)
+    with db.transaction() as session:
+        code = service.claim(session, principal=caller, offer_id=offer_id, keys=keys)
+        offer = session.get(Offer, code.offer_id)
+        assert offer is not None
+        return _claimed(code, offer, keys)
+
+
+@router.get("/consumers/me/codes")
+def wallet(
+    request: Request, db: DB, caller: Caller, cursor: Cursor = None, limit: Limit = 50
+) -> Page[schemas.ClaimedCode]:
+    keys = _keys(request)
+    with db.transaction() as session:
+        rows, next_cursor = service.wallet(session, principal=caller, cursor=cursor, limit=limit)
+        return Page(data=[_claimed(c, o, keys) for c, o in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/consumers/me/codes/{code_id}/qr",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
+)
+def wallet_qr(
+    code_id: str,
+    request: Request,
+    db: DB,
+    caller: Caller,
+    format: Annotated[str, Query(pattern="^(png|svg)$")] = "png",
+) -> Response:
+    keys = _keys(request)
+    with db.transaction() as session:
+        code = service.own_code(session, principal=caller, code_id=code_id)
+        payload = service.codec.qr_payload(keys.code_text(code.id))
+    if format == "svg":
+        return Response(qr.qr_svg(payload), media_type="image/svg+xml")
+    return Response(qr.qr_png(payload), media_type="image/png")
+
+
+@router.post(
+    "/merchants/{merchant_id}/offers/{offer_id}/batches",
+    status_code=201,
+    dependencies=IDEMPOTENT,
+)
+def issue_batch(
+    merchant_id: str, offer_id: str, data: schemas.BatchCreate, db: DB, caller: Caller
+) -> schemas.BatchRead:
+    with db.transaction() as session:
+        batch = service.issue_batch(
+            session, principal=caller, merchant_id=merchant_id, offer_id=offer_id, count=data.count
+        )
+        return schemas.BatchRead.model_validate(batch)
+
+
+@router.get(
+    "/merchants/{merchant_id}/batches/{batch_id}/codes.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_batch(
+    merchant_id: str, batch_id: str, request: Request, db: DB, caller: Caller
+) -> StreamingResponse:
+    keys = _keys(request)
+    with db.transaction() as session:
+        batch = service.get_batch(
+            session, principal=caller, merchant_id=merchant_id, batch_id=batch_id
+        )
+
+    def rows() -> Iterator[str]:
+        yield "index,code,qr_payload\n"
+        index = 0
+        for chunk in service.batch_codes(batch, keys):
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            for text in chunk:
+                writer.writerow((index, text, service.codec.QR_PREFIX + text.replace("-", "")))
+                index += 1
+            yield buffer.getvalue()
+
+    filename = f"o2oloop-batch-{batch.batch_no}.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# ---- the terminal --------------------------------------------------------------------------
+
+
+def _redeem(
+    db: Database, request: Request, caller: Principal, code: str, bill: int | None
+) -> schemas.RedemptionResult:
+    """Redeem in one transaction; log a refusal in another, so the log survives rollback."""
+    settings = request.app.state.settings
+    try:
+        with db.transaction() as session:
+            redemption = service.redeem(
+                session,
+                principal=caller,
+                code=code,
+                bill_amount=bill,
+                keys=_keys(request),
+                rate_per_minute=settings.terminal_attempts_per_minute,
+            )
+            offer = session.get(Offer, redemption.offer_id)
+            assert offer is not None
+            return _result(redemption, offer)
+    except service.Refused as refused:
+        with db.transaction() as session:
+            service.record_refusal(session, principal=caller, reason=refused.reason)
+        raise refused.public from None
+
+
+def _result(redemption: Redemption, offer: Offer) -> schemas.RedemptionResult:
+    if offer.kind.value == "voucher":
+        benefit = f"give the set: {offer.includes or offer.title}"
+    elif offer.discount_kind is not None and offer.discount_kind.value == "percent_off":
+        benefit = f"{(offer.percent_off_bps or 0) / 100:g}% off"
+    else:
+        benefit = f"{redemption.discount_amount} off"
+    due = None
+    if redemption.bill_amount is not None:
+        due = max(0, redemption.bill_amount - redemption.discount_amount)
+    return schemas.RedemptionResult(
+        redemption=schemas.RedemptionRead.model_validate(redemption),
+        offer_title=offer.title,
+        offer_kind=offer.kind.value,
+        benefit=benefit,
+        discount_amount=redemption.discount_amount,
+        amount_due=due,
+        currency=offer.currency,
+    )
+
+
+@router.post("/terminal/redemptions", status_code=201, dependencies=IDEMPOTENT, tags=["terminal"])
+def redeem(
+    data: schemas.RedemptionCreate, request: Request, db: DB, caller: Caller
+) -> schemas.RedemptionResult:
+    return _redeem(db, request, caller, data.code, data.bill_amount)
+
+
+@router.post(
+    "/terminal/redemptions/scan", status_code=201, dependencies=IDEMPOTENT, tags=["terminal"]
+)
+async def redeem_photo(
+    request: Request,
+    db: DB,
+    caller: Caller,
+    photo: Annotated[UploadFile, File(description="A photo or screenshot of the QR code")],
+    bill_amount: Annotated[int | None, Form(ge=0, le=10**11)] = None,
+) -> schemas.RedemptionResult:
+    data = await photo.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise InvalidInput(f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
+    try:
+        texts = qr.decode_image(data)
+    except qr.UnreadableImage as unreadable:
+        raise InvalidInput(f"photo: {unreadable}") from None
+    if not texts:
+        raise InvalidInput("no QR code found in the photo; try again closer, or type the code")
+    return await run_in_threadpool(_redeem, db, request, caller, texts[0][:64], bill_amount)
+
+
+@router.post(
+    "/terminal/redemptions/{redemption_id}/undo", dependencies=IDEMPOTENT, tags=["terminal"]
+)
+def undo(redemption_id: str, request: Request, db: DB, caller: Caller) -> schemas.RedemptionRead:
+    grace = timedelta(minutes=request.app.state.settings.redemption_undo_minutes)
+    with db.transaction() as session:
+        redemption = service.undo(
+            session, principal=caller, redemption_id=redemption_id, grace=grace
+        )
+        return schemas.RedemptionRead.model_validate(redemption)
+
+
+@router.get("/merchants/{merchant_id}/redemption-attempts")
+def attempts(
+    merchant_id: str,
+    db: DB,
+    caller: Caller,
+    cursor: Annotated[int | None, Query(ge=1)] = None,
+    limit: Limit = 50,
+) -> schemas.AttemptPage:
+    with db.transaction() as session:
+        rows = service.list_attempts(
+            session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
+        )
+        data = [schemas.AttemptRead.model_validate(r) for r in rows]
+        return schemas.AttemptPage(
+            data=data, next_cursor=data[-1].id if len(data) == limit else None
+        )

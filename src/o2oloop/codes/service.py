@@ -1,0 +1,609 @@
+"""Claiming, bulk issuance, redemption at the counter and undo.
+
+Exactly-once comes from the database: a conditional UPDATE of the code's state (zero rows
+means someone else used it) or, for batch codes, the primary key of `batch_code_uses`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from o2oloop import clock
+from o2oloop.auth.models import Role
+from o2oloop.auth.principal import Principal, require_merchant_admin, require_merchant_staff
+from o2oloop.codes import codec
+from o2oloop.codes.models import (
+    BatchCodeUse,
+    Code,
+    CodeBatch,
+    CodeState,
+    OfferClaim,
+    Redemption,
+    RedemptionAttempt,
+    RedemptionState,
+)
+from o2oloop.db import new_id
+from o2oloop.errors import Conflict, Forbidden, NotFound, ProblemError, RateLimited, RuleViolation
+from o2oloop.merchants.models import Merchant, Store, Terminal
+from o2oloop.offers.models import DiscountKind, Offer, OfferKind, OfferState
+from o2oloop.offers.rules import (
+    RedemptionContext,
+    Violation,
+    code_expires_at,
+    discount_for,
+    evaluate_claim,
+    evaluate_redemption,
+)
+from o2oloop.offers.service import get_offer, rules_of
+from o2oloop.pagination import paginate
+
+MAX_BATCH = 1_000_000
+
+
+class CodeRejected(ProblemError):
+    """The one answer the outside gets for unknown, foreign, forged and used codes."""
+
+    status, slug, title = 422, "code-rejected", "Code rejected"
+
+    def __init__(self) -> None:
+        super().__init__("this code cannot be redeemed here")
+
+
+class Refused(Exception):
+    """A refused attempt: `public` goes to the caller, `reason` to the merchant's log."""
+
+    def __init__(self, public: ProblemError, reason: str) -> None:
+        super().__init__(reason)
+        self.public = public
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The code key, derived from the platform secret so one setting rotates everything."""
+
+    code: bytes
+
+    @classmethod
+    def from_secret(cls, secret: str) -> Keys:
+        return cls(code=hmac.digest(secret.encode(), b"o2oloop/code-key/v1", "sha256"))
+
+    def serial_for(self, code_id: str) -> bytes:
+        # A single code's 64-bit serial is a keyed function of its random id: the database
+        # holds only the id and a digest, yet the consumer can always see the code again.
+        return hmac.digest(self.code, b"o2oloop/serial/" + code_id.encode(), "sha256")[:8]
+
+    def code_text(self, code_id: str) -> str:
+        return codec.format_code(self.serial_for(code_id), self.code)
+
+    def digest(self, serial: bytes, kind: codec.CodeKind = "single") -> bytes:
+        return codec.code_digest(serial, self.code, kind=kind)
+
+
+def _insert(session: Session, table: type) -> object:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+def _violations(violations: list[Violation]) -> RuleViolation:
+    return RuleViolation(
+        "; ".join(v.reason for v in violations),
+        violations=[{"rule": v.rule, "reason": v.reason} for v in violations],
+    )
+
+
+# ---- claiming ----------------------------------------------------------------------------
+
+
+def claim(session: Session, *, principal: Principal, offer_id: str, keys: Keys) -> Code:
+    """A consumer claims one code of a free offer; stock and the per-customer limit hold
+    under any concurrency because both are conditional UPDATEs."""
+    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
+        raise Forbidden("claiming needs a consumer key")
+    consumer_id = principal.consumer_id
+    offer = session.get(Offer, offer_id)
+    if offer is None or offer.state is not OfferState.PUBLISHED:
+        raise NotFound("no published offer with this id")
+    if offer.kind is not OfferKind.COUPON:
+        raise Conflict(f"a {offer.kind.value} is bought, not claimed")
+    merchant = session.get(Merchant, offer.merchant_id)
+    assert merchant is not None
+    rules = rules_of(offer)
+    now = clock.now()
+    already = session.scalar(
+        select(OfferClaim.claimed).where(
+            OfferClaim.offer_id == offer.id, OfferClaim.consumer_id == consumer_id
+        )
+    )
+    ctx = RedemptionContext(
+        at=now,
+        store_id="",
+        store_timezone=merchant.timezone,
+        customer_redemptions=already or 0,
+        issued_count=offer.issued_count,
+        customer_is_new=_is_new_customer(session, merchant.id, consumer_id),
+        currency=offer.currency,
+    )
+    violations = evaluate_claim(rules, ctx)
+    if violations:
+        raise _violations(violations)
+
+    session.execute(
+        _insert(session, OfferClaim)
+        .values(offer_id=offer.id, consumer_id=consumer_id, claimed=0)
+        .on_conflict_do_nothing()
+    )
+    bumped = session.execute(
+        update(OfferClaim)
+        .where(OfferClaim.offer_id == offer.id, OfferClaim.consumer_id == consumer_id)
+        .where(
+            OfferClaim.claimed < offer.per_customer_limit
+            if offer.per_customer_limit is not None
+            else True
+        )
+        .values(claimed=OfferClaim.claimed + 1)
+    )
+    if bumped.rowcount != 1:
+        raise _violations(
+            [Violation("per_customer_limit", "you have claimed this offer as often as allowed")]
+        )
+    _take_stock(session, offer)
+    return _new_code(session, offer=offer, consumer_id=consumer_id, keys=keys, price_paid=0)
+
+
+def _take_stock(session: Session, offer: Offer) -> None:
+    taken = session.execute(
+        update(Offer)
+        .where(Offer.id == offer.id, Offer.state == OfferState.PUBLISHED)
+        .where(Offer.issued_count < offer.total_stock if offer.total_stock is not None else True)
+        .values(issued_count=Offer.issued_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        raise _violations([Violation("stock", "this offer is sold out")])
+
+
+def _new_code(
+    session: Session, *, offer: Offer, consumer_id: str | None, keys: Keys, price_paid: int
+) -> Code:
+    now = clock.now()
+    code_id = new_id("cod")
+    code = Code(
+        id=code_id,
+        merchant_id=offer.merchant_id,
+        offer_id=offer.id,
+        consumer_id=consumer_id,
+        digest=keys.digest(keys.serial_for(code_id)),
+        state=CodeState.ACTIVE,
+        claimed_at=now,
+        expires_at=code_expires_at(rules_of(offer), now),
+        price_paid=price_paid,
+    )
+    session.add(code)
+    session.flush()
+    return code
+
+
+def _is_new_customer(session: Session, merchant_id: str, consumer_id: str | None) -> bool:
+    """New to this merchant: never redeemed anything here."""
+    if consumer_id is None:
+        return False
+    earlier = session.scalar(
+        select(Redemption.id)
+        .where(
+            Redemption.merchant_id == merchant_id,
+            Redemption.consumer_id == consumer_id,
+            Redemption.state == RedemptionState.REDEEMED,
+        )
+        .limit(1)
+    )
+    return earlier is None
+
+
+# ---- bulk issuance -----------------------------------------------------------------------
+
+
+def issue_batch(
+    session: Session, *, principal: Principal, merchant_id: str, offer_id: str, count: int
+) -> CodeBatch:
+    """A brand campaign's codes in one step: a batch number and a count, not a million rows.
+
+    The batch number is unique by constraint and the codes of a batch are a keyed
+    permutation of (batch_no, index), so no two codes can ever coincide.
+    """
+    offer = get_offer(session, principal=principal, merchant_id=merchant_id, offer_id=offer_id)
+    require_merchant_admin(principal, merchant_id)
+    if not 1 <= count <= MAX_BATCH:
+        raise RuleViolation(f"count must be between 1 and {MAX_BATCH:,}")
+    if offer.kind is not OfferKind.COUPON:
+        raise Conflict("bulk codes are for free coupons; prepaid offers are bought one by one")
+    if offer.state in (OfferState.ENDED,):
+        raise Conflict("this offer has ended")
+    taken = session.execute(
+        update(Offer)
+        .where(Offer.id == offer.id)
+        .where(
+            Offer.issued_count + count <= offer.total_stock
+            if offer.total_stock is not None
+            else True
+        )
+        .values(issued_count=Offer.issued_count + count)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        raise RuleViolation("not enough stock left on this offer for that many codes")
+    next_no = (session.scalar(select(func.max(CodeBatch.batch_no))) or 0) + 1
+    if next_no > codec.MAX_BATCH_NO:
+        raise Conflict("the platform has used every batch number")
+    now = clock.now()
+    batch = CodeBatch(
+        id=new_id("bat"),
+        merchant_id=merchant_id,
+        offer_id=offer.id,
+        batch_no=next_no,
+        count=count,
+        created_at=now,
+        expires_at=code_expires_at(rules_of(offer), now),
+    )
+    session.add(batch)
+    session.flush()
+    session.refresh(offer)
+    return batch
+
+
+def get_batch(
+    session: Session, *, principal: Principal, merchant_id: str, batch_id: str
+) -> CodeBatch:
+    require_merchant_admin(principal, merchant_id)
+    batch = session.get(CodeBatch, batch_id)
+    if batch is None or batch.merchant_id != merchant_id:
+        raise NotFound("no code batch with this id")
+    return batch
+
+
+def batch_codes(batch: CodeBatch, keys: Keys, *, chunk: int = 50_000) -> Iterator[list[str]]:
+    """The batch's codes in order, a chunk at a time (for CSV export)."""
+    for start in range(0, batch.count, chunk):
+        yield codec.derive_batch_codes(
+            keys.code, batch.batch_no, start, min(chunk, batch.count - start)
+        )
+
+
+# ---- redemption --------------------------------------------------------------------------
+
+
+@dataclass
+class Located:
+    """A verified code found in storage, with what is needed to redeem it."""
+
+    offer: Offer
+    code: Code | None = None
+    batch: CodeBatch | None = None
+    index: int | None = None
+
+    @property
+    def consumer_id(self) -> str | None:
+        return self.code.consumer_id if self.code else None
+
+    @property
+    def claimed_at(self) -> datetime | None:
+        return self.code.claimed_at if self.code else self.batch.created_at if self.batch else None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self.code.expires_at if self.code else self.batch.expires_at if self.batch else None
+
+
+def terminal_context(session: Session, principal: Principal) -> tuple[Terminal, Store]:
+    if principal.role is not Role.TERMINAL or principal.terminal_id is None:
+        raise Forbidden("this needs a terminal key")
+    terminal = session.get(Terminal, principal.terminal_id)
+    store = session.get(Store, principal.store_id)
+    if terminal is None or store is None or not terminal.active or not store.active:
+        raise Forbidden("this terminal or its store is deactivated")
+    return terminal, store
+
+
+def check_rate(session: Session, *, terminal: Terminal, per_minute: int) -> None:
+    """Refuse a terminal that has had too many rejected codes in the last minute."""
+    since = clock.now() - timedelta(minutes=1)
+    rejected = session.scalar(
+        select(func.count())
+        .select_from(RedemptionAttempt)
+        .where(
+            RedemptionAttempt.terminal_id == terminal.id,
+            RedemptionAttempt.at >= since,
+            RedemptionAttempt.accepted.is_(False),
+        )
+    )
+    if rejected >= per_minute:
+        raise RateLimited(
+            f"more than {per_minute} rejected codes in a minute at this terminal; wait a minute",
+            retry_after_seconds=60,
+        )
+
+
+def locate(session: Session, *, merchant_id: str, text: str, keys: Keys) -> Located:
+    """Verify the code offline, then find it; anything not ours is one uniform refusal."""
+    try:
+        parsed = codec.parse(text, keys.code)
+    except codec.InvalidCode as invalid:
+        raise Refused(CodeRejected(), f"invalid code: {invalid.reason}") from None
+    if parsed.kind == "single":
+        code = session.scalar(select(Code).where(Code.digest == keys.digest(parsed.serial)))
+        if code is None:
+            raise Refused(CodeRejected(), "well-formed code that was never issued")
+        if code.merchant_id != merchant_id:
+            raise Refused(CodeRejected(), "code of another merchant")
+        if code.state is not CodeState.ACTIVE:
+            raise Refused(CodeRejected(), f"code is {code.state.value}")
+        offer = session.get(Offer, code.offer_id)
+        assert offer is not None
+        return Located(offer=offer, code=code)
+    batch = session.scalar(select(CodeBatch).where(CodeBatch.batch_no == parsed.batch_no))
+    if batch is None:
+        raise Refused(CodeRejected(), "batch code of an unknown batch")
+    if batch.merchant_id != merchant_id:
+        raise Refused(CodeRejected(), "batch code of another merchant")
+    assert parsed.index is not None
+    if parsed.index >= batch.count:
+        raise Refused(CodeRejected(), "batch code beyond the issued count")
+    used = session.get(BatchCodeUse, (batch.id, parsed.index))
+    if used is not None:
+        raise Refused(CodeRejected(), "batch code already used")
+    offer = session.get(Offer, batch.offer_id)
+    assert offer is not None
+    return Located(offer=offer, batch=batch, index=parsed.index)
+
+
+def redeem(
+    session: Session,
+    *,
+    principal: Principal,
+    code: str,
+    bill_amount: int | None,
+    keys: Keys,
+    rate_per_minute: int,
+) -> Redemption:
+    """Redeem a typed code or QR payload at the calling terminal's store, exactly once.
+
+    Raises `Refused`; the caller records the refusal (in its own transaction, so the log
+    survives the rollback) and answers with `refused.public`.
+    """
+    terminal, store = terminal_context(session, principal)
+    check_rate(session, terminal=terminal, per_minute=rate_per_minute)
+    found = locate(session, merchant_id=terminal.merchant_id, text=code, keys=keys)
+    offer, now = found.offer, clock.now()
+    if offer.state is not OfferState.PUBLISHED:
+        raise Refused(
+            RuleViolation(f"this offer is {offer.state.value}"), f"offer {offer.state.value}"
+        )
+    violations = evaluate_redemption(
+        rules_of(offer),
+        RedemptionContext(
+            at=now,
+            store_id=store.id,
+            store_timezone=store.timezone,
+            claimed_at=found.claimed_at,
+            bill_amount=bill_amount,
+            customer_redemptions=_redeemed_by(session, offer.id, found.consumer_id),
+            issued_count=offer.issued_count,
+            customer_is_new=_is_new_customer(session, offer.merchant_id, found.consumer_id),
+            currency=offer.currency,
+        ),
+    )
+    if found.expires_at is not None and now >= found.expires_at:
+        violations.append(Violation("expired", "this code has expired"))
+    if (
+        offer.discount_kind is DiscountKind.PERCENT_OFF
+        and bill_amount is None
+        and not any(v.rule == "min_spend" for v in violations)
+    ):
+        violations.append(Violation("bill_amount", "a percent-off coupon needs the bill amount"))
+    if violations:
+        raise Refused(_violations(violations), "; ".join(v.reason for v in violations))
+
+    redemption = Redemption(
+        id=new_id("red"),
+        merchant_id=offer.merchant_id,
+        store_id=store.id,
+        terminal_id=terminal.id,
+        offer_id=offer.id,
+        code_id=found.code.id if found.code else None,
+        batch_id=found.batch.id if found.batch else None,
+        code_index=found.index,
+        consumer_id=found.consumer_id,
+        bill_amount=bill_amount,
+        discount_amount=_discount(offer, bill_amount),
+        state=RedemptionState.REDEEMED,
+        redeemed_at=now,
+    )
+    if found.code is not None:
+        used = session.execute(
+            update(Code)
+            .where(Code.id == found.code.id, Code.state == CodeState.ACTIVE)
+            .values(state=CodeState.REDEEMED, redeemed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if used.rowcount != 1:
+            raise Refused(CodeRejected(), "code used by a concurrent attempt")
+    else:
+        assert found.batch is not None
+        claimed = session.scalar(
+            _insert(session, BatchCodeUse)
+            .values(batch_id=found.batch.id, code_index=found.index, redemption_id=redemption.id)
+            .on_conflict_do_nothing()
+            .returning(BatchCodeUse.code_index)
+        )
+        if claimed is None:
+            raise Refused(CodeRejected(), "batch code used by a concurrent attempt")
+    session.add(redemption)
+    session.execute(
+        update(Offer)
+        .where(Offer.id == offer.id)
+        .values(redeemed_count=Offer.redeemed_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    record_attempt(
+        session, terminal=terminal, accepted=True, reason="redeemed", redemption_id=redemption.id
+    )
+    session.flush()
+    return redemption
+
+
+def _discount(offer: Offer, bill_amount: int | None) -> int:
+    if offer.kind is OfferKind.COUPON and offer.discount_kind is not None:
+        if bill_amount is None:
+            return offer.amount_off or 0
+        return discount_for(
+            offer.discount_kind.value,  # type: ignore[arg-type]
+            bill_amount,
+            amount_off=offer.amount_off,
+            percent_off_bps=offer.percent_off_bps,
+            cap=offer.discount_cap,
+        )
+    if offer.kind is OfferKind.VOUCHER:
+        return offer.face_value or 0
+    return 0
+
+
+def _redeemed_by(session: Session, offer_id: str, consumer_id: str | None) -> int:
+    if consumer_id is None:
+        return 0
+    return session.scalar(
+        select(func.count())
+        .select_from(Redemption)
+        .where(
+            Redemption.offer_id == offer_id,
+            Redemption.consumer_id == consumer_id,
+            Redemption.state == RedemptionState.REDEEMED,
+        )
+    )
+
+
+def record_attempt(
+    session: Session,
+    *,
+    terminal: Terminal,
+    accepted: bool,
+    reason: str,
+    redemption_id: str | None = None,
+) -> None:
+    session.add(
+        RedemptionAttempt(
+            merchant_id=terminal.merchant_id,
+            store_id=terminal.store_id,
+            terminal_id=terminal.id,
+            at=clock.now(),
+            accepted=accepted,
+            reason=reason[:500],
+            redemption_id=redemption_id,
+        )
+    )
+    session.flush()
+
+
+def record_refusal(session: Session, *, principal: Principal, reason: str) -> None:
+    terminal, _ = terminal_context(session, principal)
+    record_attempt(session, terminal=terminal, accepted=False, reason=reason)
+
+
+def undo(
+    session: Session, *, principal: Principal, redemption_id: str, grace: timedelta
+) -> Redemption:
+    """Take back a redemption within the grace period, at the same store."""
+    _, store = terminal_context(session, principal)
+    redemption = session.get(Redemption, redemption_id)
+    if redemption is None or redemption.store_id != store.id:
+        raise NotFound("no redemption with this id at this store")
+    if redemption.state is RedemptionState.UNDONE:
+        raise Conflict("this redemption has already been undone")
+    if clock.now() - redemption.redeemed_at > grace:
+        minutes = int(grace.total_seconds() // 60)
+        raise Conflict(f"a redemption can be undone only within {minutes} minutes")
+    undone = session.execute(
+        update(Redemption)
+        .where(Redemption.id == redemption.id, Redemption.state == RedemptionState.REDEEMED)
+        .values(state=RedemptionState.UNDONE, undone_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if undone.rowcount != 1:
+        raise Conflict("this redemption has already been undone")
+    if redemption.code_id is not None:
+        session.execute(
+            update(Code)
+            .where(Code.id == redemption.code_id, Code.state == CodeState.REDEEMED)
+            .values(state=CodeState.ACTIVE, redeemed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        use = session.get(BatchCodeUse, (redemption.batch_id, redemption.code_index))
+        if use is not None:
+            session.delete(use)
+    session.execute(
+        update(Offer)
+        .where(Offer.id == redemption.offer_id)
+        .values(redeemed_count=Offer.redeemed_count - 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    session.refresh(redemption)
+    return redemption
+
+
+def list_attempts(
+    session: Session, *, principal: Principal, merchant_id: str, cursor: int | None, limit: int
+) -> list[RedemptionAttempt]:
+    """The merchant's own log of every attempt, newest first, with precise reasons."""
+    require_merchant_staff(principal, merchant_id)
+    query = select(RedemptionAttempt).where(RedemptionAttempt.merchant_id == merchant_id)
+    if cursor is not None:
+        query = query.where(RedemptionAttempt.id < cursor)
+    return list(session.scalars(query.order_by(RedemptionAttempt.id.desc()).limit(limit)))
+
+
+# ---- wallet ------------------------------------------------------------------------------
+
+
+def wallet_state(code: Code, now: datetime) -> str:
+    """What the consumer sees: active, used, expired or refunded."""
+    if code.state is CodeState.REDEEMED:
+        return "used"
+    if code.state is CodeState.ACTIVE and code.expires_at is not None and now >= code.expires_at:
+        return "expired"
+    return code.state.value
+
+
+def wallet(
+    session: Session, *, principal: Principal, cursor: str | None, limit: int
+) -> tuple[list[tuple[Code, Offer]], str | None]:
+    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
+        raise Forbidden("the wallet needs a consumer key")
+    codes, next_cursor = paginate(
+        session,
+        select(Code).where(Code.consumer_id == principal.consumer_id),
+        Code.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    offers = {
+        o.id: o
+        for o in session.scalars(select(Offer).where(Offer.id.in_({c.offer_id for c in codes})))
+    }
+    return [(c, offers[c.offer_id]) for c in codes], next_cursor
+
+
+def own_code(session: Session, *, principal: Principal, code_id: str) -> Code:
+    if principal.role is not Role.CONSUMER:
+        raise Forbidden("this needs a consumer key")
+    code = session.get(Code, code_id)
+    if code is None or code.consumer_id != principal.consumer_id:
+        raise NotFound("no code with this id in your wallet")
+    return code

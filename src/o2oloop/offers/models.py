@@ -1,0 +1,70 @@
+"""Offers of a merchant: what a consumer may claim or buy, and the rules for using it."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from o2oloop.db import Base, UTCDateTime, str_enum
+
+
+class OfferKind(enum.StrEnum):
+    COUPON = "coupon"  # amount or percent off a bill
+    VOUCHER = "voucher"  # prepaid set package: pay 88 for a 128 set
+    STORED_VALUE = "stored_value"  # a card topped up in tiers, with a bonus
+    MEMBERSHIP = "membership"  # a membership card
+
+
+class DiscountKind(enum.StrEnum):
+    AMOUNT_OFF = "amount_off"
+    PERCENT_OFF = "percent_off"
+
+
+class OfferState(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+class Offer(Base):
+    __tablename__ = "offers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    kind: Mapped[OfferKind] = mapped_column(str_enum(OfferKind))
+    state: Mapped[OfferState] = mapped_column(str_enum(OfferState), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    currency: Mapped[str] = mapped_column(String(3))
+    # coupon
+    discount_kind: Mapped[DiscountKind | None] = mapped_column(str_enum(DiscountKind))
+    amount_off: Mapped[int | None] = mapped_column(Integer)
+    percent_off_bps: Mapped[int | None] = mapped_column(Integer)
+    discount_cap: Mapped[int | None] = mapped_column(Integer)
+    # voucher / set package / membership: what the consumer pays and what it is worth
+    price: Mapped[int | None] = mapped_column(Integer)
+    face_value: Mapped[int | None] = mapped_column(Integer)
+    includes: Mapped[str] = mapped_column(Text, default="")
+    # stored value: [{"pay": 50000, "bonus": 5000}]
+    topup_tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # rules (see offers.rules.OfferRules)
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    valid_days_after_claim: Mapped[int | None] = mapped_column(Integer)
+    weekdays: Mapped[list[int] | None] = mapped_column(JSON)
+    time_windows: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    store_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    per_customer_limit: Mapped[int | None] = mapped_column(Integer)
+    total_stock: Mapped[int | None] = mapped_column(Integer)
+    new_customers_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_spend: Mapped[int | None] = mapped_column(Integer)
+    # counters, bumped with conditional UPDATEs
+    issued_count: Mapped[int] = mapped_column(Integer, default=0)
+    redeemed_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,182 @@
+"""Offer use cases: create, change, move through draft → published → paused → ended."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from o2oloop import clock
+from o2oloop.auth.principal import Principal, require_merchant_admin, require_merchant_staff
+from o2oloop.db import new_id
+from o2oloop.errors import Conflict, InvalidInput, NotFound
+from o2oloop.merchants.models import Merchant, Store
+from o2oloop.offers import schemas
+from o2oloop.offers.models import Offer, OfferState
+from o2oloop.offers.rules import OfferRules, TimeWindow
+from o2oloop.pagination import paginate
+
+# Which states each lifecycle action may start from.
+TRANSITIONS: dict[str, tuple[frozenset[OfferState], OfferState]] = {
+    "publish": (frozenset({OfferState.DRAFT, OfferState.PAUSED}), OfferState.PUBLISHED),
+    "pause": (frozenset({OfferState.PUBLISHED}), OfferState.PAUSED),
+    "end": (
+        frozenset({OfferState.DRAFT, OfferState.PUBLISHED, OfferState.PAUSED}),
+        OfferState.ENDED,
+    ),
+}
+
+
+def rules_of(offer: Offer) -> OfferRules:
+    """The pure rule object of a stored offer."""
+
+    def hhmm(value: str) -> time:
+        return time(int(value[:2]), int(value[3:]))
+
+    return OfferRules(
+        valid_from=offer.valid_from,
+        valid_until=offer.valid_until,
+        valid_days_after_claim=offer.valid_days_after_claim,
+        weekdays=frozenset(offer.weekdays) if offer.weekdays is not None else None,
+        time_windows=tuple(
+            TimeWindow(hhmm(w["start"]), hhmm(w["end"])) for w in offer.time_windows
+        ),
+        store_ids=frozenset(offer.store_ids) if offer.store_ids is not None else None,
+        per_customer_limit=offer.per_customer_limit,
+        total_stock=offer.total_stock,
+        new_customers_only=offer.new_customers_only,
+        min_spend=offer.min_spend,
+    )
+
+
+def create_offer(
+    session: Session, *, principal: Principal, merchant_id: str, data: schemas.OfferCreate
+) -> Offer:
+    require_merchant_admin(principal, merchant_id)
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound("no merchant with this id")
+    if not merchant.active:
+        raise Conflict("this merchant is deactivated")
+    if data.store_ids is not None:
+        owned = set(
+            session.scalars(
+                select(Store.id).where(
+                    Store.merchant_id == merchant_id, Store.id.in_(data.store_ids)
+                )
+            )
+        )
+        unknown = sorted(set(data.store_ids) - owned)
+        if unknown:
+            raise InvalidInput(f"store_ids: not stores of this merchant: {', '.join(unknown)}")
+    now = clock.now()
+    values = data.model_dump(mode="python")
+    values["time_windows"] = [w.model_dump() for w in data.time_windows]
+    values["topup_tiers"] = [t.model_dump() for t in data.topup_tiers]
+    offer = Offer(
+        id=new_id("ofr"),
+        merchant_id=merchant_id,
+        state=OfferState.DRAFT,
+        currency=merchant.currency,
+        issued_count=0,
+        redeemed_count=0,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
+    session.add(offer)
+    session.flush()
+    return offer
+
+
+def get_offer(session: Session, *, principal: Principal, merchant_id: str, offer_id: str) -> Offer:
+    require_merchant_staff(principal, merchant_id)
+    offer = session.get(Offer, offer_id)
+    if offer is None or offer.merchant_id != merchant_id:
+        raise NotFound("no offer with this id")
+    return offer
+
+
+def list_offers(
+    session: Session,
+    *,
+    principal: Principal,
+    merchant_id: str,
+    state: OfferState | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Offer], str | None]:
+    require_merchant_staff(principal, merchant_id)
+    query = select(Offer).where(Offer.merchant_id == merchant_id)
+    if state is not None:
+        query = query.where(Offer.state == state)
+    return paginate(session, query, Offer.id, cursor=cursor, limit=limit)
+
+
+def update_offer(
+    session: Session,
+    *,
+    principal: Principal,
+    merchant_id: str,
+    offer_id: str,
+    data: schemas.OfferUpdate,
+) -> Offer:
+    require_merchant_admin(principal, merchant_id)
+    offer = get_offer(session, principal=principal, merchant_id=merchant_id, offer_id=offer_id)
+    if offer.state is OfferState.ENDED:
+        raise Conflict("an ended offer cannot change")
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "total_stock" in changes and changes["total_stock"] < offer.issued_count:
+        raise Conflict(f"total_stock cannot go below the {offer.issued_count} codes already issued")
+    if (
+        "valid_until" in changes
+        and offer.valid_from is not None
+        and changes["valid_until"] <= offer.valid_from
+    ):
+        raise InvalidInput("valid_until must be after valid_from")
+    for field, value in changes.items():
+        setattr(offer, field, value)
+    offer.updated_at = clock.now()
+    session.flush()
+    return offer
+
+
+def transition(
+    session: Session, *, principal: Principal, merchant_id: str, offer_id: str, action: str
+) -> Offer:
+    require_merchant_admin(principal, merchant_id)
+    offer = get_offer(session, principal=principal, merchant_id=merchant_id, offer_id=offer_id)
+    sources, target = TRANSITIONS[action]
+    if offer.state not in sources:
+        raise Conflict(f"cannot {action} an offer that is {offer.state.value}")
+    offer.state = target
+    offer.updated_at = clock.now()
+    session.flush()
+    return offer
+
+
+def list_published(
+    session: Session, *, merchant_id: str | None, cursor: str | None, limit: int
+) -> tuple[list[Offer], str | None]:
+    """What consumers can browse: published offers of active merchants, still valid."""
+    now = clock.now()
+    query = (
+        select(Offer)
+        .join(Merchant, Merchant.id == Offer.merchant_id)
+        .where(
+            Offer.state == OfferState.PUBLISHED,
+            Merchant.active.is_(True),
+            (Offer.valid_until.is_(None)) | (Offer.valid_until > now),
+        )
+    )
+    if merchant_id is not None:
+        query = query.where(Offer.merchant_id == merchant_id)
+    return paginate(session, query, Offer.id, cursor=cursor, limit=limit)
+
+
+def get_published(session: Session, *, offer_id: str) -> Offer:
+    offer = session.get(Offer, offer_id)
+    if offer is None or offer.state is not OfferState.PUBLISHED:
+        raise NotFound("no published offer with this id")
+    return offer
