@@ -22,6 +22,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+codes_app = typer.Typer(help="Redemption codes.", no_args_is_help=True)
+app.add_typer(codes_app, name="codes")
 
 console = Console()
 
@@ -122,6 +124,49 @@ def keys_revoke(key_id: str) -> None:
     with db.transaction() as session:
         key = keys.revoke_key(session, principal=operator, key_id=key_id)
     console.print(f"revoked [bold]{key.id}[/] at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@codes_app.command("issue")
+def codes_issue(
+    offer: Annotated[str, typer.Option(help="Offer id (ofr_…) of a free coupon")],
+    count: Annotated[int, typer.Option(help="How many codes, up to 1,000,000")],
+    out: Annotated[Path, typer.Option(help="CSV file to write")] = Path("codes.csv"),
+) -> None:
+    """Bulk codes for a brand campaign: one batch row, every code derived into a CSV file."""
+    import csv
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from o2oloop.auth.principal import Principal
+    from o2oloop.codes import service as codes
+    from o2oloop.offers.models import Offer
+
+    settings = _settings()
+    db = open_database(settings)
+    keys = codes.Keys.from_secret(settings.secret_key)
+    operator = Principal(key_id="cli", role=Role.PLATFORM_ADMIN)
+    with db.transaction() as session:
+        found = session.get(Offer, offer)
+        if found is None:
+            raise typer.BadParameter(f"no offer {offer}", param_hint="--offer")
+        batch = codes.issue_batch(
+            session, principal=operator, merchant_id=found.merchant_id, offer_id=offer, count=count
+        )
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+    with out.open("w", newline="") as handle, Progress(*columns, TimeRemainingColumn()) as bar:
+        task = bar.add_task(f"batch {batch.batch_no}", total=batch.count)
+        writer = csv.writer(handle)
+        writer.writerow(("index", "code", "qr_payload"))
+        index = 0
+        for chunk in codes.batch_codes(batch, keys):
+            writer.writerows(
+                (index + i, text, codes.codec.qr_payload(text)) for i, text in enumerate(chunk)
+            )
+            index += len(chunk)
+            bar.advance(task, len(chunk))
+    console.print(
+        f"batch [bold]{batch.id}[/] (no. {batch.batch_no}): {batch.count:,} codes → {out}"
+    )
 
 
 @app.command()

@@ -42,3 +42,26 @@ def test_db_upgrade_creates_the_sqlite_file(cli_env) -> None:
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (cli_env / "o2oloop.db").exists()
+
+
+def test_codes_issue_writes_a_csv_of_verifiable_codes(cli_env) -> None:
+    import csv
+
+    from factories import make_offer, make_tenant
+    from o2oloop.codes import codec
+    from o2oloop.codes import service as codes
+
+    db = Database.from_url(f"sqlite:///{cli_env / 'o2oloop.db'}")
+    assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+    offer_id = make_offer(db, make_tenant(db))
+    out = cli_env / "campaign.csv"
+    result = CliRunner().invoke(
+        app, ["codes", "issue", "--offer", offer_id, "--count", "2500", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 2500 == len({row["code"] for row in rows})
+    key = codes.Keys.from_secret(config.get_settings().secret_key).code
+    parsed = codec.parse(rows[1234]["qr_payload"], key)
+    assert (parsed.kind, parsed.index) == ("batch", 1234)
+    db.dispose()
