@@ -1,0 +1,1 @@
+"""The money thread: a double-entry ledger, escrow, stored value, settlement, reconciliation."""

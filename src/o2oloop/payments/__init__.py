@@ -1,0 +1,1 @@
+"""Payment intents, the provider interface and the built-in sandbox provider."""

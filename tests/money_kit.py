@@ -1,0 +1,51 @@
+"""Helpers for the money tests: merchants with stored value, top-ups, webhook delivery."""
+
+from __future__ import annotations
+
+from o2oloop.db import Database
+from o2oloop.ledger import stored_value
+from o2oloop.ledger.models import StoredValueProgram
+from o2oloop.payments import service as payments
+from o2oloop.payments.provider import DeliveryReport, deliver_pending_events
+
+SECRET = "whsec_tests_" + "s" * 32
+
+
+def deliver(db: Database, secret: str = SECRET) -> DeliveryReport:
+    """Let the sandbox provider finish its work and deliver its webhooks to the handler."""
+    return deliver_pending_events(db, send=payments.local_sender(db, secret), secret=secret)
+
+
+def give_program(db: Database, merchant_id: str, tiers: list[dict[str, int]] | None = None) -> None:
+    from o2oloop import clock
+
+    with db.transaction() as session:
+        session.add(
+            StoredValueProgram(
+                merchant_id=merchant_id,
+                tiers=tiers if tiers is not None else [{"pay": 50000, "bonus": 5000}],
+                active=True,
+                updated_at=clock.now(),
+            )
+        )
+
+
+def top_up(
+    db: Database,
+    *,
+    consumer_id: str,
+    merchant_id: str,
+    amount: int,
+    behaviour: str | None = None,
+    bonus: int | None = None,
+) -> str:
+    with db.transaction() as session:
+        intent = stored_value.start_top_up(
+            session,
+            consumer_id=consumer_id,
+            merchant_id=merchant_id,
+            amount=amount,
+            bonus=bonus,
+            behaviour=behaviour,
+        )
+        return intent.id
