@@ -162,3 +162,27 @@ def terminal_principal(tenant: Tenant) -> Principal:
         store_id=tenant.store_id,
         terminal_id=tenant.terminal_id,
     )
+
+
+def make_member(
+    db: Database, tenant: Tenant, phone: str = "+8613800138000", consent: bool = False
+) -> str:
+    """A member of the tenant's merchant, enrolled by phone as a POS payment would; its id."""
+    from o2oloop.customers.models import MemberSource
+    from o2oloop.merchants.models import Merchant
+
+    with db.transaction() as session:
+        merchant = session.get(Merchant, tenant.merchant_id)
+        assert merchant is not None
+        member, e164, _ = customers.identify_member(
+            session,
+            merchant=merchant,
+            phone=phone,
+            member_card=None,
+            secret_key="factories",
+            source=MemberSource.POS,
+        )
+        assert member is not None
+        if consent:
+            customers.set_consent(session, member, granted=True, recorded_by="tests", e164=e164)
+        return member.id

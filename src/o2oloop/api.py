@@ -17,12 +17,16 @@ from o2oloop import __version__
 from o2oloop.auth.api import router as keys_router
 from o2oloop.codes.api import router as codes_router
 from o2oloop.config import Settings
+from o2oloop.customers.api import members_router
 from o2oloop.customers.api import router as consumers_router
 from o2oloop.db import Database
 from o2oloop.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem
 from o2oloop.idempotency.middleware import IdempotencyMiddleware
+from o2oloop.ledger.api import router as money_router
 from o2oloop.merchants.api import router as merchants_router
 from o2oloop.offers.api import router as offers_router
+from o2oloop.payments.api import router as payments_router
+from o2oloop.visits.api import router as visits_router
 
 log = logging.getLogger("o2oloop.api")
 
@@ -136,6 +140,10 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         consumers_router,
         offers_router,
         codes_router,
+        money_router,
+        payments_router,
+        members_router,
+        visits_router,
     ):
         app.include_router(router)
 

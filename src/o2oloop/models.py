@@ -1,5 +1,6 @@
 """Every domain's tables, imported in one place so the metadata is complete."""
 
+from o2oloop.analytics.models import FittedModel, MemberScore
 from o2oloop.auth.models import ApiKey
 from o2oloop.codes.models import (
     BatchCodeUse,
@@ -9,11 +10,27 @@ from o2oloop.codes.models import (
     Redemption,
     RedemptionAttempt,
 )
-from o2oloop.customers.models import Consumer
+from o2oloop.customers.models import ConsentEvent, Consumer, Membership
 from o2oloop.db import Base
 from o2oloop.idempotency.models import IdempotencyRecord
+from o2oloop.ledger.models import (
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    SettlementBatch,
+    SettlementLine,
+    StoredValueProgram,
+)
 from o2oloop.merchants.models import Merchant, Staff, Store, Terminal
 from o2oloop.offers.models import Offer
+from o2oloop.payments.models import (
+    PaymentIntent,
+    ProcessedWebhookEvent,
+    ProviderOperation,
+    SandboxEvent,
+    SandboxRecord,
+)
+from o2oloop.visits.models import Visit
 
 __all__ = [
     "ApiKey",
@@ -21,14 +38,30 @@ __all__ = [
     "BatchCodeUse",
     "Code",
     "CodeBatch",
+    "ConsentEvent",
     "Consumer",
+    "FittedModel",
     "IdempotencyRecord",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
+    "MemberScore",
+    "Membership",
     "Merchant",
     "Offer",
     "OfferClaim",
+    "PaymentIntent",
+    "ProcessedWebhookEvent",
+    "ProviderOperation",
     "Redemption",
     "RedemptionAttempt",
+    "SandboxEvent",
+    "SandboxRecord",
+    "SettlementBatch",
+    "SettlementLine",
     "Staff",
     "Store",
+    "StoredValueProgram",
     "Terminal",
+    "Visit",
 ]

@@ -11,7 +11,7 @@ import re
 import httpx
 import pytest
 
-from factories import PLATFORM, Tenant, bearer, make_offer, make_tenant
+from factories import PLATFORM, Tenant, bearer, make_member, make_offer, make_tenant
 from o2oloop.codes import service as codes
 from o2oloop.db import Database
 
@@ -31,6 +31,7 @@ VALID_BODIES: dict[str, dict[str, object]] = {
         "amount_off": 100,
     },
     "OfferUpdate": {"title": "Intruder"},
+    "MemberConsentUpdate": {"marketing_consent": True},
     "BatchCreate": {"count": 10},
 }
 
@@ -49,6 +50,7 @@ def _path_values(db: Database, victim: Tenant) -> dict[str, str]:
         "terminal_id": victim.terminal_id,
         "offer_id": offer_id,
         "batch_id": batch.id,
+        "member_id": make_member(db, victim),
     }
 
 

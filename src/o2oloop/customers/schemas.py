@@ -1,10 +1,16 @@
-"""Consumer shapes."""
+"""Consumer, membership, consent and personal-data shapes."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from o2oloop.analytics.schemas import MemberScoreRead
+from o2oloop.customers.models import MemberSource
+from o2oloop.validation import Id
+from o2oloop.visits.schemas import VisitRead
 
 
 class ConsumerCreate(BaseModel):
@@ -22,3 +28,70 @@ class ConsumerRead(BaseModel):
 class ConsumerCreated(BaseModel):
     consumer: ConsumerRead
     token: str = Field(description="The consumer's API key, shown this once")
+
+
+class ConsentUpdate(BaseModel):
+    """A consumer gives (true) or withdraws (false) marketing consent for one merchant."""
+
+    merchant_id: Id
+    marketing_consent: bool
+
+
+class ConsentRead(BaseModel):
+    merchant_id: str
+    merchant_name: str
+    member_id: str
+    source: MemberSource
+    marketing_consent: bool
+    consent_given_at: datetime | None
+    consent_withdrawn_at: datetime | None
+    consent_recorded_by: str | None
+
+
+class MemberConsentUpdate(BaseModel):
+    """The consent a member gave or withdrew at the counter, as staff record it."""
+
+    marketing_consent: bool
+
+
+class MemberRead(BaseModel):
+    id: str
+    merchant_id: str
+    source: MemberSource
+    member_card: str | None
+    marketing_consent: bool
+    consent_given_at: datetime | None
+    consent_withdrawn_at: datetime | None
+    consent_recorded_by: str | None
+    phone: str | None = Field(description="Only while the member consents to marketing")
+    first_visit_at: datetime | None
+    last_visit_at: datetime | None
+    visit_count: int
+    total_spent: int
+    created_at: datetime
+
+
+class MemberDetail(BaseModel):
+    member: MemberRead
+    visits: list[VisitRead] = Field(description="The latest visits, newest first")
+    score: MemberScoreRead | None = Field(description="Analytics as of the last analyze run")
+
+
+class ConsumerExport(BaseModel):
+    """Everything the platform holds about the consumer."""
+
+    exported_at: datetime
+    consumer: dict[str, Any]
+    memberships: list[dict[str, Any]]
+    consent_events: list[dict[str, Any]]
+    visits: list[dict[str, Any]]
+    scores: list[dict[str, Any]]
+    api_keys: list[dict[str, Any]]
+    other: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErasureReceipt(BaseModel):
+    consumer_id: str
+    erased_at: datetime
+    memberships_deleted: int
+    visits_anonymised: int

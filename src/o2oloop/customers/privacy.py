@@ -1,0 +1,179 @@
+"""A consumer's rights over their data: export everything, erase everything personal.
+
+Erasure deletes the personal data (phone hash and number, name, memberships, consent log,
+scores) and keeps the visits as anonymous facts (no consumer, no member), so merchants'
+revenue and store-load aggregates stay true. Other domains that hold personal data add
+themselves to EXPORTERS and ERASERS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from o2oloop import clock
+from o2oloop.auth import service as keys
+from o2oloop.auth.models import ApiKey
+from o2oloop.auth.principal import Principal
+from o2oloop.customers.models import ConsentEvent, Membership
+from o2oloop.customers.service import get_self
+from o2oloop.merchants.models import Merchant, Store
+
+# name -> function(session, consumer_id) returning JSON-able data for the export.
+EXPORTERS: dict[str, Callable[[Session, str], Any]] = {}
+# name -> function(session, consumer_id) deleting or anonymising that domain's data.
+ERASERS: dict[str, Callable[[Session, str], None]] = {}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def export_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
+    from o2oloop.analytics.models import MemberScore
+    from o2oloop.visits.models import Visit
+
+    consumer = get_self(session, principal=principal)
+    cid = consumer.id
+    merchants = {
+        merchant_id: name
+        for merchant_id, name in session.execute(
+            select(Merchant.id, Merchant.name)
+            .join(Membership, Membership.merchant_id == Merchant.id)
+            .where(Membership.consumer_id == cid)
+        ).tuples()
+    }
+    memberships = [
+        {
+            "member_id": m.id,
+            "merchant_id": m.merchant_id,
+            "merchant_name": merchants.get(m.merchant_id, ""),
+            "source": m.source.value,
+            "member_card": m.member_card,
+            "marketing_consent": m.marketing_consent,
+            "consent_given_at": _iso(m.consent_given_at),
+            "consent_withdrawn_at": _iso(m.consent_withdrawn_at),
+            "first_visit_at": _iso(m.first_visit_at),
+            "last_visit_at": _iso(m.last_visit_at),
+            "visit_count": m.visit_count,
+            "total_spent": m.total_spent,
+            "created_at": _iso(m.created_at),
+        }
+        for m in session.scalars(
+            select(Membership).where(Membership.consumer_id == cid).order_by(Membership.id)
+        )
+    ]
+    events = [
+        {
+            "merchant_id": e.merchant_id,
+            "marketing_consent": e.marketing_consent,
+            "recorded_by": e.recorded_by.split(":", 1)[0],
+            "occurred_at": _iso(e.occurred_at),
+        }
+        for e in session.scalars(
+            select(ConsentEvent).where(ConsentEvent.consumer_id == cid).order_by(ConsentEvent.id)
+        )
+    ]
+    visits = [
+        {
+            "visit_id": v.id,
+            "merchant_id": v.merchant_id,
+            "store_id": v.store_id,
+            "store_name": store_name,
+            "amount": v.amount,
+            "currency": v.currency,
+            "occurred_at": _iso(v.occurred_at),
+            "source": v.source.value,
+            "code": v.code,
+            "items": v.items,
+        }
+        for v, store_name in session.execute(
+            select(Visit, Store.name)
+            .join(Store, Store.id == Visit.store_id)
+            .where(Visit.consumer_id == cid)
+            .order_by(Visit.occurred_at, Visit.id)
+        ).tuples()
+    ]
+    scores = [
+        {
+            "merchant_id": s.merchant_id,
+            "as_of": _iso(s.as_of),
+            "segment": s.segment.value,
+            "rfm": s.rfm,
+            "p_alive": s.p_alive,
+            "expected_visits_30d": s.expected_visits_30d,
+            "expected_next_visit_at": _iso(s.expected_next_visit_at),
+            "clv": s.clv,
+            "spending_level": s.spending_level.value,
+            "home_cell": s.home_cell,
+        }
+        for s in session.scalars(select(MemberScore).where(MemberScore.consumer_id == cid))
+    ]
+    api_keys = [
+        {
+            "key_id": k.id,
+            "role": k.role.value,
+            "created_at": _iso(k.created_at),
+            "last_used_at": _iso(k.last_used_at),
+            "revoked_at": _iso(k.revoked_at),
+        }
+        for k in session.scalars(select(ApiKey).where(ApiKey.consumer_id == cid))
+    ]
+    return {
+        "exported_at": clock.now(),
+        "consumer": {
+            "id": cid,
+            "display_name": consumer.display_name,
+            "created_at": _iso(consumer.created_at),
+            "phone": consumer.phone_e164,
+            "phone_known_as_keyed_hash": consumer.phone_hash is not None,
+        },
+        "memberships": memberships,
+        "consent_events": events,
+        "visits": visits,
+        "scores": scores,
+        "api_keys": api_keys,
+        "other": {name: fn(session, cid) for name, fn in EXPORTERS.items()},
+    }
+
+
+def erase_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
+    """Delete the consumer's personal data; their visits stay as anonymous facts."""
+    from o2oloop.analytics.models import MemberScore
+    from o2oloop.visits.models import Visit
+
+    consumer = get_self(session, principal=principal)
+    cid = consumer.id
+    for eraser in ERASERS.values():
+        eraser(session, cid)
+    anonymised = session.execute(
+        update(Visit)
+        .where(Visit.consumer_id == cid)
+        .values(consumer_id=None, member_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.execute(delete(MemberScore).where(MemberScore.consumer_id == cid))
+    session.execute(delete(ConsentEvent).where(ConsentEvent.consumer_id == cid))
+    deleted = session.execute(
+        delete(Membership)
+        .where(Membership.consumer_id == cid)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    now = clock.now()
+    consumer.display_name = ""
+    consumer.phone_hash = None
+    consumer.phone_e164 = None
+    consumer.erased_at = now
+    keys.revoke_keys_where(session, consumer_id=cid)
+    session.flush()
+    session.expire_all()
+    return {
+        "consumer_id": cid,
+        "erased_at": now,
+        "memberships_deleted": deleted,
+        "visits_anonymised": anonymised,
+    }

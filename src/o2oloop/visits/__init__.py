@@ -1,0 +1,1 @@
+"""Visits: every consumption a store records, the data coming back online."""
