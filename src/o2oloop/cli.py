@@ -170,6 +170,54 @@ def codes_issue(
 
 
 @app.command()
+def settle(
+    cutoff: Annotated[
+        str | None, typer.Option(help="ISO 8601 time with offset; everything payable up to it")
+    ] = None,
+    merchant: Annotated[str | None, typer.Option(help="Only this merchant (mer_…)")] = None,
+    statements: Annotated[
+        Path | None, typer.Option(help="Directory to write each batch's CSV statement to")
+    ] = None,
+) -> None:
+    """Settlement: per merchant, batch everything payable up to the cutoff and pay it out."""
+    from datetime import datetime
+
+    from rich.progress import Progress
+
+    from o2oloop import clock
+    from o2oloop.ledger import settlement
+
+    try:
+        at = datetime.fromisoformat(cutoff) if cutoff else clock.now()
+    except ValueError:
+        raise typer.BadParameter("use ISO 8601, e.g. 2026-06-01T00:00:00+08:00") from None
+    if at.tzinfo is None:
+        raise typer.BadParameter("the cutoff needs a UTC offset, e.g. …T00:00:00Z")
+    db = open_database(_settings())
+    with db.transaction() as session:
+        merchant_ids = [merchant] if merchant else settlement.merchants_to_settle(session)
+    paid = carried = 0
+    with Progress(console=console) as bar:
+        task = bar.add_task("settling", total=len(merchant_ids))
+        for merchant_id in merchant_ids:
+            with db.transaction() as session:
+                batch = settlement.settle_merchant(session, merchant_id=merchant_id, cutoff=at)
+                if batch is not None:
+                    paid += batch.payout_amount > 0
+                    carried += batch.payout_amount == 0
+                    if statements is not None:
+                        statements.mkdir(parents=True, exist_ok=True)
+                        (statements / f"{batch.id}.csv").write_text(
+                            settlement.statement_csv(session, batch)
+                        )
+            bar.advance(task)
+    console.print(
+        f"settled up to {at.isoformat()}: {paid} payouts requested, {carried} carried forward, "
+        f"{len(merchant_ids) - paid - carried} with nothing due"
+    )
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
