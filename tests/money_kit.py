@@ -49,3 +49,19 @@ def top_up(
             behaviour=behaviour,
         )
         return intent.id
+
+
+def make_settlement(db: Database, merchant_id: str) -> str:
+    """A real settlement batch of the merchant (a top-up bonus carried forward); its id."""
+    from factories import make_consumer
+    from o2oloop import clock
+    from o2oloop.ledger import settlement
+
+    consumer_id, _ = make_consumer(db)
+    give_program(db, merchant_id)
+    top_up(db, consumer_id=consumer_id, merchant_id=merchant_id, amount=50000)
+    deliver(db)
+    with db.transaction() as session:
+        batch = settlement.settle_merchant(session, merchant_id=merchant_id, cutoff=clock.now())
+        assert batch is not None
+        return batch.id

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from factories import PLATFORM, Tenant, bearer, make_member, make_offer, make_tenant
+from money_kit import make_settlement
 from o2oloop.codes import service as codes
 from o2oloop.db import Database
 
@@ -33,6 +34,8 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "OfferUpdate": {"title": "Intruder"},
     "MemberConsentUpdate": {"marketing_consent": True},
     "BatchCreate": {"count": 10},
+    "StoredValueProgramUpdate": {"tiers": [{"pay": 100, "bonus": 100_000}]},
+    "SettlementCreate": {"cutoff": "2026-01-01T00:00:00Z"},
 }
 
 
@@ -51,6 +54,7 @@ def _path_values(db: Database, victim: Tenant) -> dict[str, str]:
         "offer_id": offer_id,
         "batch_id": batch.id,
         "member_id": make_member(db, victim),
+        "settlement_id": make_settlement(db, victim.merchant_id),
     }
 
 

@@ -61,6 +61,8 @@ def set_program(
     active: bool,
 ) -> StoredValueProgram:
     require_merchant_admin(principal, merchant_id)
+    if session.get(Merchant, merchant_id) is None:
+        raise NotFound("no merchant with this id")
     if len({t["pay"] for t in tiers}) != len(tiers):
         raise InvalidInput("each tier needs its own `pay` amount")
     program = session.get(StoredValueProgram, merchant_id)
