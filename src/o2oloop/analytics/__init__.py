@@ -1,0 +1,1 @@
+"""Pure customer-analytics math: BG/NBD buying cycles, Gamma-Gamma spend, RFM scores."""
