@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from o2oloop import __version__
+from o2oloop.analytics.api import router as analytics_router
 from o2oloop.auth.api import router as keys_router
 from o2oloop.codes.api import router as codes_router
 from o2oloop.config import Settings
@@ -144,6 +145,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         payments_router,
         members_router,
         visits_router,
+        analytics_router,
     ):
         app.include_router(router)
 

@@ -272,3 +272,39 @@ def test_visit_list_filters_and_pages(
         headers=tenant.staff,
     )
     assert bad.status_code == 422
+
+
+def test_a_payment_completing_a_redemption_is_the_claimers_visit(
+    db: Database, http: httpx.Client
+) -> None:
+    from factories import bearer, make_consumer, make_offer
+
+    tenant, other = make_tenant(db), make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    consumer_id, consumer_key = make_consumer(db)
+    claimed = http.post(f"/v1/offers/{offer_id}/claim", headers=bearer(consumer_key)).json()
+    redeemed = http.post(
+        "/v1/terminal/redemptions",
+        json={"code": claimed["code"], "bill_amount": 8_800},
+        headers=tenant.terminal,
+    ).json()
+    redemption_id = redeemed["redemption"]["id"]
+    body = {"amount": 7_800, "code": claimed["code"], "redemption_id": redemption_id}
+    # Another merchant's terminal cannot claim the redemption.
+    assert http.post(PAY, json=body, headers=other.terminal).status_code == 422
+    paid = http.post(PAY, json=body, headers=tenant.terminal)
+    assert paid.status_code == 201, paid.text
+    visit = paid.json()["visit"]
+    assert visit["redemption_id"] == redemption_id
+    member = paid.json()["member"]
+    assert member is not None and member["new_member"] is True
+    detail = http.get(
+        f"/v1/merchants/{tenant.merchant_id}/members/{member['id']}", headers=tenant.admin
+    ).json()
+    assert detail["member"]["source"] == "claim"
+    # The consumer sees the visit in their own export.
+    export = http.get("/v1/consumers/me/export", headers=bearer(consumer_key)).json()
+    assert [v["visit_id"] for v in export["visits"]] == [visit["id"]]
+    assert export["consumer"]["id"] == consumer_id
+    # One visit per redemption.
+    assert http.post(PAY, json=body, headers=tenant.terminal).status_code == 409

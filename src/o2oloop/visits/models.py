@@ -40,7 +40,8 @@ class Visit(Base):
     source: Mapped[VisitSource] = mapped_column(str_enum(VisitSource, 12))
     # The code the cashier scanned, as typed; linked to its redemption once codes land.
     code: Mapped[str | None] = mapped_column(String(64))
-    redemption_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # At most one visit per redemption.
+    redemption_id: Mapped[str | None] = mapped_column(String(32), index=True, unique=True)
     # [{"name": "Latte", "quantity": 2, "amount": 3600}]: line totals in minor units.
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -41,6 +41,11 @@ class PaymentCreate(BaseModel):
     code: Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")] | None = Field(
         default=None, description="The code redeemed with this payment, as scanned or typed"
     )
+    redemption_id: Annotated[str, Field(min_length=1, max_length=40)] | None = Field(
+        default=None,
+        description="The redemption this payment completes (from the redeem response); "
+        "links the visit to it and, without a phone, to the consumer who claimed the code",
+    )
     items: Annotated[list[PaymentItem], Field(max_length=200)] = []
     marketing_consent: bool | None = Field(
         default=None,

@@ -85,6 +85,7 @@ def record_payment(
         raise InvalidInput(
             "marketing_consent needs the customer's phone or member card", field="marketing_consent"
         )
+    redemption = _redemption(session, merchant, data.redemption_id)
     membership, e164, created = customers.identify_member(
         session,
         merchant=merchant,
@@ -93,6 +94,14 @@ def record_payment(
         secret_key=secret_key,
         source=MemberSource.POS,
     )
+    if membership is None and redemption is not None and redemption.consumer_id is not None:
+        # The code was claimed online by a known consumer: the visit is theirs.
+        membership, created = customers.enroll(
+            session,
+            merchant_id=merchant.id,
+            consumer_id=redemption.consumer_id,
+            source=MemberSource.CLAIM,
+        )
     if membership is not None and data.marketing_consent is not None:
         customers.set_consent(
             session,
@@ -112,11 +121,33 @@ def record_payment(
         occurred_at=occurred_at,
         source=VisitSource.POS,
         code=data.code,
+        redemption_id=redemption.id if redemption is not None else None,
         items=[item.model_dump() for item in data.items],
     )
     if membership is not None:
         session.refresh(membership)
     return PaymentOutcome(visit=visit, membership=membership, new_member=created)
+
+
+def _redemption(session: Session, merchant: Merchant, redemption_id: str | None) -> Any:
+    """The merchant's live redemption with this id, not yet linked to a visit."""
+    if redemption_id is None:
+        return None
+    from o2oloop.codes.models import Redemption, RedemptionState
+
+    redemption = session.get(Redemption, redemption_id)
+    if (
+        redemption is None
+        or redemption.merchant_id != merchant.id
+        or redemption.state is not RedemptionState.REDEEMED
+    ):
+        raise InvalidInput(
+            "redemption_id is not a current redemption of this merchant", field="redemption_id"
+        )
+    linked = session.scalar(select(Visit.id).where(Visit.redemption_id == redemption.id))
+    if linked is not None:
+        raise Conflict("this redemption is already linked to a visit", visit_id=linked)
+    return redemption
 
 
 def add_visit(

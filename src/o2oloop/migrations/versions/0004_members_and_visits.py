@@ -240,9 +240,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_visits_merchant_occurred", ["merchant_id", "occurred_at"], unique=False
         )
-        batch_op.create_index(
-            batch_op.f("ix_visits_redemption_id"), ["redemption_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_visits_redemption_id"), ["redemption_id"], unique=True)
         batch_op.create_index("ix_visits_store_occurred", ["store_id", "occurred_at"], unique=False)
 
     # Plain ALTERs (no table rebuild), so existing consumers and their keys stay untouched.
