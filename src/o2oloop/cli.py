@@ -256,6 +256,70 @@ def analyze(
 
 
 @app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Same seed, same city")] = 7,
+    consumers: Annotated[int, typer.Option(help="Consumers in the city")] = 20_000,
+    merchants: Annotated[int, typer.Option(help="Merchants (two stores each)")] = 50,
+    days: Annotated[int, typer.Option(help="Days of the loop to simulate, ending now")] = 180,
+) -> None:
+    """Build the demo city and run the loop for months through the real services."""
+    settings = _settings()
+    if settings.env == "production":
+        raise typer.BadParameter("the demo city is for development databases only")
+    db = open_database(settings)
+    _load_demo(settings, db, seed=seed, consumers=consumers, merchants=merchants, days=days)
+    db.dispose()
+
+
+def _load_demo(
+    settings: Settings, db: Database, *, seed: int, consumers: int, merchants: int, days: int
+) -> None:
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from o2oloop.analytics import service as analytics
+    from o2oloop.sim.city import build_city
+
+    started = time.perf_counter()
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("simulating visits", total=None)
+
+        def advance(_what: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = build_city(
+            db,
+            secret_key=settings.secret_key,
+            seed=seed,
+            merchants_count=merchants,
+            consumers=consumers,
+            days=days,
+            progress=advance,
+        )
+        bar.update(task, description="learning every member")
+        with db.transaction() as session:
+            analytics.analyze(session)
+    _remember_keys(settings, report.keys)
+    console.print(
+        f"demo city (seed {seed}): {report.merchants} merchants, {report.stores} stores, "
+        f"{report.consumers:,} consumers, {report.visits:,} visits, {report.claims:,} coupons "
+        f"claimed, {report.redemptions:,} redeemed, in {time.perf_counter() - started:.0f} s"
+    )
+    _print_keys(report.keys, f"Demo keys (also in {_keys_file(settings)})")
+
+
+def _is_empty(db: Database) -> bool:
+    from sqlalchemy import select
+
+    from o2oloop.merchants.models import Merchant
+
+    with db.transaction() as session:
+        return session.scalar(select(Merchant.id).limit(1)) is None
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
@@ -277,12 +341,18 @@ def serve(
 def up(
     host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+    demo_consumers: Annotated[
+        int, typer.Option(help="Consumers of the demo city loaded into a new database (0: none)")
+    ] = 20_000,
 ) -> None:
     """Newcomer's start: migrate, load the demo when the database is new, print keys, serve."""
     settings = _settings()
     if settings.env == "production":
         raise typer.BadParameter("`up` is for development; use `o2oloop serve` in production")
     db = open_database(settings)
+    if demo_consumers and _is_empty(db):
+        console.print("a new database: loading the demo city so every page has real data")
+        _load_demo(settings, db, seed=7, consumers=demo_consumers, merchants=50, days=180)
     token = _first_admin_key(db)
     known = _remember_keys(settings, {"platform_admin": token} if token else {})
     db.dispose()
