@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from o2oloop import clock
@@ -61,6 +61,9 @@ def account_key(
     return f"{kind.value}:{merchant_id or ''}:{consumer_id or ''}:{currency}"
 
 
+_ACCOUNT_BY_KEY = select(LedgerAccount).where(LedgerAccount.key == bindparam("key"))
+
+
 def get_account(
     session: Session,
     kind: AccountKind,
@@ -76,7 +79,7 @@ def get_account(
     """
     Money.zero(currency)  # validates the currency
     key = account_key(kind, currency, merchant_id, consumer_id)
-    found = session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
+    found = session.scalar(_ACCOUNT_BY_KEY, {"key": key})
     if found is not None:
         return found
     values = {
@@ -114,6 +117,21 @@ def merchant_account(
     session: Session, kind: AccountKind, merchant_id: str, currency: str
 ) -> LedgerAccount:
     return get_account(session, kind, currency, merchant_id=merchant_id)
+
+
+def merchant_accounts(
+    session: Session, merchant_id: str, currency: str, *kinds: AccountKind
+) -> list[LedgerAccount]:
+    """Several accounts of one merchant in one query (created where missing)."""
+    keys = [account_key(kind, currency, merchant_id, None) for kind in kinds]
+    found = {
+        account.key: account
+        for account in session.scalars(select(LedgerAccount).where(LedgerAccount.key.in_(keys)))
+    }
+    return [
+        found.get(key) or merchant_account(session, kind, merchant_id, currency)
+        for key, kind in zip(keys, kinds, strict=True)
+    ]
 
 
 def stored_value_account(
@@ -173,18 +191,21 @@ def post(
 
     _apply_deltas(session, accounts, deltas)
     now = clock.now()
-    transaction = LedgerTransaction(
-        id=new_id("ltx"),
-        kind=kind,
-        reference=reference,
-        memo=memo,
-        reverses_id=reverses_id,
-        created_at=now,
-    )
+    values = {
+        "id": new_id("ltx"),
+        "kind": kind,
+        "reference": reference,
+        "memo": memo,
+        "reverses_id": reverses_id,
+        "created_at": now,
+    }
+    # Core INSERTs (no unit-of-work bookkeeping): postings are the ledger's hot path.
+    session.execute(_INSERT_TRANSACTION, values)
+    transaction = LedgerTransaction(**values)
+    make_transient_to_detached(transaction)
     session.add(transaction)
-    session.flush()
     session.execute(
-        insert(LedgerEntry),
+        _INSERT_ENTRIES,
         [
             {
                 "transaction_id": transaction.id,
@@ -199,33 +220,36 @@ def post(
     return transaction
 
 
+_ACCOUNTS = LedgerAccount.__table__
+# Built once: statements with bound parameters skip SQLAlchemy's per-call construction.
+_BUMP = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("account_id"))
+    .values(balance=_ACCOUNTS.c.balance + bindparam("delta"))
+    .returning(_ACCOUNTS.c.balance)
+)
+_BUMP_GUARDED = _BUMP.where(_ACCOUNTS.c.balance + bindparam("delta") >= 0)
+_INSERT_TRANSACTION = insert(LedgerTransaction.__table__)
+_INSERT_ENTRIES = insert(LedgerEntry.__table__)
+
+
 def _apply_deltas(
     session: Session, accounts: dict[str, LedgerAccount], deltas: dict[str, int]
 ) -> None:
     """Bump cached balances in id order; a guarded account refuses to go below zero."""
-    table = LedgerAccount.__table__
     applied: list[tuple[str, int]] = []
     for account_id in sorted(deltas):
         delta = deltas[account_id]
         if delta == 0:
             continue
         account = accounts[account_id]
-        statement = (
-            update(table)
-            .where(table.c.id == account_id)
-            .values(balance=table.c.balance + delta)
-            .returning(table.c.balance)
-        )
-        if delta < 0 and account.kind in NON_NEGATIVE:
-            statement = statement.where(table.c.balance + delta >= 0)
-        new_balance = session.execute(statement).scalar()
+        guarded = delta < 0 and account.kind in NON_NEGATIVE
+        new_balance = session.execute(
+            _BUMP_GUARDED if guarded else _BUMP, {"account_id": account_id, "delta": delta}
+        ).scalar()
         if new_balance is None:
             for undo_id, undo in applied:  # leave the transaction as we found it
-                session.execute(
-                    update(table)
-                    .where(table.c.id == undo_id)
-                    .values(balance=table.c.balance - undo)
-                )
+                session.execute(_BUMP, {"account_id": undo_id, "delta": -undo})
             raise InsufficientFunds(
                 f"the {account.kind.value.replace('_', ' ')} account does not hold "
                 f"{Money(-delta, account.currency)}",
@@ -319,9 +343,12 @@ def pay_merchant_from(
     if amount.amount <= 0:
         raise UnbalancedTransaction("amount must be positive")
     merchant_share, commission = split_commission(amount, commission_bps)
-    payable = merchant_account(session, AccountKind.MERCHANT_PAYABLE, merchant_id, amount.currency)
-    revenue = merchant_account(
-        session, AccountKind.PLATFORM_COMMISSION, merchant_id, amount.currency
+    payable, revenue = merchant_accounts(
+        session,
+        merchant_id,
+        amount.currency,
+        AccountKind.MERCHANT_PAYABLE,
+        AccountKind.PLATFORM_COMMISSION,
     )
     return post(
         session,
