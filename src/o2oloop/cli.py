@@ -169,6 +169,32 @@ def codes_issue(
     )
 
 
+payments_app = typer.Typer(help="The sandbox payment provider.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("deliver")
+def payments_deliver(
+    url: Annotated[
+        str | None,
+        typer.Option(help="POST events to this webhook URL instead of handling them in-process"),
+    ] = None,
+) -> None:
+    """Let the sandbox provider complete due charges, refunds and payouts and send webhooks."""
+    from o2oloop.payments import service as payments
+    from o2oloop.payments.provider import deliver_pending_events, http_sender, webhook_secret
+
+    settings = _settings()
+    db = open_database(settings)
+    secret = webhook_secret(settings.secret_key)
+    send = http_sender(url) if url else payments.local_sender(db, secret)
+    report = deliver_pending_events(db, send=send, secret=secret)
+    console.print(
+        f"{report.completed} completed by the provider, {report.delivered} events delivered, "
+        f"{report.failed} to retry"
+    )
+
+
 @app.command()
 def settle(
     cutoff: Annotated[
