@@ -427,6 +427,10 @@ def handle_event(
     session: Session, event: dict[str, Any], *, provider: str = "sandbox"
 ) -> WebhookOutcome:
     """Apply a verified event once; a replayed event id changes nothing."""
+    # Other domains register their purpose handlers when their modules load; the API app
+    # imports every domain, so a worker or CLI handling events sees the same handlers.
+    import o2oloop.api  # noqa: F401
+
     event_id, event_type = event["id"][:64], event["type"][:40]
     inserted = ledger.insert_or_ignore(
         session,
