@@ -34,7 +34,6 @@ from o2oloop.analytics.bgnbd import (
 from o2oloop.analytics.gammagamma import (
     GammaGammaParams,
     conditional_expected_spend,
-    customer_lifetime_value,
     fit_gammagamma,
 )
 from o2oloop.analytics.models import FittedModel, MemberScore, Segment, SpendingLevel
@@ -93,74 +92,63 @@ def _epoch(session: Session, expression: Any) -> Any:
     return cast(extract("epoch", expression), Float)
 
 
-def _day(session: Session, expression: Any) -> Any:
-    if session.get_bind().dialect.name == "sqlite":
-        return func.date(expression)
-    return func.date_trunc("day", func.timezone("UTC", expression))
+def _member_frame(
+    session: Session, *, merchant_id: str | None, as_of: datetime
+) -> tuple[pl.DataFrame, dict[str, str | None]]:
+    """One row per (merchant, member) — visits, first/last visit, spend, coupon visits — and
+    each member's home cell, from one aggregate scan of the visits.
 
-
-def _member_frame(session: Session, *, merchant_id: str | None, as_of: datetime) -> pl.DataFrame:
-    """One row per (merchant, member): visits, visit days, first/last visit, spend, coupons."""
+    The database groups by (member, store); Polars folds the stores into the member and picks
+    the store visited most (ties: lowest id) as home.
+    """
     coupon = case(((Visit.code.is_not(None)) | (Visit.redemption_id.is_not(None)), 1), else_=0)
     query = (
         select(
-            Visit.merchant_id,
+            func.min(Visit.merchant_id),
             Visit.member_id,
-            Visit.consumer_id,
+            func.min(Visit.consumer_id),
+            Visit.store_id,
             func.count().label("visits"),
-            func.count(func.distinct(_day(session, Visit.occurred_at))).label("visit_days"),
             _epoch(session, func.min(Visit.occurred_at)).label("first"),
             _epoch(session, func.max(Visit.occurred_at)).label("last"),
             func.sum(Visit.amount).label("spent"),
             func.sum(coupon).label("coupon_visits"),
         )
         .where(Visit.member_id.is_not(None), Visit.occurred_at <= as_of)
-        .group_by(Visit.merchant_id, Visit.member_id, Visit.consumer_id)
+        # A member belongs to one merchant and one consumer: grouping by (member, store) is
+        # enough, and far cheaper for SQLite's sorter than grouping by all four.
+        .group_by(Visit.member_id, Visit.store_id)
     )
     if merchant_id is not None:
         query = query.where(Visit.merchant_id == merchant_id)
-    rows = session.execute(query).all()
+    rows = session.execute(query).tuples().all()
     schema = {
         "merchant_id": pl.String,
         "member_id": pl.String,
         "consumer_id": pl.String,
+        "store_id": pl.String,
         "visits": pl.Int64,
-        "visit_days": pl.Int64,
         "first": pl.Float64,
         "last": pl.Float64,
         "spent": pl.Int64,
         "coupon_visits": pl.Int64,
     }
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-    data = {
-        name: [float(v) for v in col] if dtype == pl.Float64 else list(col)
-        for (name, dtype), col in zip(schema.items(), columns, strict=True)
-    }
-    return pl.DataFrame(data, schema=schema)
-
-
-def _home_cells(
-    session: Session, *, merchant_id: str | None, as_of: datetime
-) -> dict[str, str | None]:
-    """member id → H3 cell (res 7) of the store the member visited most (ties: lowest id)."""
-    query = (
-        select(Visit.member_id, Visit.store_id, func.count().label("n"))
-        .where(Visit.member_id.is_not(None), Visit.occurred_at <= as_of)
-        .group_by(Visit.member_id, Visit.store_id)
+    by_store = pl.DataFrame(rows, schema=schema, orient="row")
+    del rows
+    members = (
+        by_store.group_by("merchant_id", "member_id", "consumer_id")
+        .agg(
+            pl.col("visits").sum(),
+            pl.col("first").min(),
+            pl.col("last").max(),
+            pl.col("spent").sum(),
+            pl.col("coupon_visits").sum(),
+        )
+        .sort("merchant_id", "member_id")
     )
-    if merchant_id is not None:
-        query = query.where(Visit.merchant_id == merchant_id)
-    rows = session.execute(query).all()
-    if not rows:
-        return {}
-    member, store, count = zip(*rows, strict=True)
-    frame = pl.DataFrame(
-        {"member_id": list(member), "store_id": list(store), "n": list(count)},
-        schema={"member_id": pl.String, "store_id": pl.String, "n": pl.Int64},
-    )
-    top = frame.sort(["member_id", "n", "store_id"], descending=[False, True, False]).unique(
-        subset="member_id", keep="first", maintain_order=True
-    )
+    home = by_store.sort(
+        ["member_id", "visits", "store_id"], descending=[False, True, False]
+    ).unique(subset="member_id", keep="first")
     store_query = select(Store.id, Store.latitude, Store.longitude)
     if merchant_id is not None:
         store_query = store_query.where(Store.merchant_id == merchant_id)
@@ -168,7 +156,8 @@ def _home_cells(
         sid: h3.latlng_to_cell(lat, lng, HOME_RESOLUTION)
         for sid, lat, lng in session.execute(store_query).tuples()
     }
-    return {m: cells.get(s) for m, s in zip(top["member_id"], top["store_id"], strict=True)}
+    homes = {m: cells.get(s) for m, s in zip(home["member_id"], home["store_id"], strict=True)}
+    return members, homes
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,16 +176,15 @@ class _History:
 
 def _history(frame: pl.DataFrame, as_of_epoch: float) -> _History:
     visits = frame["visits"].to_numpy().astype(np.float64)
-    days = frame["visit_days"].to_numpy().astype(np.float64)
     first = frame["first"].to_numpy()
     last = np.minimum(frame["last"].to_numpy(), as_of_epoch)
-    x = np.maximum(days - 1.0, 0.0)
-    T = np.maximum((as_of_epoch - first) / DAY, 0.0)
-    t_x = np.where(x > 0, np.clip((last - first) / DAY, 1e-6, None), 0.0)
-    t_x = np.minimum(t_x, T)
-    # Visits on one day that straddle a clock tick can give t_x == T == 0 with x > 0.
-    x = np.where(t_x > 0, x, 0.0)
-    t_x = np.where(x > 0, t_x, 0.0)
+    # Every recorded visit counts; the first starts the member's clock (BG/NBD x = visits - 1).
+    # Ages are whole days, as BG/NBD is usually fed: identical histories then coincide, so fits
+    # and predictions run once per distinct (x, t_x, T) rather than once per member.
+    x = np.maximum(visits - 1.0, 0.0)
+    T = np.rint(np.maximum((as_of_epoch - first) / DAY, 0.0))
+    t_x = np.where(x > 0, np.clip(np.rint((last - first) / DAY), 1.0, None), 0.0)
+    T = np.maximum(T, t_x)
     return _History(
         x=x,
         t_x=t_x,
@@ -217,6 +205,17 @@ def _usable(params: BgNbdParams) -> bool:
     return params.converged and all(math.isfinite(v) and v > 0 for v in values)
 
 
+def _usable_gg(params: GammaGammaParams) -> bool:
+    """Finite, interior and with a finite mean spend (q > 1).
+
+    L-BFGS-B sometimes stops in its line search a hair from the optimum and reports no
+    convergence; interior parameters are still the fit, so they are kept.
+    """
+    values = (params.p, params.q, params.v)
+    interior = all(math.isfinite(v) and v > 0 and abs(math.log(v)) < 17.0 for v in values)
+    return interior and params.q > 1.0
+
+
 def _fit(h: _History) -> tuple[BgNbdParams | None, GammaGammaParams | None]:
     """Own models of a population, or None where it has too little history for one."""
     repeaters = int(np.count_nonzero(h.x))
@@ -232,7 +231,7 @@ def _fit(h: _History) -> tuple[BgNbdParams | None, GammaGammaParams | None]:
         gg: GammaGammaParams | None = fit_gammagamma(h.x, h.m)
     except (ValueError, FloatingPointError, ArithmeticError):
         gg = None
-    if gg is not None and not (gg.converged and gg.q > 1.0 and math.isfinite(gg.v)):
+    if gg is not None and not _usable_gg(gg):
         gg = None
     return bg, gg
 
@@ -283,26 +282,35 @@ def _finite(values: FloatArray, fallback: FloatArray | float) -> FloatArray:
     return np.where(np.isfinite(values), values, fallback)
 
 
+def _discounted_visits(
+    bg: BgNbdParams, x: FloatArray, t_x: FloatArray, T: FloatArray
+) -> FloatArray:
+    """Expected visits over the CLV horizon, each month's discounted to today.
+
+    Times the expected spend per visit this is the CLV of gammagamma.customer_lifetime_value
+    (visits valued at the end of their 30-day step), computed here once per distinct history.
+    """
+    steps = math.ceil(CLV_HORIZON_DAYS / 30.0)
+    ends = np.minimum(np.arange(1, steps + 1) * 30.0, CLV_HORIZON_DAYS)
+    cumulative = expected_purchases(bg, ends[:, None], x[None, :], t_x[None, :], T[None, :])
+    visits = np.diff(cumulative, axis=0, prepend=0.0)
+    discount = (1.0 + CLV_DISCOUNT_RATE) ** (-ends / 365.0)
+    return discount @ visits
+
+
 def score(h: _History, models: Models) -> dict[str, npt.NDArray[Any]]:
     """Every per-member figure from the history and the models (pure NumPy)."""
     bg, gg = models.bgnbd, models.gg
-    p_alive = probability_alive(bg, h.x, h.t_x, h.T)
-    expected_30 = expected_purchases(bg, 30.0, h.x, h.t_x, h.T)
-    cycle = expected_next_visit_days(bg, h.x, h.t_x, h.T)
+    # BG/NBD figures depend on (x, t_x, T) only: compute them once per distinct history.
+    histories = np.stack([h.x, h.t_x, h.T], axis=1)
+    distinct, back = np.unique(histories, axis=0, return_inverse=True)
+    back = back.reshape(-1)
+    ux, ut, uT = distinct[:, 0], distinct[:, 1], distinct[:, 2]
+    p_alive = probability_alive(bg, ux, ut, uT)[back]
+    expected_30 = expected_purchases(bg, 30.0, ux, ut, uT)[back]
+    cycle = expected_next_visit_days(bg, ux, ut, uT)[back]
     spend = _finite(conditional_expected_spend(gg, h.x, h.m), h.m)
-    clv = _finite(
-        customer_lifetime_value(
-            bg,
-            gg,
-            h.x,
-            h.t_x,
-            h.T,
-            h.m,
-            horizon_days=CLV_HORIZON_DAYS,
-            discount_rate_annual=CLV_DISCOUNT_RATE,
-        ),
-        0.0,
-    )
+    clv = _finite(spend * _discounted_visits(bg, ux, ut, uT)[back], 0.0)
     r, f, m = rfm_scores(h.since, h.visits, h.m)
     codes = seg.segment_codes(
         visits=h.visits,
@@ -328,58 +336,106 @@ def score(h: _History, models: Models) -> dict[str, npt.NDArray[Any]]:
     }
 
 
-def _rows(
+_SCORE_COLUMNS = (
+    "member_id", "merchant_id", "consumer_id", "as_of", "visits", "frequency", "recency_days",
+    "age_days", "days_since_last", "total_spent", "average_spend", "coupon_share", "r_score",
+    "f_score", "m_score", "rfm", "p_alive", "expected_visits_30d", "buying_cycle_days",
+    "expected_next_visit_at", "expected_average_spend", "clv", "segment", "spending_level",
+    "home_cell", "computed_at",
+)  # fmt: skip
+_TIMES = ("as_of", "expected_next_visit_at", "computed_at")
+# A predicted cycle beyond ten years is no prediction: stored as unknown.
+_MAX_CYCLE_DAYS = 3_650.0
+
+
+def _score_frame(
     frame: pl.DataFrame,
     h: _History,
     figures: dict[str, npt.NDArray[Any]],
     homes: dict[str, str | None],
     as_of: datetime,
     computed_at: datetime,
-) -> list[dict[str, Any]]:
-    next_epoch = h.last + figures["cycle"] * DAY
-    spent = frame["spent"].to_list()
-    rows = []
-    for i, (merchant_id, member_id, consumer_id) in enumerate(
-        zip(frame["merchant_id"], frame["member_id"], frame["consumer_id"], strict=True)
-    ):
-        cycle = float(figures["cycle"][i])
-        next_at = (
-            datetime.fromtimestamp(float(next_epoch[i]), UTC)
-            if math.isfinite(cycle) and cycle < 3_650
-            else None
+) -> pl.DataFrame:
+    """The member_scores rows of one merchant, column by column (no per-row Python)."""
+    cycle = figures["cycle"]
+    known = np.isfinite(cycle) & (cycle < _MAX_CYCLE_DAYS)
+    next_us = np.where(known, (h.last + np.where(known, cycle, 0.0) * DAY) * 1e6, 0.0)
+    r, f, m = (figures[k].astype(np.int64) for k in ("r", "f", "m"))
+    segment_names = np.array([s.value for s in seg.SEGMENT_ORDER])
+    spending_names = np.array([s.value for s in seg.SPENDING_ORDER])
+    out = pl.DataFrame(
+        {
+            "member_id": frame["member_id"],
+            "merchant_id": frame["merchant_id"],
+            "consumer_id": frame["consumer_id"],
+            "visits": h.visits.astype(np.int64),
+            "frequency": h.x.astype(np.int64),
+            "recency_days": h.t_x,
+            "age_days": h.T,
+            "days_since_last": h.since,
+            "total_spent": frame["spent"],
+            "average_spend": np.rint(h.m).astype(np.int64),
+            "coupon_share": h.coupon_share,
+            "r_score": r,
+            "f_score": f,
+            "m_score": m,
+            "p_alive": figures["p_alive"],
+            "expected_visits_30d": figures["expected_30"],
+            "buying_cycle_days": pl.Series(np.where(known, cycle, 0.0)),
+            "next_us": next_us.astype(np.int64),
+            "known": known,
+            "expected_average_spend": np.rint(figures["spend"]).astype(np.int64),
+            "clv": np.rint(figures["clv"]).astype(np.int64),
+            "segment": segment_names[figures["segment"]],
+            "spending_level": spending_names[figures["spending"]],
+        }
+    )
+    return out.with_columns(
+        pl.lit(as_of).alias("as_of"),
+        pl.lit(computed_at).alias("computed_at"),
+        pl.format("{}{}{}", "r_score", "f_score", "m_score").alias("rfm"),
+        pl.when("known").then(pl.col("buying_cycle_days")).alias("buying_cycle_days"),
+        pl.when("known")
+        .then(pl.from_epoch("next_us", time_unit="us").dt.replace_time_zone("UTC"))
+        .alias("expected_next_visit_at"),
+        pl.col("member_id")
+        .replace_strict(homes, default=None, return_dtype=pl.String)
+        .alias("home_cell"),
+    ).select(_SCORE_COLUMNS)
+
+
+def _write_scores(session: Session, scores: pl.DataFrame) -> None:
+    """Bulk-insert score rows through the driver: executemany on SQLite, COPY on PostgreSQL.
+
+    Times are written in the text form SQLAlchemy itself uses on each backend, so the ORM
+    reads them back as it would its own.
+    """
+    if scores.height == 0:
+        return
+    dialect = session.get_bind().dialect.name
+    pattern = "%Y-%m-%d %H:%M:%S%.6f" if dialect == "sqlite" else "%Y-%m-%d %H:%M:%S%.6f+00:00"
+    text = scores.with_columns(
+        pl.col(c).dt.convert_time_zone("UTC").dt.strftime(pattern) for c in _TIMES
+    )
+    raw = session.connection().connection.driver_connection
+    names = ", ".join(_SCORE_COLUMNS)
+    if dialect == "sqlite":
+        marks = ", ".join("?" for _ in _SCORE_COLUMNS)
+        raw.executemany(  # type: ignore[union-attr]
+            f"INSERT INTO member_scores ({names}) VALUES ({marks})", text.iter_rows()
         )
-        r, f, m = int(figures["r"][i]), int(figures["f"][i]), int(figures["m"][i])
-        rows.append(
-            {
-                "member_id": member_id,
-                "merchant_id": merchant_id,
-                "consumer_id": consumer_id,
-                "as_of": as_of,
-                "visits": int(h.visits[i]),
-                "frequency": int(h.x[i]),
-                "recency_days": float(h.t_x[i]),
-                "age_days": float(h.T[i]),
-                "days_since_last": float(h.since[i]),
-                "total_spent": int(spent[i]),
-                "average_spend": round(float(h.m[i])),
-                "coupon_share": float(h.coupon_share[i]),
-                "r_score": r,
-                "f_score": f,
-                "m_score": m,
-                "rfm": f"{r}{f}{m}",
-                "p_alive": float(figures["p_alive"][i]),
-                "expected_visits_30d": float(figures["expected_30"][i]),
-                "buying_cycle_days": cycle if math.isfinite(cycle) else None,
-                "expected_next_visit_at": next_at,
-                "expected_average_spend": round(float(figures["spend"][i])),
-                "clv": round(float(figures["clv"][i])),
-                "segment": seg.SEGMENT_ORDER[int(figures["segment"][i])],
-                "spending_level": seg.SPENDING_ORDER[int(figures["spending"][i])],
-                "home_cell": homes.get(member_id),
-                "computed_at": computed_at,
-            }
-        )
-    return rows
+        return
+    if dialect == "postgresql":
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(  # type: ignore[union-attr]
+                f"COPY member_scores ({names}) FROM STDIN WITH (FORMAT csv)"
+            ) as copy,
+        ):
+            for start in range(0, text.height, 100_000):
+                copy.write(text.slice(start, 100_000).write_csv(include_header=False))
+        return
+    session.execute(insert(MemberScore), text.to_dicts())  # pragma: no cover - other backends
 
 
 def _save_model(session: Session, merchant_id: str | None, models: Models, as_of: datetime) -> None:
@@ -425,9 +481,9 @@ def analyze(
     as_of = as_of or clock.now()
     if as_of.tzinfo is None:
         raise InvalidInput("as_of needs a timezone")
+    as_of = as_of.astimezone(UTC)
     as_of_epoch = as_of.timestamp()
-    frame = _member_frame(session, merchant_id=merchant_id, as_of=as_of)
-    homes = _home_cells(session, merchant_id=merchant_id, as_of=as_of)
+    frame, homes = _member_frame(session, merchant_id=merchant_id, as_of=as_of)
 
     platform: Models | None = None
     if merchant_id is None:
@@ -438,7 +494,7 @@ def analyze(
     if merchant_id is not None and not parts:
         parts = {(merchant_id,): frame}
     total, members, fallbacks = len(parts), 0, 0
-    computed_at = clock.now()
+    computed_at = clock.now().astimezone(UTC)
     for done, (key, part) in enumerate(parts.items(), start=1):
         mid = str(key[0])
         session.execute(delete(MemberScore).where(MemberScore.merchant_id == mid))
@@ -448,7 +504,9 @@ def analyze(
             if bg is None or gg is None:
                 if platform is None:
                     platform = _stored_platform_models(session) or _platform_models(
-                        _history(_member_frame(session, merchant_id=None, as_of=as_of), as_of_epoch)
+                        _history(
+                            _member_frame(session, merchant_id=None, as_of=as_of)[0], as_of_epoch
+                        )
                     )
                 fallbacks += 1
             models = Models(
@@ -458,9 +516,8 @@ def analyze(
                 customers=part.height,
             )
             figures = score(h, models)
-            rows = _rows(part, h, figures, homes, as_of, computed_at)
-            for start in range(0, len(rows), 10_000):
-                session.execute(insert(MemberScore), rows[start : start + 10_000])
+            session.flush()
+            _write_scores(session, _score_frame(part, h, figures, homes, as_of, computed_at))
             _save_model(session, mid, models, as_of)
             members += part.height
         if progress is not None:
