@@ -14,8 +14,10 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from o2oloop import __version__
+from o2oloop.analytics.api import platform_router as platform_analytics_router
 from o2oloop.analytics.api import router as analytics_router
 from o2oloop.auth.api import router as keys_router
+from o2oloop.codes import vouchers
 from o2oloop.codes.api import router as codes_router
 from o2oloop.config import Settings
 from o2oloop.customers.api import members_router
@@ -129,6 +131,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     )
     app.state.db = db
     app.state.settings = settings
+    vouchers.configure(settings.secret_key)
     install_error_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,
@@ -146,6 +149,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         members_router,
         visits_router,
         analytics_router,
+        platform_analytics_router,
     ):
         app.include_router(router)
 

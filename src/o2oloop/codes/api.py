@@ -14,13 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
 from o2oloop.auth.principal import Principal
-from o2oloop.codes import qr, schemas, service
+from o2oloop.codes import qr, schemas, service, vouchers
 from o2oloop.codes.models import Code, Redemption
 from o2oloop.db import Database
 from o2oloop.errors import InvalidInput
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
 from o2oloop.offers.models import Offer
 from o2oloop.pagination import Page
+from o2oloop.payments.schemas import PaymentIntentRead
 
 router = APIRouter(prefix="/v1", tags=["codes"], responses=problems(401, 403, 404, 409, 422, 429))
 
@@ -52,6 +53,27 @@ def claim(offer_id: str, request: Request, db: DB, caller: Caller) -> schemas.Cl
     keys = _keys(request)
     with db.transaction() as session:
         code = service.claim(session, principal=caller, offer_id=offer_id, keys=keys)
+        offer = session.get(Offer, code.offer_id)
+        assert offer is not None
+        return _claimed(code, offer, keys)
+
+
+@router.post("/offers/{offer_id}/buy", status_code=201, dependencies=IDEMPOTENT)
+def buy(offer_id: str, data: schemas.BuyCreate, db: DB, caller: Caller) -> PaymentIntentRead:
+    """Buy a prepaid voucher: the code appears in the wallet once the payment succeeds."""
+    with db.transaction() as session:
+        intent = vouchers.buy(
+            session, principal=caller, offer_id=offer_id, behaviour=data.sandbox_behaviour
+        )
+        return PaymentIntentRead.model_validate(intent)
+
+
+@router.post("/consumers/me/codes/{code_id}/refund", dependencies=IDEMPOTENT)
+def refund(code_id: str, request: Request, db: DB, caller: Caller) -> schemas.ClaimedCode:
+    """Refund an unused voucher; the money goes back through the payment provider."""
+    keys = _keys(request)
+    with db.transaction() as session:
+        code = vouchers.refund_own(session, principal=caller, code_id=code_id)
         offer = session.get(Offer, code.offer_id)
         assert offer is not None
         return _claimed(code, offer, keys)

@@ -37,8 +37,9 @@ class Code(Base):
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # What the consumer paid for a prepaid voucher (0 for a free claim).
+    # What the consumer paid for a prepaid voucher (0 for a free claim), and the payment.
     price_paid: Mapped[int] = mapped_column(Integer, default=0)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class CodeBatch(Base):
@@ -90,6 +91,8 @@ class Redemption(Base):
     bill_amount: Mapped[int | None] = mapped_column(Integer)
     discount_amount: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[RedemptionState] = mapped_column(str_enum(RedemptionState))
+    # The escrow release of a paid voucher; undo reverses exactly this posting.
+    ledger_transaction_id: Mapped[str | None] = mapped_column(String(32))
     redeemed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,12 @@ class ClaimedCode(BaseModel):
     claimed_at: datetime
     expires_at: datetime | None
     redeemed_at: datetime | None
+
+
+class BuyCreate(BaseModel):
+    sandbox_behaviour: Literal["succeed", "fail", "decline", "timeout"] | None = Field(
+        default=None, description="Sandbox provider only: how the charge should end"
+    )
 
 
 class BatchCreate(BaseModel):

@@ -31,7 +31,9 @@ from o2oloop.codes.models import (
 )
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, Forbidden, NotFound, ProblemError, RateLimited, RuleViolation
+from o2oloop.ledger import service as ledger
 from o2oloop.merchants.models import Merchant, Store, Terminal
+from o2oloop.money import Money
 from o2oloop.offers.models import DiscountKind, Offer, OfferKind, OfferState
 from o2oloop.offers.rules import (
     RedemptionContext,
@@ -112,7 +114,16 @@ def claim(session: Session, *, principal: Principal, offer_id: str, keys: Keys) 
     if offer is None or offer.state is not OfferState.PUBLISHED:
         raise NotFound("no published offer with this id")
     if offer.kind is not OfferKind.COUPON:
-        raise Conflict(f"a {offer.kind.value} is bought, not claimed")
+        raise Conflict(f"a {offer.kind.value} is bought, not claimed (POST /buy)")
+    reserve(session, offer=offer, consumer_id=consumer_id)
+    return new_code(session, offer=offer, consumer_id=consumer_id, keys=keys, price_paid=0)
+
+
+def reserve(session: Session, *, offer: Offer, consumer_id: str) -> None:
+    """Take one unit of stock and one of the consumer's limit, or refuse with every reason.
+
+    Both are conditional UPDATEs, so no interleaving of claims or purchases exceeds them.
+    """
     merchant = session.get(Merchant, offer.merchant_id)
     assert merchant is not None
     rules = rules_of(offer)
@@ -155,7 +166,6 @@ def claim(session: Session, *, principal: Principal, offer_id: str, keys: Keys) 
             [Violation("per_customer_limit", "you have claimed this offer as often as allowed")]
         )
     _take_stock(session, offer)
-    return _new_code(session, offer=offer, consumer_id=consumer_id, keys=keys, price_paid=0)
 
 
 def _take_stock(session: Session, offer: Offer) -> None:
@@ -170,7 +180,7 @@ def _take_stock(session: Session, offer: Offer) -> None:
         raise _violations([Violation("stock", "this offer is sold out")])
 
 
-def _new_code(
+def new_code(
     session: Session, *, offer: Offer, consumer_id: str | None, keys: Keys, price_paid: int
 ) -> Code:
     now = clock.now()
@@ -445,6 +455,8 @@ def redeem(
         if claimed is None:
             raise Refused(CodeRejected(), "batch code used by a concurrent attempt")
     session.add(redemption)
+    if found.code is not None and found.code.price_paid:
+        _release_from_escrow(session, offer=offer, code=found.code, redemption=redemption)
     session.execute(
         update(Offer)
         .where(Offer.id == offer.id)
@@ -456,6 +468,22 @@ def redeem(
     )
     session.flush()
     return redemption
+
+
+def _release_from_escrow(
+    session: Session, *, offer: Offer, code: Code, redemption: Redemption
+) -> None:
+    """A paid voucher used: its price leaves escrow for the merchant, less commission."""
+    merchant = session.get(Merchant, offer.merchant_id)
+    assert merchant is not None
+    posting = ledger.release_voucher_to_merchant(
+        session,
+        merchant_id=merchant.id,
+        price=Money(code.price_paid, offer.currency),
+        commission_bps=merchant.commission_bps,
+        reference=redemption.id,
+    )
+    redemption.ledger_transaction_id = posting.id
 
 
 def _discount(offer: Offer, bill_amount: int | None) -> int:
@@ -536,6 +564,8 @@ def undo(
     )
     if undone.rowcount != 1:
         raise Conflict("this redemption has already been undone")
+    if redemption.ledger_transaction_id is not None:
+        ledger.reverse(session, redemption.ledger_transaction_id, memo=f"undo {redemption.id}")
     if redemption.code_id is not None:
         session.execute(
             update(Code)
