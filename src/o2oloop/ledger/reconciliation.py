@@ -3,8 +3,10 @@
 An empty report means: every transaction balances in one currency; every cached balance
 equals the sum of its entries; no escrow or in-transit account is negative; money in transit
 equals the provider operations still pending; each merchant's payable equals what its last
-settlement carried forward plus its unsettled entries; and provider clearing matches, object
-by object, what the payment provider itself recorded. Other domains add their own checks
+settlement carried forward plus its unsettled entries; provider clearing matches, object by
+object, what the payment provider itself recorded; and each merchant's voucher escrow equals
+the prices of its unused paid codes (stored-value escrow *is* the balances, account by
+account). Other domains add their own checks
 (e.g. voucher escrow against unused paid codes) with `register_check`.
 """
 
@@ -207,6 +209,36 @@ def _provider(session: Session) -> list[Difference]:
     return out
 
 
+def _voucher_escrow(session: Session) -> list[Difference]:
+    """Each merchant's voucher escrow holds exactly the price of its unused paid codes."""
+    from o2oloop.codes.models import Code, CodeState
+
+    unused = dict(
+        session.execute(
+            select(Code.merchant_id, func.sum(Code.price_paid))
+            .where(Code.state == CodeState.ACTIVE, Code.price_paid > 0)
+            .group_by(Code.merchant_id)
+        ).all()
+    )
+    escrow = dict(
+        session.execute(
+            select(LedgerAccount.merchant_id, func.sum(LedgerAccount.balance))
+            .where(LedgerAccount.kind == AccountKind.VOUCHER_ESCROW)
+            .group_by(LedgerAccount.merchant_id)
+        ).all()
+    )
+    out = []
+    for merchant_id in sorted(set(unused) | set(escrow)):
+        expected, actual = int(unused.get(merchant_id) or 0), int(escrow.get(merchant_id) or 0)
+        if expected != actual:
+            out.append(
+                Difference(
+                    "voucher_escrow", merchant_id, expected, actual, "escrow ≠ unused paid codes"
+                )
+            )
+    return out
+
+
 CHECKS: tuple[Check, ...] = (
     _unbalanced,
     _cached_balances,
@@ -214,6 +246,7 @@ CHECKS: tuple[Check, ...] = (
     _in_transit,
     _settlement,
     _provider,
+    _voucher_escrow,
 )
 
 
