@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from o2oloop import __version__
+from o2oloop.analytics.api import platform_router as platform_analytics_router
 from o2oloop.analytics.api import router as analytics_router
 from o2oloop.auth.api import router as keys_router
 from o2oloop.codes import vouchers
@@ -148,6 +149,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         members_router,
         visits_router,
         analytics_router,
+        platform_analytics_router,
     ):
         app.include_router(router)
 

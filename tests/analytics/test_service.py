@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, insert, select
 
-from factories import PLATFORM, Tenant, bearer, make_tenant
+from factories import PLATFORM, Tenant, bearer, make_tenant, platform_admin_key
 from o2oloop import clock
 from o2oloop.analytics import segments as seg
 from o2oloop.analytics import service as analytics
@@ -250,6 +250,10 @@ def test_analytics_api_and_tenancy(db: Database, http: httpx.Client, frozen_cloc
     sizes = http.get(f"/v1/merchants/{a.merchant_id}/analytics/segments", headers=a.admin).json()
     assert sizes["total"] == 2
     assert {s["segment"]: s["members"] for s in sizes["segments"]}["new"] == 2
+    assert sizes["model"]["platform_fallback"] is True  # two members: too few to fit
+    assert http.get("/v1/analytics/segments", headers=a.admin).status_code == 403
+    platform = http.get("/v1/analytics/segments", headers=bearer(platform_admin_key(db))).json()
+    assert platform["merchant_id"] is None and platform["total"] == 2
     detail = http.get(
         f"/v1/merchants/{a.merchant_id}/members/{members['data'][0]['member_id']}",
         headers=a.admin,

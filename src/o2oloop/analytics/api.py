@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from o2oloop.analytics import schemas, service
-from o2oloop.analytics.models import Segment, SpendingLevel
+from o2oloop.analytics.models import FittedModel, Segment, SpendingLevel
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
 from o2oloop.pagination import Page
 
@@ -16,6 +17,10 @@ router = APIRouter(
     prefix="/v1/merchants/{merchant_id}",
     tags=["analytics"],
     responses=problems(401, 403, 404, 422),
+)
+
+platform_router = APIRouter(
+    prefix="/v1/analytics", tags=["analytics"], responses=problems(401, 403, 422)
 )
 
 Probability = Annotated[float | None, Query(ge=0, le=1)]
@@ -60,20 +65,39 @@ def list_scored_members(
         )
 
 
+def _sizes(
+    merchant_id: str | None,
+    as_of: datetime | None,
+    sizes: list[tuple[Segment, int, int, float]],
+    model: FittedModel | None,
+) -> schemas.SegmentSizes:
+    return schemas.SegmentSizes(
+        merchant_id=merchant_id,
+        as_of=as_of,
+        total=sum(n for _, n, _, _ in sizes),
+        segments=[
+            schemas.SegmentSize(segment=s, members=n, average_clv=clv, average_p_alive=p)
+            for s, n, clv, p in sizes
+        ],
+        model=schemas.FittedModelRead.model_validate(model) if model is not None else None,
+    )
+
+
 @router.get("/analytics/segments")
 def segment_sizes(merchant_id: str, db: DB, caller: Caller) -> schemas.SegmentSizes:
     """How many members each segment holds, with their average CLV and P(alive)."""
     with db.transaction() as session:
-        as_of, sizes = service.segment_sizes(session, principal=caller, merchant_id=merchant_id)
-        return schemas.SegmentSizes(
-            merchant_id=merchant_id,
-            as_of=as_of,
-            total=sum(n for _, n, _, _ in sizes),
-            segments=[
-                schemas.SegmentSize(segment=s, members=n, average_clv=clv, average_p_alive=p)
-                for s, n, clv, p in sizes
-            ],
+        return _sizes(
+            merchant_id,
+            *service.segment_sizes(session, principal=caller, merchant_id=merchant_id),
         )
+
+
+@platform_router.get("/segments")
+def platform_segment_sizes(db: DB, caller: Caller) -> schemas.SegmentSizes:
+    """Platform admins: segment sizes over every merchant's members, and the platform model."""
+    with db.transaction() as session:
+        return _sizes(None, *service.segment_sizes(session, principal=caller, merchant_id=None))
 
 
 @router.post("/analytics/run", dependencies=IDEMPOTENT)

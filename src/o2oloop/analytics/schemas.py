@@ -46,11 +46,32 @@ class SegmentSize(BaseModel):
     average_p_alive: float
 
 
+class FittedModelRead(BaseModel):
+    """The models behind the scores; `platform_fallback` when the merchant had too little
+    history of its own and the platform-wide fit was used."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    merchant_id: str | None
+    as_of: datetime
+    customers: int
+    platform_fallback: bool
+    bgnbd_r: float
+    bgnbd_alpha: float = Field(description="Days")
+    bgnbd_a: float
+    bgnbd_b: float
+    bgnbd_converged: bool
+    gg_p: float | None
+    gg_q: float | None
+    gg_v: float | None = Field(description="Minor units")
+
+
 class SegmentSizes(BaseModel):
-    merchant_id: str
+    merchant_id: str | None = Field(description="None for the whole platform")
     as_of: datetime | None
     total: int
     segments: list[SegmentSize]
+    model: FittedModelRead | None
 
 
 class LoadSlot(BaseModel):

@@ -39,7 +39,12 @@ from o2oloop.analytics.gammagamma import (
 from o2oloop.analytics.models import FittedModel, MemberScore, Segment, SpendingLevel
 from o2oloop.analytics.rfm import rfm_scores
 from o2oloop.analytics.schemas import MemberScoreRead
-from o2oloop.auth.principal import Principal, require_merchant_admin, require_merchant_staff
+from o2oloop.auth.principal import (
+    Principal,
+    require_merchant_admin,
+    require_merchant_staff,
+    require_platform,
+)
 from o2oloop.db import new_id
 from o2oloop.errors import InvalidInput, NotFound
 from o2oloop.merchants.hours import WEEKDAYS, capacity_at, is_open
@@ -586,10 +591,18 @@ def list_member_scores(
 
 
 def segment_sizes(
-    session: Session, *, principal: Principal, merchant_id: str
-) -> tuple[datetime | None, list[tuple[Segment, int, int, float]]]:
-    """(as_of, [(segment, members, average CLV, average P(alive))]) for every segment."""
-    require_merchant_staff(principal, merchant_id)
+    session: Session, *, principal: Principal, merchant_id: str | None
+) -> tuple[datetime | None, list[tuple[Segment, int, int, float]], FittedModel | None]:
+    """(as_of, [(segment, members, average CLV, average P(alive))], model) for every segment,
+    of one merchant or (platform admins, merchant_id None) of the whole platform."""
+    if merchant_id is None:
+        require_platform(principal)
+        scope: Any = True
+        model_scope: Any = FittedModel.merchant_id.is_(None)
+    else:
+        require_merchant_staff(principal, merchant_id)
+        scope = MemberScore.merchant_id == merchant_id
+        model_scope = FittedModel.merchant_id == merchant_id
     rows = session.execute(
         select(
             MemberScore.segment,
@@ -597,17 +610,18 @@ def segment_sizes(
             func.avg(MemberScore.clv),
             func.avg(MemberScore.p_alive),
         )
-        .where(MemberScore.merchant_id == merchant_id)
+        .where(scope)
         .group_by(MemberScore.segment)
     ).all()
-    as_of = session.scalar(
-        select(func.max(MemberScore.as_of)).where(MemberScore.merchant_id == merchant_id)
-    )
+    as_of = session.scalar(select(func.max(MemberScore.as_of)).where(scope))
     found = {
         segment: (int(n), round(float(clv or 0)), float(p or 0)) for segment, n, clv, p in rows
     }
     sizes = [(s, *found.get(s, (0, 0, 0.0))) for s in seg.SEGMENT_ORDER]
-    return as_of, sizes
+    model = session.scalar(
+        select(FittedModel).where(model_scope).order_by(FittedModel.as_of.desc()).limit(1)
+    )
+    return as_of, sizes, model
 
 
 # ---- store load ------------------------------------------------------------------------
