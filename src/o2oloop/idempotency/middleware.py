@@ -74,15 +74,11 @@ class IdempotencyMiddleware:
             return
 
         captured: dict[str, Any] = {"status": 500, "content_type": None, "body": bytearray()}
+        held: list[Message] = []
 
-        pending = [body]
-
-        async def replay_receive() -> Message:
-            if not pending:
-                return await receive()
-            return {"type": "http.request", "body": pending.pop(), "more_body": False}
-
-        async def capture_send(message: Message) -> None:
+        async def hold_send(message: Message) -> None:
+            # Held back until the record is stored: a retry arriving the moment the client
+            # sees this answer must find it replayable, not still running.
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 for name, value in message.get("headers", []):
@@ -90,10 +86,10 @@ class IdempotencyMiddleware:
                         captured["content_type"] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 captured["body"].extend(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
-            await self.app(scope, replay_receive, capture_send)
+            await self.app(scope, replay_receive, hold_send)
         except BaseException:
             await to_thread.run_sync(lambda: service.release(db, record_id=claimed))
             raise
@@ -111,6 +107,8 @@ class IdempotencyMiddleware:
                     body=bytes(captured["body"]),
                 )
             )
+        for message in held:
+            await send(message)
 
 
 async def _read_body(receive: Any) -> bytes:
