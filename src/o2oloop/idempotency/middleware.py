@@ -73,6 +73,13 @@ class IdempotencyMiddleware:
             await _send_replay(send, claimed)
             return
 
+        pending = [body]
+
+        async def replay_receive() -> Message:
+            if not pending:
+                return await receive()
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+
         captured: dict[str, Any] = {"status": 500, "content_type": None, "body": bytearray()}
         held: list[Message] = []
 
