@@ -1,0 +1,187 @@
+"""Shared helpers for the benchmark scripts: scratch databases and a minimal tenant.
+
+The scripts run as ``python benchmarks/<name>.py``, so this module is imported as
+``_support`` (the script's directory is on ``sys.path``). Nothing here imports ``tests/``:
+the setup goes through the service layer with a platform principal, like the test factories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import secrets
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from o2oloop import migrations
+from o2oloop.auth.models import Role
+from o2oloop.auth.principal import Principal
+from o2oloop.db import Database
+from o2oloop.merchants import schemas as merchant_schemas
+from o2oloop.merchants import service as merchants
+from o2oloop.merchants.models import Category
+from o2oloop.offers import schemas as offer_schemas
+from o2oloop.offers import service as offers
+
+PG_URL = os.environ.get(
+    "O2O_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PLATFORM = Principal(key_id="benchmarks", role=Role.PLATFORM_ADMIN)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def backends(choice: str) -> list[str]:
+    return list(BACKENDS) if choice == "both" else [choice]
+
+
+def postgres_unavailable() -> str | None:
+    """None when PostgreSQL answers, otherwise why not."""
+    try:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as error:  # any failure to connect means "not available"
+        return f"{type(error).__name__}: {error}"
+
+
+def fresh_postgres_database(name: str) -> str:
+    """Drop and create a scratch database next to the test database; returns its URL."""
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(name: str) -> None:
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def scratch_url(backend: str, tmpdir: Path, name: str) -> str:
+    """A fresh, empty database: a SQLite file under `tmpdir` or a new PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{(tmpdir / 'o2oloop.db').as_posix()}"
+    return fresh_postgres_database(name)
+
+
+def migrated(url: str, **kwargs: Any) -> Database:
+    db = Database.from_url(url, **kwargs)
+    migrations.upgrade(db)
+    return db
+
+
+def server_version(db: Database) -> str:
+    with db.engine.connect() as connection:
+        if db.dialect == "sqlite":
+            return "sqlite " + connection.execute(text("select sqlite_version()")).scalar_one()
+        return connection.execute(text("show server_version")).scalar_one()
+
+
+@dataclass
+class Tenant:
+    merchant_id: str
+    store_id: str
+    admin: Principal
+    terminals: list[tuple[str, str]] = field(default_factory=list)  # (terminal id, key)
+
+
+def make_tenant(db: Database, *, terminals: int = 0) -> Tenant:
+    """A merchant with one store and `terminals` terminals, through the service layer."""
+    with db.transaction() as session:
+        merchant, _owner, _token, admin_key = merchants.create_merchant(
+            session,
+            principal=PLATFORM,
+            data=merchant_schemas.MerchantCreate(
+                name="Benchmark Noodles",
+                category=Category.CATERING,
+                currency="CNY",
+                timezone="Asia/Shanghai",
+                commission_bps=500,
+            ),
+        )
+        admin = Principal(key_id=admin_key.id, role=Role.MERCHANT_ADMIN, merchant_id=merchant.id)
+        store = merchants.create_store(
+            session,
+            principal=admin,
+            merchant_id=merchant.id,
+            data=merchant_schemas.StoreCreate(
+                name="Xuhui", address="88 Tianyaoqiao Rd", latitude=31.19, longitude=121.43
+            ),
+        )
+        tenant = Tenant(merchant_id=merchant.id, store_id=store.id, admin=admin)
+        for n in range(terminals):
+            terminal, token, _ = merchants.create_terminal(
+                session,
+                principal=admin,
+                merchant_id=merchant.id,
+                store_id=store.id,
+                data=merchant_schemas.TerminalCreate(name=f"Counter {n + 1}"),
+            )
+            tenant.terminals.append((terminal.id, token))
+    return tenant
+
+
+def make_coupon(db: Database, tenant: Tenant, **overrides: object) -> str:
+    """A published amount-off coupon with no stock limit; returns its id."""
+    values: dict[str, object] = {
+        "kind": "coupon",
+        "title": "10 off dinner",
+        "discount_kind": "amount_off",
+        "amount_off": 1000,
+    }
+    values.update(overrides)
+    with db.transaction() as session:
+        offer = offers.create_offer(
+            session,
+            principal=tenant.admin,
+            merchant_id=tenant.merchant_id,
+            data=offer_schemas.OfferCreate.model_validate(values),
+        )
+        offers.transition(
+            session,
+            principal=tenant.admin,
+            merchant_id=tenant.merchant_id,
+            offer_id=offer.id,
+            action="publish",
+        )
+    return offer.id
+
+
+def secret_key() -> str:
+    return "bench-" + secrets.token_urlsafe(32)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def maxrss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def machine() -> dict[str, object]:
+    return {
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def emit(result: dict[str, object]) -> None:
+    print(json.dumps(result, indent=2), flush=True)

@@ -1,0 +1,608 @@
+"""Redemptions per second through the real HTTP server, on SQLite and PostgreSQL.
+
+Usage: ``python benchmarks/redemption_http.py [--db sqlite|postgresql|both] [--count 20000]
+[--clients 32] [--duration 20] [--load-processes 4]``
+
+Per database:
+
+1. **prepare**, through the service layer against the database the server will use:
+   one merchant, one store, one terminal (and key) per client, a published amount-off
+   coupon with no stock limit, a few thousand consumers (``customers.service.sign_up``) and
+   ``--count`` claimed codes spread over them. The codes are inserted in one transaction
+   exactly as ``codes.service.claim`` stores them (the row of ``_new_code``, the per-consumer
+   ``offer_claims`` count and the offer's ``issued_count``), in bulk instead of one claim
+   (six statements) at a time; their text is re-derived with
+   ``Keys.from_secret(secret).code_text(code_id)`` and one is checked with
+   ``service.locate`` before the server starts.
+2. **serve**: ``o2oloop serve --workers 2`` as a subprocess on a free loopback port, with
+   ``O2O_DATA_DIR`` (a temp dir; the SQLite file lives there) or ``O2O_DATABASE_URL`` (a
+   scratch PostgreSQL database), ``O2O_SECRET_KEY`` and a very large
+   ``O2O_TERMINAL_ATTEMPTS_PER_MINUTE``. Its log (uvicorn access log included, as deployed)
+   goes to a file.
+3. **load**: ``--clients`` clients, each with its own terminal key and its own slice of the
+   codes, ``POST /v1/terminal/redemptions {"code": ..., "bill_amount": 5000}`` back to back
+   over a keep-alive ``httpx.Client`` for ``--duration`` seconds (or until its codes run
+   out). The machine has 2 cores, shared with the server's 2 workers and the database, so
+   the clients run as threads spread over ``--load-processes`` separate processes: one
+   process would be capped by its own GIL, one process per client would spend the cores on
+   32 interpreters. The load generator's CPU time is reported, to see what it took away.
+4. **verify**: rows in ``redemptions`` (and redeemed ``codes``) equal the number of 201s.
+
+Prints one JSON object per database, then a summary object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import _support
+import httpx
+import numpy as np
+from sqlalchemy import func, insert, select
+
+from o2oloop import clock
+from o2oloop.codes import service
+from o2oloop.codes.models import Code, CodeState, OfferClaim, Redemption, RedemptionAttempt
+from o2oloop.customers import service as customers
+from o2oloop.db import Database, new_id
+from o2oloop.offers.models import Offer
+from o2oloop.offers.rules import code_expires_at
+from o2oloop.offers.service import rules_of
+
+SERVER_START_TIMEOUT = 60
+
+
+# ---- preparation -----------------------------------------------------------------------------
+
+
+def prepare(db: Database, *, secret: str, clients: int, count: int, consumers: int) -> dict:
+    t0 = time.perf_counter()
+    tenant = _support.make_tenant(db, terminals=clients)
+    offer_id = _support.make_coupon(db, tenant)
+    keys = service.Keys.from_secret(secret)
+    with db.transaction() as session:
+        consumer_ids = [customers.sign_up(session)[0].id for _ in range(consumers)]
+    with db.transaction() as session:
+        offer = session.get(Offer, offer_id)
+        assert offer is not None
+        now = clock.now()
+        expires: datetime | None = code_expires_at(rules_of(offer), now)
+        rows, claims = [], Counter[str]()
+        for n in range(count):
+            code_id = new_id("cod")
+            consumer_id = consumer_ids[n % consumers]
+            claims[consumer_id] += 1
+            rows.append(
+                {
+                    "id": code_id,
+                    "merchant_id": offer.merchant_id,
+                    "offer_id": offer.id,
+                    "consumer_id": consumer_id,
+                    "digest": keys.digest(keys.serial_for(code_id)),
+                    "state": CodeState.ACTIVE,
+                    "claimed_at": now,
+                    "expires_at": expires,
+                    "price_paid": 0,
+                }
+            )
+        session.execute(
+            insert(OfferClaim),
+            [{"offer_id": offer.id, "consumer_id": c, "claimed": k} for c, k in claims.items()],
+        )
+        session.execute(insert(Code), rows)
+        offer.issued_count += count
+    texts = [keys.code_text(row["id"]) for row in rows]
+    with db.transaction() as session:  # the server will find these codes: check one here
+        found = service.locate(session, merchant_id=tenant.merchant_id, text=texts[-1], keys=keys)
+        assert found.code is not None and found.code.id == rows[-1]["id"]
+    return {
+        "tenant": tenant,
+        "offer_id": offer_id,
+        "codes": texts,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+# ---- the server ------------------------------------------------------------------------------
+
+
+def start_server(env: dict[str, str], port: int, cwd: Path, log: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("o2oloop")
+    command = [str(exe), "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so we can stop it and its workers
+    )
+    handle.close()
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    ready = 0
+    while ready < 20:  # several answers in a row, so both workers are likely up
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            stop_server(process)
+            raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
+        try:
+            ok = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            ready = ready + 1 if ok else 0
+        except httpx.HTTPError:
+            ready = 0
+            time.sleep(0.1)
+    return process
+
+
+def _tree(pid: int) -> list[int]:
+    """The pid and its descendants, from /proc (Linux)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo.extend(int(child) for child in handle.read().split())
+            except FileNotFoundError:
+                pass
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, IndexError):
+            pass
+    return total / ticks
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, 15)  # the group we created for it: uvicorn and its workers
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait(timeout=5)
+
+
+# ---- optional profile of one worker with py-spy ----------------------------------------------
+
+
+def start_profile(pids: list[int], args: argparse.Namespace, tmpdir: Path) -> Any:
+    """`py-spy record` of one uvicorn worker during the load (if --py-spy and installed)."""
+    if not args.py_spy:
+        return None
+    exe = Path(sys.executable).with_name("py-spy")
+    workers = [pid for pid in pids if _is_worker(pid)]
+    if not exe.exists() or not workers:
+        return {"skipped": "py-spy not installed in the venv or no worker found"}
+    out = tmpdir / "profile.txt"
+    seconds = max(1, int(min(args.duration, 15)))
+    command = [str(exe), "record", "-p", str(workers[0]), "-d", str(seconds), "-r", "200"]
+    command += ["-f", "raw", "-o", str(out), "--nonblocking", "--full-filenames"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return {"process": process, "out": out, "pid": workers[0]}
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+    except FileNotFoundError:
+        return False
+    return b"spawn_main" in cmdline and b"resource_tracker" not in cmdline
+
+
+def finish_profile(spy: Any) -> dict[str, Any] | None:
+    """Collapsed stacks -> share of samples per function: self (leaf) and inclusive."""
+    if spy is None or "process" not in spy:
+        return spy
+    try:
+        _, err = spy["process"].communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy["process"].kill()
+        return {"skipped": "py-spy did not finish"}
+    if not spy["out"].exists():
+        return {"skipped": f"py-spy failed: {err.decode(errors='replace')[-300:]}"}
+    leaf: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in spy["out"].read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = [_frame(f) for f in stack.split(";")]
+        total += n
+        leaf[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+
+    def share(counter: Counter[str]) -> dict[str, float]:
+        return {k: round(100 * v / max(total, 1), 1) for k, v in counter.most_common(25)}
+
+    return {
+        "worker_pid": spy["pid"],
+        "samples": total,
+        "note": "one worker, all threads, idle samples excluded (py-spy default); % of samples",
+        "self_percent": share(leaf),
+        "inclusive_percent": share(inclusive),
+        "o2oloop_inclusive_percent": {
+            k: round(100 * v / max(total, 1), 1)
+            for k, v in [kv for kv in inclusive.most_common() if "o2oloop/" in kv[0]][:20]
+        },
+    }
+
+
+def _frame(raw: str) -> str:
+    """`function (path/to/module.py:123)` -> `function (package/module.py)`."""
+    name, _, where = raw.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = path.split("/")
+    if "/o2oloop/" in path and "site-packages/sqlalchemy" not in path:
+        short = "/".join(parts[parts.index("o2oloop") :][-3:])
+    elif "site-packages" in path:
+        short = "/".join(parts[-2:])
+    else:
+        short = parts[-1]
+    return f"{name} ({short})"
+
+
+# ---- what PostgreSQL backends wait on during the load ------------------------------------------
+
+
+class WaitSampler:
+    """Samples pg_stat_activity of the scratch database every 100 ms (PostgreSQL only)."""
+
+    def __init__(self, url: str, name: str) -> None:
+        import threading
+
+        self.url, self.name = url, name
+        self.counts: Counter[str] = Counter()
+        self.samples = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        conninfo = make_url(self.url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            while not self.stop.wait(0.1):
+                rows = connection.execute(
+                    "SELECT state, wait_event_type, wait_event, left(query, 40) "
+                    "FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (self.name,),
+                ).fetchall()
+                self.samples += 1
+                for state, kind, event, query in rows:
+                    if state == "active" and kind == "Lock":  # which statement waits
+                        self.counts[f"active: Lock/{event}: {' '.join(query.split())}"] += 1
+                    elif state == "active":
+                        self.counts[f"active: {kind or 'CPU'}/{event or '-'}"] += 1
+                    else:
+                        self.counts[str(state)] += 1
+
+    def __enter__(self) -> WaitSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def result(self) -> dict[str, Any]:
+        n = max(self.samples, 1)
+        return {
+            "samples": self.samples,
+            "note": "mean number of the database's backends in each state per sample",
+            "backends": {k: round(v / n, 2) for k, v in self.counts.most_common(12)},
+        }
+
+
+# ---- the load --------------------------------------------------------------------------------
+
+
+def _client(
+    base: str,
+    token: str,
+    codes: list[str],
+    bill: int,
+    start: Any,
+    duration: float,
+    out: dict[str, Any],
+) -> None:
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        client.get("/healthz")  # open the keep-alive connection before the clock starts
+        start.wait()
+        t_begin = time.perf_counter()
+        stop_at = t_begin + duration
+        for code in codes:
+            t0 = time.perf_counter()
+            if t0 >= stop_at:
+                break
+            try:
+                response = client.post(
+                    "/v1/terminal/redemptions", json={"code": code, "bill_amount": bill}
+                )
+                statuses[str(response.status_code)] += 1
+            except httpx.HTTPError as error:
+                statuses[f"exception:{type(error).__name__}"] += 1
+            latencies.append(time.perf_counter() - t0)
+        out.update(latencies=latencies, statuses=statuses, began=t_begin, ended=time.perf_counter())
+
+
+def load_process(
+    base: str,
+    jobs: list[tuple[str, list[str]]],
+    bill: int,
+    ready: Any,
+    go: Any,
+    duration: float,
+    results: Any,
+) -> None:
+    """A few clients as threads in one process; reports their figures through `results`."""
+    import threading
+
+    start = threading.Event()
+    outs: list[dict[str, Any]] = [{} for _ in jobs]
+    threads = [
+        threading.Thread(target=_client, args=(base, token, codes, bill, start, duration, out))
+        for (token, codes), out in zip(jobs, outs, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # let every thread open its connection
+    ready.release()
+    go.wait()
+    start.set()
+    for thread in threads:
+        thread.join()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results.put(
+        {
+            "latencies": [x for out in outs for x in out["latencies"]],
+            "statuses": dict(sum((out["statuses"] for out in outs), Counter())),
+            "began": min(out["began"] for out in outs),
+            "ended": max(out["ended"] for out in outs),
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        }
+    )
+
+
+def run_load(
+    base: str, tokens: list[str], codes: list[str], *, processes: int, duration: float, bill: int
+) -> dict[str, Any]:
+    clients = len(tokens)
+    slices = [codes[i::clients] for i in range(clients)]  # distinct codes for every client
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    groups = [list(range(p, clients, processes)) for p in range(processes)]
+    workers = [
+        ctx.Process(
+            target=load_process,
+            args=(
+                base,
+                [(tokens[i], slices[i]) for i in group],
+                bill,
+                ready,
+                go,
+                duration,
+                results,
+            ),
+        )
+        for group in groups
+        if group
+    ]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        if not ready.acquire(timeout=60):
+            raise RuntimeError("load processes did not get ready")
+    go.set()
+    parts = [results.get(timeout=duration + 120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    latencies = np.array([x for part in parts for x in part["latencies"]]) * 1000
+    statuses: Counter[str] = Counter()
+    for part in parts:
+        statuses.update(part["statuses"])
+    elapsed = max(p["ended"] for p in parts) - min(p["began"] for p in parts)
+    ok = statuses.get("201", 0)
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if len(latencies) else (0, 0, 0)
+    return {
+        "requests": len(latencies),
+        "seconds": round(elapsed, 2),
+        "redemptions_201": ok,
+        "redemptions_per_second": round(ok / elapsed, 1),
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+        "latency_ms": {
+            "p50": round(float(p50), 1),
+            "p95": round(float(p95), 1),
+            "p99": round(float(p99), 1),
+            "max": round(float(latencies.max()), 1) if len(latencies) else 0,
+            "mean": round(float(latencies.mean()), 1) if len(latencies) else 0,
+        },
+        "status_counts": dict(sorted(statuses.items())),
+        "errors_by_status": {k: v for k, v in sorted(statuses.items()) if k != "201"},
+        "load_generator_cpu_seconds": round(sum(p["cpu_seconds"] for p in parts), 1),
+    }
+
+
+# ---- driver ------------------------------------------------------------------------------
+
+
+def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    name = f"o2o_bench_http_{os.getpid()}"
+    secret = _support.secret_key()
+    with tempfile.TemporaryDirectory(prefix="o2o-http-") as tmp:
+        tmpdir = Path(tmp)
+        url = _support.scratch_url(backend, tmpdir, name)
+        process = None
+        try:
+            db = _support.migrated(url)
+            version = _support.server_version(db)
+            prepared = prepare(
+                db,
+                secret=secret,
+                clients=args.clients,
+                count=args.count,
+                consumers=args.consumers,
+            )
+            db.dispose()
+            env = {
+                **os.environ,
+                "O2O_ENV": "development",
+                "O2O_DATA_DIR": str(tmpdir),
+                "O2O_SECRET_KEY": secret,
+                "O2O_TERMINAL_ATTEMPTS_PER_MINUTE": "1000000000",
+            }
+            env.pop("O2O_DATABASE_URL", None)
+            if backend == "postgresql":
+                env["O2O_DATABASE_URL"] = url
+            port = _support.free_port()
+            log = tmpdir / "server.log"
+            t0 = time.perf_counter()
+            process = start_server(env, port, tmpdir, log)
+            started_s = time.perf_counter() - t0
+            server_pids = _tree(process.pid)
+            cpu_before = cpu_seconds(server_pids)
+            tenant = prepared["tenant"]
+            spy = start_profile(server_pids, args, tmpdir)
+            sampler = WaitSampler(url, name) if backend == "postgresql" else None
+            with sampler or contextlib.nullcontext():
+                load = run_load(
+                    f"http://127.0.0.1:{port}",
+                    [token for _, token in tenant.terminals],
+                    prepared["codes"],
+                    processes=args.load_processes,
+                    duration=args.duration,
+                    bill=5000,
+                )
+            server_cpu = cpu_seconds(server_pids) - cpu_before
+            profile = finish_profile(spy)
+            stop_server(process)
+            process = None
+            db = Database.from_url(url)
+            with db.transaction() as session:
+                redemptions = session.scalar(select(func.count()).select_from(Redemption))
+                redeemed_codes = session.scalar(
+                    select(func.count()).select_from(Code).where(Code.state == CodeState.REDEEMED)
+                )
+                accepted = session.scalar(
+                    select(func.count())
+                    .select_from(RedemptionAttempt)
+                    .where(RedemptionAttempt.accepted.is_(True))
+                )
+                offer = session.get(Offer, prepared["offer_id"])
+                assert offer is not None
+                redeemed_count = offer.redeemed_count
+            db.dispose()
+            log_tail = log.read_text(errors="replace").splitlines()
+            server_errors = [line for line in log_tail if "Traceback" in line or "ERROR" in line]
+            kept_log = None
+            if server_errors or load["errors_by_status"]:
+                kept_log = Path(tempfile.gettempdir()) / f"o2o-bench-{backend}-{os.getpid()}.log"
+                kept_log.write_bytes(log.read_bytes())
+            exceptions = Counter(
+                line.strip()[:300]
+                for line in log_tail
+                if line[:1] != " " and ("Error:" in line or "Exception:" in line)
+            )
+        finally:
+            if process is not None:
+                stop_server(process)
+            if backend == "postgresql":
+                _support.drop_postgres_database(name)
+    ok = load["redemptions_201"]
+    return {
+        "benchmark": "redemption_http",
+        "database": backend,
+        "server": version,
+        "workers": 2,
+        "clients": args.clients,
+        "load_processes": args.load_processes,
+        "duration_target_s": args.duration,
+        "codes_prepared": args.count,
+        "consumers": args.consumers,
+        "prepare_seconds": prepared["seconds"],
+        "server_start_seconds": round(started_s, 2),
+        **load,
+        "server_cpu_seconds": round(server_cpu, 1),
+        "verified": {
+            "redemption_rows": redemptions,
+            "codes_redeemed": redeemed_codes,
+            "accepted_attempts": accepted,
+            "offer_redeemed_count": redeemed_count,
+            "rows_equal_201s": redemptions == ok == redeemed_codes == accepted == redeemed_count,
+        },
+        "server_log_error_lines": len(server_errors),
+        "server_log_exceptions": dict(exceptions.most_common(5)),
+        "server_log_kept_at": str(kept_log) if kept_log else None,
+        "postgres_wait_events": sampler.result() if sampler else None,
+        "profile": profile,
+        **_support.machine(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--count", type=int, default=20_000, help="claimed codes to prepare")
+    parser.add_argument("--consumers", type=int, default=2_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--load-processes", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument(
+        "--py-spy", action="store_true", help="profile one worker with py-spy during the load"
+    )
+    args = parser.parse_args()
+    args.consumers = max(1, min(args.consumers, args.count))
+    summary: dict[str, Any] = {"benchmark": "redemption_http", "summary": True}
+    for backend in _support.backends(args.db):
+        if backend == "postgresql" and (why := _support.postgres_unavailable()):
+            summary[backend] = {"skipped": why}
+            continue
+        result = run(backend, args)
+        _support.emit(result)
+        summary[backend] = {
+            "redemptions_per_second": result["redemptions_per_second"],
+            "latency_ms": result["latency_ms"],
+            "errors_by_status": result["errors_by_status"],
+            "verified": result["verified"]["rows_equal_201s"],
+        }
+    _support.emit(summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
