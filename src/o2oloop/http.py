@@ -25,7 +25,7 @@ def current_principal(
 ) -> Principal:
     db: Database = request.app.state.db
     token = credentials.credentials if credentials else None
-    with db.transaction() as session:
+    with db.reading() as session:
         return keys.authenticate(session, token)
 
 

@@ -178,11 +178,11 @@ def _redeem(
             )
             offer = session.get(Offer, redemption.offer_id)
             assert offer is not None
-            return _result(redemption, offer)
     except service.Refused as refused:
         with db.transaction() as session:
             service.record_refusal(session, principal=caller, reason=refused.reason)
         raise refused.public from None
+    return _result(redemption, offer)
 
 
 def _result(redemption: Redemption, offer: Offer) -> schemas.RedemptionResult:

@@ -457,16 +457,16 @@ def redeem(
     session.add(redemption)
     if found.code is not None and found.code.price_paid:
         _release_from_escrow(session, offer=offer, code=found.code, redemption=redemption)
+    record_attempt(
+        session, terminal=terminal, accepted=True, reason="redeemed", redemption_id=redemption.id
+    )
+    # Last, so the offer's row (shared by every redemption of it) is locked only until commit.
     session.execute(
         update(Offer)
         .where(Offer.id == offer.id)
         .values(redeemed_count=Offer.redeemed_count + 1)
         .execution_options(synchronize_session=False)
     )
-    record_attempt(
-        session, terminal=terminal, accepted=True, reason="redeemed", redemption_id=redemption.id
-    )
-    session.flush()
     return redemption
 
 

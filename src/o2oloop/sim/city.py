@@ -44,10 +44,10 @@ PLATFORM = Principal(key_id="demo", role=Role.PLATFORM_ADMIN)
 # Gamma-Gamma (p, q, v) in fen. Analytics should find numbers close to these.
 _TRUTH = (
     # category             r    alpha  a    b    p    q    v
-    (Category.CATERING, 0.6, 30.0, 1.2, 2.0, 6.0, 4.0, 2400.0),
+    (Category.CATERING, 0.6, 30.0, 1.4, 2.0, 6.0, 4.0, 2400.0),
     (Category.LEISURE, 0.4, 45.0, 1.5, 2.0, 5.0, 4.0, 6000.0),
-    (Category.FITNESS, 0.9, 15.0, 0.9, 2.5, 8.0, 6.0, 3500.0),
-    (Category.EDUCATION, 0.7, 20.0, 0.8, 2.5, 9.0, 5.0, 12000.0),
+    (Category.FITNESS, 0.9, 15.0, 1.1, 2.5, 8.0, 6.0, 3500.0),
+    (Category.EDUCATION, 0.7, 20.0, 1.0, 2.5, 9.0, 5.0, 12000.0),
 )
 BEHAVIOUR: dict[Category, dict[str, float]] = {
     row[0]: dict(zip(("r", "alpha", "a", "b", "p", "q", "v"), row[1:], strict=True))
@@ -261,7 +261,8 @@ def _simulate_relationships(
     consumer_homes: np.ndarray,
     days: int,
 ) -> list[Relationship]:
-    """Each consumer picks 1–2 merchants near home and visits by BG/NBD and Gamma-Gamma."""
+    """Each consumer picks a merchant near home (a third of them two) and visits it by
+    BG/NBD and Gamma-Gamma."""
     store_points = np.array(
         [(s.latitude, s.longitude) for m in built for s in m.stores], dtype=float
     )
@@ -270,7 +271,7 @@ def _simulate_relationships(
     for consumer, home in enumerate(consumer_homes):
         distance = np.hypot(store_points[:, 0] - home[0], store_points[:, 1] - home[1])
         nearest = np.argsort(distance)[:8]
-        chosen_stores = rng.choice(nearest, size=int(rng.integers(1, 3)), replace=False)
+        chosen_stores = rng.choice(nearest, size=1 + int(rng.random() < 0.35), replace=False)
         seen_merchants: set[int] = set()
         for store_index in chosen_stores:
             merchant = int(store_owner[store_index])
