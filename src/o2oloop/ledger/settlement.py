@@ -244,6 +244,11 @@ def statement_lines(session: Session, batch: SettlementBatch) -> Iterator[Statem
         .where(
             commission_account.kind == AccountKind.PLATFORM_COMMISSION,
             commission_account.merchant_id == batch.merchant_id,
+            commission_entry.transaction_id.in_(
+                select(LedgerEntry.transaction_id)
+                .join(SettlementLine, SettlementLine.entry_id == LedgerEntry.id)
+                .where(SettlementLine.batch_id == batch.id)
+            ),
         )
         .group_by(commission_entry.transaction_id)
         .subquery()
