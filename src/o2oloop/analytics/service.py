@@ -19,7 +19,7 @@ import h3
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from sqlalchemy import Float, case, cast, delete, extract, func, insert, select
+from sqlalchemy import Float, case, cast, delete, extract, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -126,6 +126,10 @@ def _member_frame(
     )
     if merchant_id is not None:
         query = query.where(Visit.merchant_id == merchant_id)
+    if session.get_bind().dialect.name == "postgresql":
+        # Let the one big aggregate hash in memory instead of spilling to disk (this
+        # transaction only).
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
     rows = session.execute(query).tuples().all()
     schema = {
         "merchant_id": pl.String,
@@ -419,7 +423,7 @@ def _write_scores(session: Session, scores: pl.DataFrame) -> None:
         return
     dialect = session.get_bind().dialect.name
     pattern = "%Y-%m-%d %H:%M:%S%.6f" if dialect == "sqlite" else "%Y-%m-%d %H:%M:%S%.6f+00:00"
-    text = scores.with_columns(
+    rendered = scores.with_columns(
         pl.col(c).dt.convert_time_zone("UTC").dt.strftime(pattern) for c in _TIMES
     )
     raw = session.connection().connection.driver_connection
@@ -427,7 +431,7 @@ def _write_scores(session: Session, scores: pl.DataFrame) -> None:
     if dialect == "sqlite":
         marks = ", ".join("?" for _ in _SCORE_COLUMNS)
         raw.executemany(  # type: ignore[union-attr]
-            f"INSERT INTO member_scores ({names}) VALUES ({marks})", text.iter_rows()
+            f"INSERT INTO member_scores ({names}) VALUES ({marks})", rendered.iter_rows()
         )
         return
     if dialect == "postgresql":
@@ -437,10 +441,10 @@ def _write_scores(session: Session, scores: pl.DataFrame) -> None:
                 f"COPY member_scores ({names}) FROM STDIN WITH (FORMAT csv)"
             ) as copy,
         ):
-            for start in range(0, text.height, 100_000):
-                copy.write(text.slice(start, 100_000).write_csv(include_header=False))
+            for start in range(0, rendered.height, 100_000):
+                copy.write(rendered.slice(start, 100_000).write_csv(include_header=False))
         return
-    session.execute(insert(MemberScore), text.to_dicts())  # pragma: no cover - other backends
+    session.execute(insert(MemberScore), rendered.to_dicts())  # pragma: no cover - other backends
 
 
 def _save_model(session: Session, merchant_id: str | None, models: Models, as_of: datetime) -> None:
