@@ -195,6 +195,79 @@ def payments_deliver(
     )
 
 
+refunds_app = typer.Typer(help="Refunds of prepaid money.", no_args_is_help=True)
+app.add_typer(refunds_app, name="refunds")
+
+
+def _refund_expired(db: Database) -> int:
+    """Refund every unused paid voucher past its expiry, each in its own transaction."""
+    from o2oloop.codes import vouchers
+
+    refunded = 0
+    while True:
+        with db.transaction() as session:
+            due = vouchers.expired_unused(session)
+        if not due:
+            return refunded
+        for code_id in due:
+            with db.transaction() as session:
+                refunded += vouchers.refund_expired(session, code_id=code_id)
+        if len(due) < 500:
+            return refunded
+
+
+@refunds_app.command("run-expired")
+def refunds_run_expired() -> None:
+    """Refund unused vouchers that have expired: the consumer never loses prepaid money."""
+    settings = _settings()
+    db = open_database(settings)
+    from o2oloop.codes import vouchers
+
+    vouchers.configure(settings.secret_key)
+    console.print(f"{_refund_expired(db)} expired vouchers refunded")
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Run every job once and exit")] = False,
+    interval: Annotated[int, typer.Option(help="Seconds between rounds")] = 60,
+) -> None:
+    """Background jobs: provider webhooks, expiry refunds, idempotency clean-up, daily analysis."""
+    import time
+    from datetime import timedelta
+
+    from o2oloop import clock
+    from o2oloop.analytics import service as analytics
+    from o2oloop.codes import vouchers
+    from o2oloop.idempotency import service as idempotency
+    from o2oloop.payments import service as payments
+    from o2oloop.payments.provider import deliver_pending_events, webhook_secret
+
+    settings = _settings()
+    db = open_database(settings)
+    vouchers.configure(settings.secret_key)
+    secret = webhook_secret(settings.secret_key)
+    last_analysis = None
+    while True:
+        report = deliver_pending_events(db, send=payments.local_sender(db, secret), secret=secret)
+        refunded = _refund_expired(db)
+        purged = idempotency.purge_expired(db, ttl=timedelta(hours=settings.idempotency_ttl_hours))
+        today = clock.now().date()
+        analysed = ""
+        if last_analysis != today:
+            with db.transaction() as session:
+                summary = analytics.analyze(session)
+            last_analysis = today
+            analysed = f", {summary.members:,} members analysed"
+        console.print(
+            f"{report.delivered} webhooks delivered, {refunded} expired vouchers refunded, "
+            f"{purged} idempotency records purged{analysed}"
+        )
+        if once:
+            return
+        time.sleep(interval)
+
+
 @app.command()
 def settle(
     cutoff: Annotated[

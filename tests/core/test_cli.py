@@ -65,3 +65,14 @@ def test_codes_issue_writes_a_csv_of_verifiable_codes(cli_env) -> None:
     parsed = codec.parse(rows[1234]["qr_payload"], key)
     assert (parsed.kind, parsed.index) == ("batch", 1234)
     db.dispose()
+
+
+def test_worker_once_runs_every_job(cli_env) -> None:
+    assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+    result = CliRunner().invoke(app, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "webhooks delivered" in result.output
+    assert "members analysed" in result.output
+    refunds = CliRunner().invoke(app, ["refunds", "run-expired"])
+    assert refunds.exit_code == 0, refunds.output
+    assert "0 expired vouchers refunded" in refunds.output

@@ -167,7 +167,8 @@ def refund_expired(session: Session, *, code_id: str) -> bool:
     if code is None:
         raise NotFound("no such code")
     try:
-        refund(session, code=code, reason="expired")
+        with session.begin_nested():  # a refused refund leaves the code exactly as it was
+            refund(session, code=code, reason="expired")
     except Conflict:
         return False
     return True
