@@ -316,7 +316,12 @@ def score(h: _History, models: Models) -> dict[str, npt.NDArray[Any]]:
     back = back.reshape(-1)
     ux, ut, uT = distinct[:, 0], distinct[:, 1], distinct[:, 2]
     p_alive = probability_alive(bg, ux, ut, uT)[back]
-    expected_30 = expected_purchases(bg, 30.0, ux, ut, uT)[back]
+    # Where the closed form's hypergeometric term breaks down numerically (extreme fitted
+    # parameters), fall back to P(alive) times the posterior mean rate over the window.
+    rate = (bg.r + ux) / (bg.alpha + uT)
+    expected_30 = _finite(
+        expected_purchases(bg, 30.0, ux, ut, uT), probability_alive(bg, ux, ut, uT) * rate * 30.0
+    )[back]
     cycle = expected_next_visit_days(bg, ux, ut, uT)[back]
     spend = _finite(conditional_expected_spend(gg, h.x, h.m), h.m)
     clv = _finite(spend * _discounted_visits(bg, ux, ut, uT)[back], 0.0)
