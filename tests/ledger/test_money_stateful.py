@@ -1,4 +1,5 @@
-"""Random sequences of top-up / pay-succeed / pay-fail / spend / undo / settle / closure refund.
+"""Random sequences of top-up / pay-succeed / pay-fail / spend / undo / settle / closure refund,
+and (second machine) prepaid vouchers: buy / redeem / undo / refund / expire mixed in.
 
 After every step: every transaction balances, no escrow is negative, each stored-value
 balance is what a simple model says, money in equals money out plus balances, and the
@@ -9,15 +10,27 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hypothesis import HealthCheck, settings
+import pytest
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 
-from factories import PLATFORM, make_consumer, make_tenant
+from factories import (
+    PLATFORM,
+    Tenant,
+    consumer_principal,
+    make_consumer,
+    make_offer,
+    make_tenant,
+    terminal_principal,
+)
 from money_kit import deliver, give_program, top_up
 from o2oloop import clock
 from o2oloop.clock import FrozenClock
+from o2oloop.codes import service as codes
+from o2oloop.codes import vouchers
+from o2oloop.codes.models import Code, CodeState
 from o2oloop.db import Database
 from o2oloop.errors import ProblemError
 from o2oloop.ledger import reconciliation, settlement, stored_value
@@ -40,11 +53,10 @@ class Money(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         db = self.db
-        self.merchants = []
-        for bps in (500, 333):
-            tenant = make_tenant(db, commission_bps=bps)
-            give_program(db, tenant.merchant_id, TIERS)
-            self.merchants.append(tenant.merchant_id)
+        self.tenants = [make_tenant(db, commission_bps=bps) for bps in (500, 333)]
+        self.merchants = [tenant.merchant_id for tenant in self.tenants]
+        for merchant_id in self.merchants:
+            give_program(db, merchant_id, TIERS)
         self.consumers = [make_consumer(db)[0] for _ in range(3)]
         self.balances = {(c, m): 0 for c in self.consumers for m in self.merchants}
         # intent id → (consumer, merchant, value, behaviour, created_at)
@@ -189,6 +201,157 @@ def test_money_state_machine(db: Database, frozen_clock: FrozenClock) -> None:
         settings=settings(
             max_examples=25,
             stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+
+
+# ---- with prepaid vouchers (the codes domain) -------------------------------------------
+
+VOUCHER_SECRET = "stateful-" + "v" * 40
+PRICE = 8800
+
+
+class MoneyWithVouchers(Money):
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys = codes.Keys.from_secret(VOUCHER_SECRET)
+        self.offers = [
+            make_offer(
+                self.db,
+                tenant,
+                kind="voucher",
+                title="Set for two",
+                price=PRICE,
+                face_value=12800,
+                includes="two mains",
+                valid_days_after_claim=2,
+            )
+            for tenant in self.tenants
+        ]
+        self.redemptions: list[tuple[str, Tenant]] = []
+
+    def _active_codes(self) -> list[Code]:
+        return [
+            code for m in range(len(self.merchants)) for code in self._codes(m, CodeState.ACTIVE)
+        ]
+
+    def _codes(self, m: int, state: CodeState) -> list[Code]:
+        with self.db.transaction() as session:
+            return list(
+                session.scalars(
+                    select(Code)
+                    .where(
+                        Code.merchant_id == self.merchants[m],
+                        Code.state == state,
+                        Code.price_paid > 0,
+                    )
+                    .order_by(Code.id)
+                )
+            )
+
+    @rule(c=st.integers(0, 2), m=st.integers(0, 1), behaviour=BEHAVIOURS)
+    def buy_voucher(self, c: int, m: int, behaviour: str) -> None:
+        try:
+            with self.db.transaction() as session:
+                vouchers.buy(
+                    session,
+                    principal=consumer_principal(self.consumers[c]),
+                    offer_id=self.offers[m],
+                    behaviour=behaviour,
+                )
+        except ProblemError:
+            event("purchase refused")  # a rule of the offer refused: nothing was charged
+            return
+        self.provider_delivers()  # the charge succeeds or fails: a code, or nothing owed
+
+    @rule(data=st.data())
+    def redeem_voucher(self, data: st.DataObject) -> None:
+        active = self._active_codes()
+        if not active:
+            return
+        code = active[data.draw(st.integers(0, len(active) - 1))]
+        tenant = self.tenants[self.merchants.index(code.merchant_id)]
+        try:
+            with self.db.transaction() as session:
+                redemption = codes.redeem(
+                    session,
+                    principal=terminal_principal(tenant),
+                    code=self.keys.code_text(code.id),
+                    bill_amount=None,
+                    keys=self.keys,
+                    rate_per_minute=1_000_000,
+                )
+                self.redemptions.append((redemption.id, tenant))
+            event("voucher redeemed")
+        except (codes.Refused, ProblemError):
+            event("redemption refused")  # expired, outside the offer's hours: nothing moved
+
+    @rule(data=st.data())
+    def undo_redemption(self, data: st.DataObject) -> None:
+        if not self.redemptions:
+            return
+        redemption_id, tenant = self.redemptions.pop(
+            data.draw(st.integers(0, len(self.redemptions) - 1))
+        )
+        try:
+            with self.db.transaction() as session:
+                codes.undo(
+                    session,
+                    principal=terminal_principal(tenant),
+                    redemption_id=redemption_id,
+                    grace=timedelta(minutes=10),
+                )
+            event("redemption undone")
+        except ProblemError:
+            event("undo refused")  # past the grace period
+
+    @rule(data=st.data())
+    def consumer_refunds(self, data: st.DataObject) -> None:
+        active = self._active_codes()
+        if not active:
+            return
+        code = active[data.draw(st.integers(0, len(active) - 1))]
+        assert code.consumer_id is not None
+        with self.db.transaction() as session:
+            vouchers.refund_own(
+                session, principal=consumer_principal(code.consumer_id), code_id=code.id
+            )
+        event("voucher refunded by its consumer")
+
+    @rule()
+    def expiry_refunds(self) -> None:
+        self.clock.advance(timedelta(days=3))
+        with self.db.transaction() as session:
+            due = vouchers.expired_unused(session)
+        for code_id in due:
+            with self.db.transaction() as session:
+                assert vouchers.refund_expired(session, code_id=code_id)
+        if due:
+            event("expired vouchers refunded")
+
+    @invariant()
+    def voucher_escrow_is_the_unused_paid_codes(self) -> None:
+        for m, merchant in enumerate(self.merchants):
+            unused = len(self._codes(m, CodeState.ACTIVE)) * PRICE
+            with self.db.transaction() as session:
+                account = ledger.merchant_account(
+                    session, AccountKind.VOUCHER_ESCROW, merchant, "CNY"
+                )
+                assert ledger.balance(session, account).amount == unused
+
+
+def test_money_state_machine_with_vouchers(
+    db: Database, frozen_clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(vouchers._secret, "key", VOUCHER_SECRET)
+    MoneyWithVouchers.db, MoneyWithVouchers.clock = db, frozen_clock
+    run_state_machine_as_test(
+        MoneyWithVouchers,
+        settings=settings(
+            max_examples=20,
+            stateful_step_count=40,
             deadline=None,
             suppress_health_check=list(HealthCheck),
         ),
