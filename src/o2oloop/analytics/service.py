@@ -97,11 +97,9 @@ def _epoch(session: Session, expression: Any) -> Any:
     return cast(extract("epoch", expression), Float)
 
 
-def _member_frame(
-    session: Session, *, merchant_id: str | None, as_of: datetime
-) -> tuple[pl.DataFrame, dict[str, str | None]]:
-    """One row per (merchant, member) — visits, first/last visit, spend, coupon visits — and
-    each member's home cell, from one aggregate scan of the visits.
+def _member_frame(session: Session, *, merchant_id: str | None, as_of: datetime) -> pl.DataFrame:
+    """One row per (merchant, member) — visits, first/last visit, spend, coupon visits and
+    home cell — from one aggregate scan of the visits.
 
     The database groups by (member, store); Polars folds the stores into the member and picks
     the store visited most (ties: lowest id) as home.
@@ -144,7 +142,24 @@ def _member_frame(
     }
     by_store = pl.DataFrame(rows, schema=schema, orient="row")
     del rows
-    members = (
+    store_query = select(Store.id, Store.latitude, Store.longitude)
+    if merchant_id is not None:
+        store_query = store_query.where(Store.merchant_id == merchant_id)
+    cells = pl.DataFrame(
+        [
+            (sid, h3.latlng_to_cell(lat, lng, HOME_RESOLUTION))
+            for sid, lat, lng in session.execute(store_query).tuples()
+        ],
+        schema={"store_id": pl.String, "home_cell": pl.String},
+        orient="row",
+    )
+    home = (
+        by_store.sort(["member_id", "visits", "store_id"], descending=[False, True, False])
+        .unique(subset="member_id", keep="first")
+        .join(cells, on="store_id", how="left")
+        .select("member_id", "home_cell")
+    )
+    return (
         by_store.group_by("merchant_id", "member_id", "consumer_id")
         .agg(
             pl.col("visits").sum(),
@@ -153,20 +168,9 @@ def _member_frame(
             pl.col("spent").sum(),
             pl.col("coupon_visits").sum(),
         )
+        .join(home, on="member_id", how="left")
         .sort("merchant_id", "member_id")
     )
-    home = by_store.sort(
-        ["member_id", "visits", "store_id"], descending=[False, True, False]
-    ).unique(subset="member_id", keep="first")
-    store_query = select(Store.id, Store.latitude, Store.longitude)
-    if merchant_id is not None:
-        store_query = store_query.where(Store.merchant_id == merchant_id)
-    cells = {
-        sid: h3.latlng_to_cell(lat, lng, HOME_RESOLUTION)
-        for sid, lat, lng in session.execute(store_query).tuples()
-    }
-    homes = {m: cells.get(s) for m, s in zip(home["member_id"], home["store_id"], strict=True)}
-    return members, homes
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +370,6 @@ def _score_frame(
     frame: pl.DataFrame,
     h: _History,
     figures: dict[str, npt.NDArray[Any]],
-    homes: dict[str, str | None],
     as_of: datetime,
     computed_at: datetime,
 ) -> pl.DataFrame:
@@ -402,6 +405,7 @@ def _score_frame(
             "clv": np.rint(figures["clv"]).astype(np.int64),
             "segment": segment_names[figures["segment"]],
             "spending_level": spending_names[figures["spending"]],
+            "home_cell": frame["home_cell"],
         }
     )
     return out.with_columns(
@@ -412,9 +416,6 @@ def _score_frame(
         pl.when("known")
         .then(pl.from_epoch("next_us", time_unit="us").dt.replace_time_zone("UTC"))
         .alias("expected_next_visit_at"),
-        pl.col("member_id")
-        .replace_strict(homes, default=None, return_dtype=pl.String)
-        .alias("home_cell"),
     ).select(_SCORE_COLUMNS)
 
 
@@ -497,7 +498,7 @@ def analyze(
         raise InvalidInput("as_of needs a timezone")
     as_of = as_of.astimezone(UTC)
     as_of_epoch = as_of.timestamp()
-    frame, homes = _member_frame(session, merchant_id=merchant_id, as_of=as_of)
+    frame = _member_frame(session, merchant_id=merchant_id, as_of=as_of)
 
     platform: Models | None = None
     if merchant_id is None:
@@ -518,9 +519,7 @@ def analyze(
             if bg is None or gg is None:
                 if platform is None:
                     platform = _stored_platform_models(session) or _platform_models(
-                        _history(
-                            _member_frame(session, merchant_id=None, as_of=as_of)[0], as_of_epoch
-                        )
+                        _history(_member_frame(session, merchant_id=None, as_of=as_of), as_of_epoch)
                     )
                 fallbacks += 1
             models = Models(
@@ -531,7 +530,7 @@ def analyze(
             )
             figures = score(h, models)
             session.flush()
-            _write_scores(session, _score_frame(part, h, figures, homes, as_of, computed_at))
+            _write_scores(session, _score_frame(part, h, figures, as_of, computed_at))
             _save_model(session, mid, models, as_of)
             members += part.height
         if progress is not None:

@@ -170,23 +170,11 @@ def upgrade() -> None:
         ),
         sa.Column("home_cell", sa.String(length=16), nullable=True),
         sa.Column("computed_at", o2oloop.db.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["consumer_id"], ["consumers.id"], name=op.f("fk_member_scores_consumer_id_consumers")
-        ),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["memberships.id"], name=op.f("fk_member_scores_member_id_memberships")
-        ),
-        sa.ForeignKeyConstraint(
-            ["merchant_id"], ["merchants.id"], name=op.f("fk_member_scores_merchant_id_merchants")
-        ),
         sa.PrimaryKeyConstraint("member_id", name=op.f("pk_member_scores")),
     )
     with op.batch_alter_table("member_scores", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_member_scores_consumer_id"), ["consumer_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_member_scores_merchant_id"), ["merchant_id"], unique=False
         )
         batch_op.create_index(
             "ix_member_scores_merchant_segment", ["merchant_id", "segment"], unique=False
@@ -273,7 +261,6 @@ def downgrade() -> None:
     op.drop_table("visits")
     with op.batch_alter_table("member_scores", schema=None) as batch_op:
         batch_op.drop_index("ix_member_scores_merchant_segment")
-        batch_op.drop_index(batch_op.f("ix_member_scores_merchant_id"))
         batch_op.drop_index(batch_op.f("ix_member_scores_consumer_id"))
 
     op.drop_table("member_scores")
