@@ -23,6 +23,14 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+Read = TypeVar("Read", bound=BaseModel)
+
+
+def page_of(schema: type[Read], rows: list[Any], next_cursor: str | None) -> Page[Read]:
+    """One page of rows shaped by their read schema."""
+    return Page(data=[schema.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
 def paginate(
     session: Session,
     query: Select[Any],

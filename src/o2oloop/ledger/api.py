@@ -10,7 +10,7 @@ from o2oloop.auth.principal import require_platform
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
 from o2oloop.ledger import reconciliation, schemas, settlement, stored_value
 from o2oloop.ledger import service as ledger
-from o2oloop.pagination import Page
+from o2oloop.pagination import Page, page_of
 from o2oloop.payments.schemas import PaymentIntentRead
 
 router = APIRouter(prefix="/v1", tags=["money"], responses=problems(401, 403, 404, 409, 422))
@@ -161,10 +161,7 @@ def list_settlements(
         rows, next_cursor = settlement.list_batches(
             session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
         )
-        return Page(
-            data=[schemas.SettlementRead.model_validate(r) for r in rows],
-            next_cursor=next_cursor,
-        )
+        return page_of(schemas.SettlementRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/settlements/{settlement_id}")

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
 from o2oloop.merchants import schemas, service
-from o2oloop.pagination import Page
+from o2oloop.pagination import Page, page_of
 
 router = APIRouter(prefix="/v1", tags=["merchants"], responses=problems(401, 403, 404, 409, 422))
 
@@ -32,9 +32,7 @@ def list_merchants(
         rows, next_cursor = service.list_merchants(
             session, principal=caller, cursor=cursor, limit=limit
         )
-        return Page(
-            data=[schemas.MerchantRead.model_validate(r) for r in rows], next_cursor=next_cursor
-        )
+        return page_of(schemas.MerchantRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}")
@@ -82,9 +80,7 @@ def list_stores(
         rows, next_cursor = service.list_stores(
             session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
         )
-        return Page(
-            data=[schemas.StoreRead.model_validate(r) for r in rows], next_cursor=next_cursor
-        )
+        return page_of(schemas.StoreRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/stores/{store_id}")
@@ -141,9 +137,7 @@ def list_staff(
         rows, next_cursor = service.list_staff(
             session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
         )
-        return Page(
-            data=[schemas.StaffRead.model_validate(r) for r in rows], next_cursor=next_cursor
-        )
+        return page_of(schemas.StaffRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/staff/{staff_id}")
@@ -214,9 +208,7 @@ def list_terminals(
             cursor=cursor,
             limit=limit,
         )
-        return Page(
-            data=[schemas.TerminalRead.model_validate(r) for r in rows], next_cursor=next_cursor
-        )
+        return page_of(schemas.TerminalRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/terminals/{terminal_id}")

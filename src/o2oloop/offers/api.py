@@ -7,13 +7,13 @@ from fastapi import APIRouter
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
 from o2oloop.offers import schemas, service
 from o2oloop.offers.models import OfferState
-from o2oloop.pagination import Page
+from o2oloop.pagination import Page, page_of
 
 router = APIRouter(prefix="/v1", tags=["offers"], responses=problems(401, 403, 404, 409, 422))
 
 
 def _page(rows: list, next_cursor: str | None) -> Page[schemas.OfferRead]:
-    return Page(data=[schemas.OfferRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+    return page_of(schemas.OfferRead, rows, next_cursor)
 
 
 @router.post("/merchants/{merchant_id}/offers", status_code=201, dependencies=IDEMPOTENT)

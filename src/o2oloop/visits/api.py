@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
-from o2oloop.pagination import Page
+from o2oloop.pagination import Page, page_of
 from o2oloop.visits import schemas, service
 
 router = APIRouter(prefix="/v1", tags=["visits"], responses=problems(401, 403, 404, 409, 422))
@@ -70,6 +70,4 @@ def list_visits(
             cursor=cursor,
             limit=limit,
         )
-        return Page(
-            data=[schemas.VisitRead.model_validate(r) for r in rows], next_cursor=next_cursor
-        )
+        return page_of(schemas.VisitRead, rows, next_cursor)
