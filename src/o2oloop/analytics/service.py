@@ -41,6 +41,7 @@ from o2oloop.analytics.rfm import rfm_scores
 from o2oloop.analytics.schemas import MemberScoreRead
 from o2oloop.auth.principal import (
     Principal,
+    get_owned,
     require_merchant_admin,
     require_merchant_staff,
     require_platform,
@@ -713,9 +714,7 @@ def store_load(
     from zoneinfo import ZoneInfo
 
     require_merchant_staff(principal, merchant_id)
-    store = session.get(Store, store_id)
-    if store is None or store.merchant_id != merchant_id:
-        raise NotFound("no store with this id")
+    store = get_owned(session, Store, store_id, merchant_id=merchant_id, what="store")
     end = until or clock.now()
     start = end - timedelta(weeks=weeks)
     zone = ZoneInfo(store.timezone)

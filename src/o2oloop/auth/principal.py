@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from o2oloop.auth.models import Role
 from o2oloop.errors import Forbidden, NotFound
@@ -56,3 +59,16 @@ def require_role(principal: Principal, *roles: Role) -> None:
     if principal.role not in roles:
         allowed = ", ".join(r.value for r in roles)
         raise Forbidden(f"this needs one of these roles: {allowed}")
+
+
+Owned = TypeVar("Owned")
+
+
+def get_owned(
+    session: Session, model: type[Owned], row_id: str, *, merchant_id: str, what: str
+) -> Owned:
+    """A merchant's own row by id; another merchant's row is as absent as a missing one."""
+    row: Any = session.get(model, row_id)
+    if row is None or row.merchant_id != merchant_id:
+        raise NotFound(f"no {what} with this id")
+    return row

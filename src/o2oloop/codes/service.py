@@ -17,7 +17,12 @@ from sqlalchemy.orm import Session
 
 from o2oloop import clock
 from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal, require_merchant_admin, require_merchant_staff
+from o2oloop.auth.principal import (
+    Principal,
+    get_owned,
+    require_merchant_admin,
+    require_merchant_staff,
+)
 from o2oloop.codes import codec
 from o2oloop.codes.models import (
     BatchCodeUse,
@@ -272,9 +277,7 @@ def get_batch(
     session: Session, *, principal: Principal, merchant_id: str, batch_id: str
 ) -> CodeBatch:
     require_merchant_admin(principal, merchant_id)
-    batch = session.get(CodeBatch, batch_id)
-    if batch is None or batch.merchant_id != merchant_id:
-        raise NotFound("no code batch with this id")
+    batch = get_owned(session, CodeBatch, batch_id, merchant_id=merchant_id, what="code batch")
     return batch
 
 

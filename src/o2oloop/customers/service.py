@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from o2oloop import clock
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal, require_merchant_staff
+from o2oloop.auth.principal import Principal, get_owned, require_merchant_staff
 from o2oloop.customers import phones
 from o2oloop.customers.models import ConsentEvent, Consumer, Membership, MemberSource
 from o2oloop.db import new_id
@@ -317,9 +317,7 @@ def get_member(
     session: Session, *, principal: Principal, merchant_id: str, member_id: str
 ) -> tuple[Membership, Consumer]:
     require_merchant_staff(principal, merchant_id)
-    membership = session.get(Membership, member_id)
-    if membership is None or membership.merchant_id != merchant_id:
-        raise NotFound("no member with this id")
+    membership = get_owned(session, Membership, member_id, merchant_id=merchant_id, what="member")
     return membership, _consumer(session, membership)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, insert, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from o2oloop import clock
-from o2oloop.auth.principal import Principal, require_merchant, require_merchant_staff
+from o2oloop.auth.principal import Principal, get_owned, require_merchant, require_merchant_staff
 from o2oloop.db import new_id
 from o2oloop.errors import InvalidInput, NotFound
 from o2oloop.ledger import service as ledger
@@ -193,9 +193,9 @@ def get_batch(
     session: Session, *, principal: Principal, merchant_id: str, settlement_id: str
 ) -> SettlementBatch:
     require_merchant_staff(principal, merchant_id)
-    batch = session.get(SettlementBatch, settlement_id)
-    if batch is None or batch.merchant_id != merchant_id:
-        raise NotFound("no settlement with this id")
+    batch = get_owned(
+        session, SettlementBatch, settlement_id, merchant_id=merchant_id, what="settlement"
+    )
     return batch
 
 

@@ -12,6 +12,7 @@ from o2oloop.auth import service as keys
 from o2oloop.auth.models import ApiKey, Role
 from o2oloop.auth.principal import (
     Principal,
+    get_owned,
     require_merchant,
     require_merchant_admin,
     require_merchant_staff,
@@ -141,9 +142,7 @@ def get_store(session: Session, *, principal: Principal, merchant_id: str, store
     require_merchant(principal, merchant_id, "store")
     if principal.role is Role.TERMINAL and principal.store_id != store_id:
         raise NotFound("no store with this id")
-    store = session.get(Store, store_id)
-    if store is None or store.merchant_id != merchant_id:
-        raise NotFound("no store with this id")
+    store = get_owned(session, Store, store_id, merchant_id=merchant_id, what="store")
     return store
 
 
@@ -212,9 +211,7 @@ def create_staff(
 
 def get_staff(session: Session, *, principal: Principal, merchant_id: str, staff_id: str) -> Staff:
     require_merchant_staff(principal, merchant_id)
-    staff = session.get(Staff, staff_id)
-    if staff is None or staff.merchant_id != merchant_id:
-        raise NotFound("no staff member with this id")
+    staff = get_owned(session, Staff, staff_id, merchant_id=merchant_id, what="staff member")
     return staff
 
 
@@ -298,9 +295,7 @@ def get_terminal(
     session: Session, *, principal: Principal, merchant_id: str, terminal_id: str
 ) -> Terminal:
     require_merchant_staff(principal, merchant_id)
-    terminal = session.get(Terminal, terminal_id)
-    if terminal is None or terminal.merchant_id != merchant_id:
-        raise NotFound("no terminal with this id")
+    terminal = get_owned(session, Terminal, terminal_id, merchant_id=merchant_id, what="terminal")
     return terminal
 
 

@@ -8,7 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
-from o2oloop.auth.principal import Principal, require_merchant_admin, require_merchant_staff
+from o2oloop.auth.principal import (
+    Principal,
+    get_owned,
+    require_merchant_admin,
+    require_merchant_staff,
+)
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.merchants.models import Merchant, Store
@@ -92,9 +97,7 @@ def create_offer(
 
 def get_offer(session: Session, *, principal: Principal, merchant_id: str, offer_id: str) -> Offer:
     require_merchant_staff(principal, merchant_id)
-    offer = session.get(Offer, offer_id)
-    if offer is None or offer.merchant_id != merchant_id:
-        raise NotFound("no offer with this id")
+    offer = get_owned(session, Offer, offer_id, merchant_id=merchant_id, what="offer")
     return offer
 
 
