@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hmac
 import random
+import threading
 from collections.abc import Callable
 
+import numpy as np
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +27,7 @@ from o2oloop.codes.codec import (
     ParsedCode,
     check_char,
     code_digest,
+    derive_batch_array,
     derive_batch_code,
     derive_batch_codes,
     format_code,
@@ -179,33 +183,64 @@ def test_errors_look_the_same_from_outside() -> None:
     assert len(reasons) >= 2
 
 
-def test_reference_tag_is_truncated_hmac_sha256() -> None:
+def _aes(key: bytes, block: bytes) -> bytes:
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def _reference_decode(code: str) -> tuple[int, int, int]:
+    value = 0
+    for ch in bare(code)[:DATA_LENGTH]:
+        value = value * 31 + ALPHABET.index(ch)
+    return value >> 92, (value >> 28) & (2**64 - 1), value & (2**28 - 1)
+
+
+def test_reference_tag_is_truncated_aes_of_serial_and_kind() -> None:
     """An independent decoder, written from the format description, agrees with the codec."""
-    tag_key = hmac.digest(KEY, b"o2oloop/code/tag/v1", "sha256")
+    tag_key = hmac.digest(KEY, b"o2oloop/code/tag/v2", "sha256")
     for code in SAMPLE:
-        value = 0
-        for ch in bare(code)[:DATA_LENGTH]:
-            value = value * 31 + ALPHABET.index(ch)
-        header, serial, tag = value >> 92, (value >> 28) & (2**64 - 1), value & (2**28 - 1)
-        mac = hmac.new(tag_key, bytes([header]) + serial.to_bytes(8, "big"), "sha256").digest()
-        assert tag == int.from_bytes(mac[:4], "big") >> 4
+        header, serial, tag = _reference_decode(code)
+        block = serial.to_bytes(8, "big") + bytes([header]) + bytes(7)
+        assert tag == int.from_bytes(_aes(tag_key, block)[:4], "big") >> 4
         parsed = parse(code, KEY)
         assert parsed.serial == serial.to_bytes(8, "big")
         assert parsed.kind == ("single" if header == 0 else "batch")
 
 
+def test_reference_batch_permutation_is_the_documented_feistel_network() -> None:
+    """Eight AES rounds on 32-bit halves, exactly as the module docstring describes them."""
+    round_key = hmac.digest(KEY, b"o2oloop/code/batch-permutation/v2", "sha256")
+
+    def f(r: int, half: int) -> int:
+        block = bytes([r]) + bytes(11) + half.to_bytes(4, "big")
+        return int.from_bytes(_aes(round_key, block)[:4], "big")
+
+    rng = random.Random(11)
+    for _ in range(200):
+        batch_no, index = rng.randrange(MAX_BATCH_NO + 1), rng.randrange(MAX_INDEX + 1)
+        left, right = index, batch_no
+        for r in range(8):
+            left, right = right, left ^ f(r, right)
+        header, serial, _ = _reference_decode(derive_batch_code(KEY, batch_no, index))
+        assert (header, serial) == (1, left << 32 | right)
+
+
 def test_known_answers_pin_the_format() -> None:
     """Changing these breaks every code already printed: bump the version instead."""
-    assert format_code(bytes(range(8)), KEY) == "0003-7JPF-N4TG-GZ9G-KVAP"
-    assert derive_batch_code(KEY, 42, 7) == "DW66-81K6-PR5H-6NC5-CH30"
+    assert format_code(bytes(range(8)), KEY) == "0003-7JPF-N4TG-H1TF-5ZQE"
+    assert derive_batch_code(KEY, 42, 7) == "A6ZV-12XW-9QAA-JDQ5-5AGK"
     assert code_digest(bytes(range(8)), KEY).hex() == "955fb93f4c947c5bc23a60460b9a98b2"
 
 
-def test_hmac_shortcut_equals_hmac_module() -> None:
-    for key in (b"k" * 16, b"k" * 64, b"k" * 100):
-        fast = codec._Hmac(key)
-        for msg in (b"", b"abcd", bytes(200)):
-            assert fast.digest(msg) == hmac.new(key, msg, "sha256").digest()
+def test_subkeys_are_separate_per_purpose() -> None:
+    """The tag, the permutation and the storage digest never share a key."""
+    tag_key = hmac.digest(KEY, b"o2oloop/code/tag/v2", "sha256")
+    round_key = hmac.digest(KEY, b"o2oloop/code/batch-permutation/v2", "sha256")
+    assert len({tag_key, round_key, KEY}) == 3
+    keys = codec._keys(KEY)
+    block = bytes(range(16))
+    assert keys.tag.block(block) == _aes(tag_key, block)
+    assert keys.rounds.block(block) == _aes(round_key, block)
 
 
 # --- normalisation -----------------------------------------------------------------------------
@@ -340,6 +375,93 @@ def test_bulk_derivation_equals_one_by_one() -> None:
         expected = [derive_batch_code(KEY, batch_no, i) for i in range(start, start + count)]
         assert derive_batch_codes(KEY, batch_no, start, count) == expected
     assert derive_batch_codes(KEY, 1, 0, 0) == []
+
+
+@pytest.mark.parametrize(
+    ("batch_no", "start", "count"),
+    [
+        (1, 0, 3 * (1 << 16) + 17),  # several whole chunks and a ragged end
+        (77, (1 << 16) - 3, 7),  # across the first chunk boundary
+        (77, 2 * (1 << 16) - 1, 2),
+        (MAX_BATCH_NO, 1_000_000 - 1000, 1000),  # the end of a maximal (1,000,000) batch
+        (MAX_BATCH_NO, MAX_INDEX - 999, 1000),  # the last index the format can hold
+    ],
+)
+def test_vectorised_derivation_equals_the_scalar_path(
+    batch_no: int, start: int, count: int
+) -> None:
+    """Export uses the numpy path, redemption the scalar one: they must be the same codes."""
+    array = derive_batch_array(KEY, batch_no, start, count)
+    assert array.shape == (count, 24) and array.dtype == np.uint8
+    codes = derive_batch_codes(KEY, batch_no, start, count)
+    assert codes == [bytes(row).decode("ascii") for row in array]
+    step = max(1, count // 3000)
+    picks = {*range(0, count, step), count - 1, *(i for i in (65535, 65536) if i < count)}
+    for i in sorted(picks):
+        assert codes[i] == derive_batch_code(KEY, batch_no, start + i)
+        parsed = parse(codes[i], KEY)
+        assert (parsed.batch_no, parsed.index) == (batch_no, start + i)
+
+
+def test_vectorised_rounds_and_tags_equal_the_scalar_ones() -> None:
+    keys = codec._keys(KEY)
+    rng = np.random.default_rng(5)
+    halves = rng.integers(0, 2**32, size=5000, dtype=np.uint64).astype(np.uint32)
+    serials = rng.integers(0, 2**64 - 1, size=5000, dtype=np.uint64, endpoint=True)
+    for r in range(codec._ROUNDS):
+        vector = codec._rounds(keys, r, halves)
+        assert vector.tolist() == [codec._round(keys, r, int(h)) for h in halves]
+    for header in (0, 1):
+        vector = codec._tags(keys, header, serials)
+        assert vector.tolist() == [codec._tag(keys, header, int(s)) for s in serials]
+    indices = np.arange(MAX_INDEX - 4999, MAX_INDEX + 1, dtype=np.uint32)
+    permuted = codec._permute_many(keys, MAX_BATCH_NO, indices)
+    assert permuted.tolist() == [codec._permute(keys, MAX_BATCH_NO, int(i)) for i in indices]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    a=st.tuples(
+        st.integers(min_value=0, max_value=MAX_BATCH_NO),
+        st.integers(min_value=0, max_value=MAX_INDEX),
+    ),
+    b=st.tuples(
+        st.integers(min_value=0, max_value=MAX_BATCH_NO),
+        st.integers(min_value=0, max_value=MAX_INDEX),
+    ),
+)
+def test_the_permutation_inverts_and_distinct_positions_give_distinct_codes(
+    a: tuple[int, int], b: tuple[int, int]
+) -> None:
+    keys = codec._keys(KEY)
+    for batch_no, index in (a, b):
+        assert codec._unpermute(keys, codec._permute(keys, batch_no, index)) == (index, batch_no)
+    if a != b:
+        assert codec._permute(keys, *a) != codec._permute(keys, *b)
+        assert derive_batch_code(KEY, *a) != derive_batch_code(KEY, *b)
+
+
+def test_codes_verify_from_many_threads_at_once() -> None:
+    """Cipher contexts are per thread: concurrent redemptions and exports never share one."""
+    codes = derive_batch_codes(KEY, 31, 0, 2000)
+    failures: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for _ in range(3):
+                for i in range(offset, 2000, 7):
+                    parsed = parse(codes[i], KEY)
+                    assert (parsed.batch_no, parsed.index) == (31, i)
+                assert derive_batch_codes(KEY, 31, offset, 500) == codes[offset : offset + 500]
+        except BaseException as error:  # reported to the main thread below
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
 
 
 def test_batch_serials_look_random() -> None:
