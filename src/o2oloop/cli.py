@@ -133,11 +133,10 @@ def codes_issue(
     out: Annotated[Path, typer.Option(help="CSV file to write")] = Path("codes.csv"),
 ) -> None:
     """Bulk codes for a brand campaign: one batch row, every code derived into a CSV file."""
-    import csv
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from o2oloop.auth.principal import Principal
+    from o2oloop.codes import export
     from o2oloop.codes import service as codes
     from o2oloop.offers.models import Offer
 
@@ -153,17 +152,14 @@ def codes_issue(
             session, principal=operator, merchant_id=found.merchant_id, offer_id=offer, count=count
         )
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
-    with out.open("w", newline="") as handle, Progress(*columns, TimeRemainingColumn()) as bar:
+    chunk = export.CHUNK
+    parts = export.batch_csv(keys.code, batch.batch_no, batch.count, chunk=chunk)
+    with out.open("wb") as handle, Progress(*columns, TimeRemainingColumn()) as bar:
         task = bar.add_task(f"batch {batch.batch_no}", total=batch.count)
-        writer = csv.writer(handle)
-        writer.writerow(("index", "code", "qr_payload"))
-        index = 0
-        for chunk in codes.batch_codes(batch, keys):
-            writer.writerows(
-                (index + i, text, codes.codec.qr_payload(text)) for i, text in enumerate(chunk)
-            )
-            index += len(chunk)
-            bar.advance(task, len(chunk))
+        handle.write(next(parts))  # the header line
+        for start, rows in zip(range(0, batch.count, chunk), parts, strict=True):
+            handle.write(rows)
+            bar.advance(task, min(chunk, batch.count - start))
     console.print(
         f"batch [bold]{batch.id}[/] (no. {batch.batch_no}): {batch.count:,} codes → {out}"
     )
