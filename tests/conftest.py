@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,14 +75,27 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def drop_postgres_database(name: str) -> None:
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_database(postgres_available: None) -> Iterator[Database]:
-    """This worker's own PostgreSQL database, migrated by Alembic once."""
-    url = fresh_postgres_database(f"o2o_test_{_worker()}")
+    """This worker's own PostgreSQL database, migrated by Alembic once.
+
+    Named after this run too, so two runs on one machine never drop each other's database.
+    """
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+    name = f"o2o_test_{_worker()}_{run[:12]}"
+    url = fresh_postgres_database(name)
     db = Database.from_url(url, pool_size=20, max_overflow=80)
     migrations.upgrade(db)
     yield db
     db.dispose()
+    drop_postgres_database(name)
 
 
 def _sqlite_db(template: Path, tmp_path: Path) -> Database:

@@ -474,6 +474,7 @@ def _run_server(settings: Settings, host: str | None, port: int | None, workers:
         port=bind_port,
         workers=workers,
         log_level="info",
+        access_log=settings.access_log,
     )
 
 

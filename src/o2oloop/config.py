@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET
     host: str = "127.0.0.1"
     port: int = 8000
+    # One line per request from the server; off where a proxy in front already logs requests
+    # (every redemption attempt is in the merchant's attempt log either way).
+    access_log: bool = True
     idempotency_ttl_hours: int = 24
     redemption_undo_minutes: int = 10
     terminal_attempts_per_minute: int = 30

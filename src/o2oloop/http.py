@@ -15,21 +15,30 @@ from o2oloop.errors import PROBLEM_MEDIA_TYPE
 _bearer = HTTPBearer(auto_error=False, description="An o2oloop API key")
 
 
-def get_db(request: Request) -> Database:
+# Dependencies that do no I/O are `async def`: FastAPI would run a plain `def` in the thread
+# pool, a hand-off per dependency per request.
+
+
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def current_principal(
-    request: Request,
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The presented API key, unchecked: for routes that check it inside their own work."""
+    return credentials.credentials if credentials else None
+
+
+def current_principal(
+    request: Request, token: Annotated[str | None, Depends(bearer_token)]
 ) -> Principal:
     db: Database = request.app.state.db
-    token = credentials.credentials if credentials else None
     with db.reading() as session:
         return keys.authenticate(session, token)
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(
@@ -44,6 +53,7 @@ def idempotency_key(
 
 DB = Annotated[Database, Depends(get_db)]
 Caller = Annotated[Principal, Depends(current_principal)]
+Token = Annotated[str | None, Depends(bearer_token)]
 Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of the last page")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 IDEMPOTENT = [Depends(idempotency_key)]

@@ -66,7 +66,7 @@ class ClaimRedeemUndo(RuleBasedStateMachine):
         text = KEYS.code_text(self.codes[pick % len(self.codes)])
         try:
             with self.db.transaction() as session:
-                redemption = service.redeem(
+                redeemed = service.redeem(
                     session,
                     principal=self.terminal,
                     code=text,
@@ -74,7 +74,7 @@ class ClaimRedeemUndo(RuleBasedStateMachine):
                     keys=KEYS,
                     rate_per_minute=100_000,
                 )
-            self.redemptions.append(redemption.id)
+            self.redemptions.append(redeemed.redemption.id)
         except (service.Refused, ProblemError):
             pass
 

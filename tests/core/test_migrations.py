@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -27,9 +29,13 @@ def test_sqlite_migrations_match_models(tmp_path) -> None:
 
 @pytest.mark.postgres
 def test_postgres_migrations_match_models(postgres_available: None) -> None:
-    from conftest import fresh_postgres_database
+    from conftest import drop_postgres_database, fresh_postgres_database
 
-    db = Database.from_url(fresh_postgres_database("o2o_migrations_check"))
-    migrations.upgrade(db)
-    assert _differences(db) == []
-    db.dispose()
+    name = f"o2o_migrations_check_{uuid.uuid4().hex[:12]}"
+    db = Database.from_url(fresh_postgres_database(name))
+    try:
+        migrations.upgrade(db)
+        assert _differences(db) == []
+    finally:
+        db.dispose()
+        drop_postgres_database(name)

@@ -275,7 +275,7 @@ class MoneyWithVouchers(Money):
         tenant = self.tenants[self.merchants.index(code.merchant_id)]
         try:
             with self.db.transaction() as session:
-                redemption = codes.redeem(
+                redeemed = codes.redeem(
                     session,
                     principal=terminal_principal(tenant),
                     code=self.keys.code_text(code.id),
@@ -283,7 +283,7 @@ class MoneyWithVouchers(Money):
                     keys=self.keys,
                     rate_per_minute=1_000_000,
                 )
-                self.redemptions.append((redemption.id, tenant))
+                self.redemptions.append((redeemed.redemption.id, tenant))
             event("voucher redeemed")
         except (codes.Refused, ProblemError):
             event("redemption refused")  # expired, outside the offer's hours: nothing moved

@@ -10,15 +10,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
 from o2oloop.auth.principal import Principal
+from o2oloop.auth.service import authenticate
 from o2oloop.codes import qr, schemas, service, vouchers
-from o2oloop.codes.models import Code, Redemption
+from o2oloop.codes.models import Code
 from o2oloop.db import Database
 from o2oloop.errors import InvalidInput
-from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
+from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Token, problems
 from o2oloop.offers.models import Offer
 from o2oloop.pagination import Page
 from o2oloop.payments.schemas import PaymentIntentRead
@@ -161,56 +163,55 @@ def export_batch(
 # ---- the terminal --------------------------------------------------------------------------
 
 
-def _redeem(
-    db: Database, request: Request, caller: Principal, code: str, bill: int | None
+async def _redeem(
+    db: Database, request: Request, token: str | None, code: str, bill: int | None
 ) -> schemas.RedemptionResult:
-    """Redeem in one transaction; log a refusal in another, so the log survives rollback."""
+    """Check while only reading, then store in a short write; log a refusal on its own."""
     settings = request.app.state.settings
+    keys = _keys(request)
+    caller: Principal | None = None
+
+    def check(session: Session) -> service.CheckedRedemption:
+        nonlocal caller
+        caller = authenticate(session, token)
+        return service.check_redemption(
+            session,
+            principal=caller,
+            code=code,
+            bill_amount=bill,
+            keys=keys,
+            rate_per_minute=settings.terminal_attempts_per_minute,
+        )
+
     try:
-        with db.transaction() as session:
-            redemption = service.redeem(
-                session,
-                principal=caller,
-                code=code,
-                bill_amount=bill,
-                keys=_keys(request),
-                rate_per_minute=settings.terminal_attempts_per_minute,
-            )
-            offer = session.get(Offer, redemption.offer_id)
-            assert offer is not None
+        checked = await db.run_reading(check)
+        redeemed = await db.run_transaction(
+            lambda session: service.complete_redemption(session, checked)
+        )
     except service.Refused as refused:
-        with db.transaction() as session:
-            service.record_refusal(session, principal=caller, reason=refused.reason)
+        principal, reason = caller, refused.reason
+        assert principal is not None
+        await db.run_transaction(
+            lambda session: service.record_refusal(session, principal=principal, reason=reason)
+        )
         raise refused.public from None
-    return _result(redemption, offer)
-
-
-def _result(redemption: Redemption, offer: Offer) -> schemas.RedemptionResult:
-    if offer.kind.value == "voucher":
-        benefit = f"give the set: {offer.includes or offer.title}"
-    elif offer.discount_kind is not None and offer.discount_kind.value == "percent_off":
-        benefit = f"{(offer.percent_off_bps or 0) / 100:g}% off"
-    else:
-        benefit = f"{redemption.discount_amount} off"
-    due = None
-    if redemption.bill_amount is not None:
-        due = max(0, redemption.bill_amount - redemption.discount_amount)
     return schemas.RedemptionResult(
-        redemption=schemas.RedemptionRead.model_validate(redemption),
-        offer_title=offer.title,
-        offer_kind=offer.kind.value,
-        benefit=benefit,
-        discount_amount=redemption.discount_amount,
-        amount_due=due,
-        currency=offer.currency,
+        redemption=schemas.RedemptionRead.model_validate(redeemed.redemption),
+        offer_title=redeemed.offer_title,
+        offer_kind=redeemed.offer_kind,
+        benefit=redeemed.benefit,
+        discount_amount=redeemed.redemption.discount_amount,
+        amount_due=redeemed.amount_due,
+        currency=redeemed.currency,
     )
 
 
 @router.post("/terminal/redemptions", status_code=201, dependencies=IDEMPOTENT, tags=["terminal"])
-def redeem(
-    data: schemas.RedemptionCreate, request: Request, db: DB, caller: Caller
+async def redeem(
+    data: schemas.RedemptionCreate, request: Request, db: DB, token: Token
 ) -> schemas.RedemptionResult:
-    return _redeem(db, request, caller, data.code, data.bill_amount)
+    """Redeem a typed code or a scanned QR payload at this terminal's store."""
+    return await _redeem(db, request, token, data.code, data.bill_amount)
 
 
 @router.post(
@@ -219,7 +220,7 @@ def redeem(
 async def redeem_photo(
     request: Request,
     db: DB,
-    caller: Caller,
+    token: Token,
     photo: Annotated[UploadFile, File(description="A photo or screenshot of the QR code")],
     bill_amount: Annotated[int | None, Form(ge=0, le=10**11)] = None,
 ) -> schemas.RedemptionResult:
@@ -227,12 +228,12 @@ async def redeem_photo(
     if len(data) > MAX_PHOTO_BYTES:
         raise InvalidInput(f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
     try:
-        texts = qr.decode_image(data)
+        texts = await run_in_threadpool(qr.decode_image, data)  # CPU work: off the loop
     except qr.UnreadableImage as unreadable:
         raise InvalidInput(f"photo: {unreadable}") from None
     if not texts:
         raise InvalidInput("no QR code found in the photo; try again closer, or type the code")
-    return await run_in_threadpool(_redeem, db, request, caller, texts[0][:64], bill_amount)
+    return await _redeem(db, request, token, texts[0][:64], bill_amount)
 
 
 @router.post(

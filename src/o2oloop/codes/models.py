@@ -78,6 +78,11 @@ class OfferClaim(Base):
 
 class Redemption(Base):
     __tablename__ = "redemptions"
+    # A customer's redemptions at a merchant, of an offer: the new-customer and
+    # per-customer-limit rules read exactly this at the counter.
+    __table_args__ = (
+        Index("ix_redemptions_consumer_merchant_offer", "consumer_id", "merchant_id", "offer_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
@@ -87,7 +92,7 @@ class Redemption(Base):
     code_id: Mapped[str | None] = mapped_column(ForeignKey("codes.id"), index=True)
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("code_batches.id"))
     code_index: Mapped[int | None] = mapped_column(Integer)
-    consumer_id: Mapped[str | None] = mapped_column(ForeignKey("consumers.id"), index=True)
+    consumer_id: Mapped[str | None] = mapped_column(ForeignKey("consumers.id"))
     bill_amount: Mapped[int | None] = mapped_column(Integer)
     discount_amount: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[RedemptionState] = mapped_column(str_enum(RedemptionState))
@@ -101,7 +106,11 @@ class RedemptionAttempt(Base):
     """Every scan or typed code at a terminal, with the precise reason, for the merchant."""
 
     __tablename__ = "redemption_attempts"
-    __table_args__ = (Index("ix_redemption_attempts_terminal_at", "terminal_id", "at"),)
+    # The rate limit counts a terminal's rejected attempts of the last minute: with `accepted`
+    # in the key that is a few index entries, not every accepted attempt of the minute.
+    __table_args__ = (
+        Index("ix_redemption_attempts_terminal_accepted_at", "terminal_id", "accepted", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)

@@ -10,8 +10,9 @@ import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,7 @@ from o2oloop.merchants.models import Merchant, Store, Terminal
 from o2oloop.money import Money
 from o2oloop.offers.models import DiscountKind, Offer, OfferKind, OfferState
 from o2oloop.offers.rules import (
+    OfferRules,
     RedemptionContext,
     Violation,
     code_expires_at,
@@ -290,15 +292,76 @@ def batch_codes(batch: CodeBatch, keys: Keys, *, chunk: int = 50_000) -> Iterato
 
 
 # ---- redemption --------------------------------------------------------------------------
+#
+# The counter's hot path: a few hundred microseconds of work in one short transaction, so it
+# reads rows with Core statements (no identity map, no unit of work) and writes with them.
+# Every refusal is raised before the first write, so a refused attempt changes nothing.
+
+_codes, _offers, _batches = Code.__table__, Offer.__table__, CodeBatch.__table__
+_redemptions, _attempts = Redemption.__table__, RedemptionAttempt.__table__
+_terminals, _stores, _uses = Terminal.__table__, Store.__table__, BatchCodeUse.__table__
+
+# The counter's statements, built once: building a statement costs more than running it.
+_AT_WORK = (
+    select(_terminals.c.merchant_id, _terminals.c.store_id, _stores.c.timezone)
+    .join(_stores, _stores.c.id == _terminals.c.store_id)
+    .where(_terminals.c.id == bindparam("terminal_id"), _terminals.c.active, _stores.c.active)
+)
+_REJECTED_SINCE = (
+    select(func.count())
+    .select_from(_attempts)
+    .where(
+        _attempts.c.terminal_id == bindparam("terminal_id"),
+        _attempts.c.accepted.is_(False),
+        _attempts.c.at >= bindparam("since"),
+    )
+)
+_CODE_BY_DIGEST = select(_codes).where(_codes.c.digest == bindparam("digest"))
+_BATCH_BY_NO = select(_batches).where(_batches.c.batch_no == bindparam("batch_no"))
+_BATCH_CODE_USED = select(_uses.c.code_index).where(
+    _uses.c.batch_id == bindparam("batch_id"), _uses.c.code_index == bindparam("index")
+)
+_OFFER_BY_ID = select(_offers).where(_offers.c.id == bindparam("offer_id"))
+_OFFER_STATE = select(_offers.c.state).where(_offers.c.id == bindparam("offer_id"))
+_LOCK_CUSTOMER_CLAIMS = (
+    select(OfferClaim.__table__.c.claimed)
+    .where(
+        OfferClaim.__table__.c.offer_id == bindparam("offer_id"),
+        OfferClaim.__table__.c.consumer_id == bindparam("consumer_id"),
+    )
+    .with_for_update()
+)
+_USE_CODE = (
+    update(_codes)
+    .where(_codes.c.id == bindparam("code_id"), _codes.c.state == CodeState.ACTIVE)
+    .values(state=CodeState.REDEEMED, redeemed_at=bindparam("at"))
+)
+_REDEEMED_BY = (
+    select(func.count())
+    .select_from(_redemptions)
+    .where(
+        _redemptions.c.consumer_id == bindparam("consumer_id"),
+        _redemptions.c.merchant_id == bindparam("merchant_id"),
+        _redemptions.c.offer_id == bindparam("offer_id"),
+        _redemptions.c.state == RedemptionState.REDEEMED,
+    )
+)
+_INSERT_REDEMPTION = insert(_redemptions)
+_INSERT_ATTEMPT = insert(_attempts)
+_COUNT_REDEMPTION = (
+    update(_offers)
+    .where(_offers.c.id == bindparam("offer_id"))
+    .values(redeemed_count=_offers.c.redeemed_count + 1)
+)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Located:
-    """A verified code found in storage, with what is needed to redeem it."""
+    """A verified code found in storage: its row (or batch and index) and its offer's row."""
 
-    offer: Offer
-    code: Code | None = None
-    batch: CodeBatch | None = None
+    offer: Row[Any]
+    code: Row[Any] | None = None
+    batch: Row[Any] | None = None
     index: int | None = None
 
     @property
@@ -314,27 +377,51 @@ class Located:
         return self.code.expires_at if self.code else self.batch.expires_at if self.batch else None
 
 
-def terminal_context(session: Session, principal: Principal) -> tuple[Terminal, Store]:
+@dataclass(frozen=True)
+class Counter:
+    """Where the attempt happens: the calling terminal and its store."""
+
+    terminal_id: str
+    merchant_id: str
+    store_id: str
+    store_timezone: str
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """A redemption and what the cashier gives for it."""
+
+    redemption: Redemption
+    offer_title: str
+    offer_kind: str
+    benefit: str
+    currency: str
+
+    @property
+    def amount_due(self) -> int | None:
+        bill = self.redemption.bill_amount
+        return None if bill is None else max(0, bill - self.redemption.discount_amount)
+
+
+def counter_of(session: Session, principal: Principal) -> Counter:
+    """The terminal's counter, refused if the terminal or its store has been deactivated."""
     if principal.role is not Role.TERMINAL or principal.terminal_id is None:
         raise Forbidden("this needs a terminal key")
-    terminal = session.get(Terminal, principal.terminal_id)
-    store = session.get(Store, principal.store_id)
-    if terminal is None or store is None or not terminal.active or not store.active:
+    row = (
+        session.connection().execute(_AT_WORK, {"terminal_id": principal.terminal_id}).one_or_none()
+    )
+    if row is None:
         raise Forbidden("this terminal or its store is deactivated")
-    return terminal, store
+    return Counter(principal.terminal_id, row.merchant_id, row.store_id, row.timezone)
 
 
-def check_rate(session: Session, *, terminal: Terminal, per_minute: int) -> None:
+def check_rate(session: Session, *, counter: Counter, per_minute: int) -> None:
     """Refuse a terminal that has had too many rejected codes in the last minute."""
     since = clock.now() - timedelta(minutes=1)
-    rejected = session.scalar(
-        select(func.count())
-        .select_from(RedemptionAttempt)
-        .where(
-            RedemptionAttempt.terminal_id == terminal.id,
-            RedemptionAttempt.at >= since,
-            RedemptionAttempt.accepted.is_(False),
-        )
+    rejected = (
+        session.connection()
+        .execute(_REJECTED_SINCE, {"terminal_id": counter.terminal_id, "since": since})
+        .scalar_one()
     )
     if rejected >= per_minute:
         raise RateLimited(
@@ -349,18 +436,18 @@ def locate(session: Session, *, merchant_id: str, text: str, keys: Keys) -> Loca
         parsed = codec.parse(text, keys.code)
     except codec.InvalidCode as invalid:
         raise Refused(CodeRejected(), f"invalid code: {invalid.reason}") from None
+    connection = session.connection()
     if parsed.kind == "single":
-        code = session.scalar(select(Code).where(Code.digest == keys.digest(parsed.serial)))
+        digest = keys.digest(parsed.serial)
+        code = connection.execute(_CODE_BY_DIGEST, {"digest": digest}).one_or_none()
         if code is None:
             raise Refused(CodeRejected(), "well-formed code that was never issued")
         if code.merchant_id != merchant_id:
             raise Refused(CodeRejected(), "code of another merchant")
         if code.state is not CodeState.ACTIVE:
             raise Refused(CodeRejected(), f"code is {code.state.value}")
-        offer = session.get(Offer, code.offer_id)
-        assert offer is not None
-        return Located(offer=offer, code=code)
-    batch = session.scalar(select(CodeBatch).where(CodeBatch.batch_no == parsed.batch_no))
+        return Located(offer=_offer_row(session, code.offer_id), code=code)
+    batch = connection.execute(_BATCH_BY_NO, {"batch_no": parsed.batch_no}).one_or_none()
     if batch is None:
         raise Refused(CodeRejected(), "batch code of an unknown batch")
     if batch.merchant_id != merchant_id:
@@ -368,12 +455,126 @@ def locate(session: Session, *, merchant_id: str, text: str, keys: Keys) -> Loca
     assert parsed.index is not None
     if parsed.index >= batch.count:
         raise Refused(CodeRejected(), "batch code beyond the issued count")
-    used = session.get(BatchCodeUse, (batch.id, parsed.index))
+    used = connection.execute(
+        _BATCH_CODE_USED, {"batch_id": batch.id, "index": parsed.index}
+    ).scalar_one_or_none()
     if used is not None:
         raise Refused(CodeRejected(), "batch code already used")
-    offer = session.get(Offer, batch.offer_id)
-    assert offer is not None
-    return Located(offer=offer, batch=batch, index=parsed.index)
+    return Located(offer=_offer_row(session, batch.offer_id), batch=batch, index=parsed.index)
+
+
+def _offer_row(session: Session, offer_id: str) -> Row[Any]:
+    return session.connection().execute(_OFFER_BY_ID, {"offer_id": offer_id}).one()
+
+
+@dataclass(frozen=True)
+class CheckedRedemption:
+    """An attempt that passed every check needing no write: what `complete_redemption` stores."""
+
+    counter: Counter
+    found: Located
+    rules: OfferRules
+    redemption: Redemption  # not stored yet
+
+
+def check_redemption(
+    session: Session,
+    *,
+    principal: Principal,
+    code: str,
+    bill_amount: int | None,
+    keys: Keys,
+    rate_per_minute: int,
+) -> CheckedRedemption:
+    """Everything about an attempt that only reads: terminal, rate, code, offer, rules.
+
+    Raises `Refused`. Read-only, so the counter can run it before its turn to write.
+    """
+    counter = counter_of(session, principal)
+    check_rate(session, counter=counter, per_minute=rate_per_minute)
+    found = locate(session, merchant_id=counter.merchant_id, text=code, keys=keys)
+    offer, now = found.offer, clock.now()
+    if offer.state is not OfferState.PUBLISHED:
+        raise _offer_not_published(offer.state)
+    rules = rules_of(offer)
+    _refuse_violations(session, counter, found, rules, bill_amount, now)
+    redemption = Redemption(
+        id=new_id("red"),
+        merchant_id=offer.merchant_id,
+        store_id=counter.store_id,
+        terminal_id=counter.terminal_id,
+        offer_id=offer.id,
+        code_id=found.code.id if found.code else None,
+        batch_id=found.batch.id if found.batch else None,
+        code_index=found.index,
+        consumer_id=found.consumer_id,
+        bill_amount=bill_amount,
+        discount_amount=_discount(offer, bill_amount),
+        state=RedemptionState.REDEEMED,
+        ledger_transaction_id=None,
+        redeemed_at=now,
+        undone_at=None,
+    )
+    return CheckedRedemption(counter=counter, found=found, rules=rules, redemption=redemption)
+
+
+def complete_redemption(session: Session, checked: CheckedRedemption) -> Redeemed:
+    """Store a checked redemption, exactly once.
+
+    What can change between the check and now is checked again first: the offer's state,
+    and rules on the customer's history (under a lock on the customer's claim row, so two
+    terminals cannot both use the customer's last allowed redemption). Then the code is
+    taken by a conditional write that only one attempt can win. Raises `Refused` before
+    anything is written.
+    """
+    counter, found, redemption = checked.counter, checked.found, checked.redemption
+    offer = found.offer
+    connection = session.connection()
+    state = connection.execute(_OFFER_STATE, {"offer_id": offer.id}).scalar_one()
+    if state is not OfferState.PUBLISHED:
+        raise _offer_not_published(state)
+    rules = checked.rules
+    if found.consumer_id is not None and (rules.per_customer_limit or rules.new_customers_only):
+        connection.execute(
+            _LOCK_CUSTOMER_CLAIMS, {"offer_id": offer.id, "consumer_id": found.consumer_id}
+        ).all()
+        _refuse_violations(
+            session, counter, found, rules, redemption.bill_amount, redemption.redeemed_at
+        )
+    if found.code is not None:
+        used = connection.execute(
+            _USE_CODE, {"code_id": found.code.id, "at": redemption.redeemed_at}
+        )
+        if used.rowcount != 1:
+            raise Refused(CodeRejected(), "code used by a concurrent attempt")
+    else:
+        assert found.batch is not None
+        claimed = session.scalar(
+            _insert(session, BatchCodeUse)
+            .values(batch_id=found.batch.id, code_index=found.index, redemption_id=redemption.id)
+            .on_conflict_do_nothing()
+            .returning(BatchCodeUse.code_index)
+        )
+        if claimed is None:
+            raise Refused(CodeRejected(), "batch code used by a concurrent attempt")
+    # From here on nothing refuses: the code is ours.
+    if found.code is not None and found.code.price_paid:
+        redemption.ledger_transaction_id = _release_from_escrow(
+            session, offer=offer, price_paid=found.code.price_paid, redemption_id=redemption.id
+        )
+    connection.execute(_INSERT_REDEMPTION, _columns(redemption, _redemptions))
+    record_attempt(
+        session, counter=counter, accepted=True, reason="redeemed", redemption_id=redemption.id
+    )
+    # Last, so the offer's row (shared by every redemption of it) is locked only until commit.
+    connection.execute(_COUNT_REDEMPTION, {"offer_id": offer.id})
+    return Redeemed(
+        redemption=redemption,
+        offer_title=offer.title,
+        offer_kind=offer.kind.value,
+        benefit=_benefit(offer, redemption.discount_amount),
+        currency=offer.currency,
+    )
 
 
 def redeem(
@@ -384,31 +585,54 @@ def redeem(
     bill_amount: int | None,
     keys: Keys,
     rate_per_minute: int,
-) -> Redemption:
+) -> Redeemed:
     """Redeem a typed code or QR payload at the calling terminal's store, exactly once.
 
-    Raises `Refused`; the caller records the refusal (in its own transaction, so the log
-    survives the rollback) and answers with `refused.public`.
+    Raises `Refused`, always before anything is written; the caller records the refusal in
+    its own transaction and answers with `refused.public`.
     """
-    terminal, store = terminal_context(session, principal)
-    check_rate(session, terminal=terminal, per_minute=rate_per_minute)
-    found = locate(session, merchant_id=terminal.merchant_id, text=code, keys=keys)
-    offer, now = found.offer, clock.now()
-    if offer.state is not OfferState.PUBLISHED:
-        raise Refused(
-            RuleViolation(f"this offer is {offer.state.value}"), f"offer {offer.state.value}"
-        )
+    checked = check_redemption(
+        session,
+        principal=principal,
+        code=code,
+        bill_amount=bill_amount,
+        keys=keys,
+        rate_per_minute=rate_per_minute,
+    )
+    return complete_redemption(session, checked)
+
+
+def _offer_not_published(state: OfferState) -> Refused:
+    return Refused(RuleViolation(f"this offer is {state.value}"), f"offer {state.value}")
+
+
+def _refuse_violations(
+    session: Session,
+    counter: Counter,
+    found: Located,
+    rules: OfferRules,
+    bill_amount: int | None,
+    now: datetime,
+) -> None:
+    """Refuse with every rule this redemption would break, at this store, now."""
+    offer, consumer_id = found.offer, found.consumer_id
     violations = evaluate_redemption(
-        rules_of(offer),
+        rules,
         RedemptionContext(
             at=now,
-            store_id=store.id,
-            store_timezone=store.timezone,
+            store_id=counter.store_id,
+            store_timezone=counter.store_timezone,
             claimed_at=found.claimed_at,
             bill_amount=bill_amount,
-            customer_redemptions=_redeemed_by(session, offer.id, found.consumer_id),
+            customer_redemptions=(
+                _redeemed_by(session, offer, consumer_id) if rules.per_customer_limit else 0
+            ),
             issued_count=offer.issued_count,
-            customer_is_new=_is_new_customer(session, offer.merchant_id, found.consumer_id),
+            customer_is_new=(
+                _is_new_customer(session, offer.merchant_id, consumer_id)
+                if rules.new_customers_only
+                else False
+            ),
             currency=offer.currency,
         ),
     )
@@ -423,78 +647,33 @@ def redeem(
     if violations:
         raise Refused(_violations(violations), "; ".join(v.reason for v in violations))
 
-    redemption = Redemption(
-        id=new_id("red"),
-        merchant_id=offer.merchant_id,
-        store_id=store.id,
-        terminal_id=terminal.id,
-        offer_id=offer.id,
-        code_id=found.code.id if found.code else None,
-        batch_id=found.batch.id if found.batch else None,
-        code_index=found.index,
-        consumer_id=found.consumer_id,
-        bill_amount=bill_amount,
-        discount_amount=_discount(offer, bill_amount),
-        state=RedemptionState.REDEEMED,
-        redeemed_at=now,
-    )
-    if found.code is not None:
-        used = session.execute(
-            update(Code)
-            .where(Code.id == found.code.id, Code.state == CodeState.ACTIVE)
-            .values(state=CodeState.REDEEMED, redeemed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if used.rowcount != 1:
-            raise Refused(CodeRejected(), "code used by a concurrent attempt")
-    else:
-        assert found.batch is not None
-        claimed = session.scalar(
-            _insert(session, BatchCodeUse)
-            .values(batch_id=found.batch.id, code_index=found.index, redemption_id=redemption.id)
-            .on_conflict_do_nothing()
-            .returning(BatchCodeUse.code_index)
-        )
-        if claimed is None:
-            raise Refused(CodeRejected(), "batch code used by a concurrent attempt")
-    session.add(redemption)
-    if found.code is not None and found.code.price_paid:
-        _release_from_escrow(session, offer=offer, code=found.code, redemption=redemption)
-    record_attempt(
-        session, terminal=terminal, accepted=True, reason="redeemed", redemption_id=redemption.id
-    )
-    # Last, so the offer's row (shared by every redemption of it) is locked only until commit.
-    session.execute(
-        update(Offer)
-        .where(Offer.id == offer.id)
-        .values(redeemed_count=Offer.redeemed_count + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return redemption
+
+def _columns(instance: Any, table: Any) -> dict[str, Any]:
+    return {column.key: getattr(instance, column.key) for column in table.columns}
 
 
 def _release_from_escrow(
-    session: Session, *, offer: Offer, code: Code, redemption: Redemption
-) -> None:
+    session: Session, *, offer: Row[Any], price_paid: int, redemption_id: str
+) -> str:
     """A paid voucher used: its price leaves escrow for the merchant, less commission."""
     merchant = session.get(Merchant, offer.merchant_id)
     assert merchant is not None
     posting = ledger.release_voucher_to_merchant(
         session,
         merchant_id=merchant.id,
-        price=Money(code.price_paid, offer.currency),
+        price=Money(price_paid, offer.currency),
         commission_bps=merchant.commission_bps,
-        reference=redemption.id,
+        reference=redemption_id,
     )
-    redemption.ledger_transaction_id = posting.id
+    return posting.id
 
 
-def _discount(offer: Offer, bill_amount: int | None) -> int:
+def _discount(offer: Row[Any], bill_amount: int | None) -> int:
     if offer.kind is OfferKind.COUPON and offer.discount_kind is not None:
         if bill_amount is None:
             return offer.amount_off or 0
         return discount_for(
-            offer.discount_kind.value,  # type: ignore[arg-type]
+            offer.discount_kind.value,
             bill_amount,
             amount_off=offer.amount_off,
             percent_off_bps=offer.percent_off_bps,
@@ -505,54 +684,61 @@ def _discount(offer: Offer, bill_amount: int | None) -> int:
     return 0
 
 
-def _redeemed_by(session: Session, offer_id: str, consumer_id: str | None) -> int:
+def _benefit(offer: Row[Any], discount_amount: int) -> str:
+    """What the cashier gives, in words."""
+    if offer.kind is OfferKind.VOUCHER:
+        return f"give the set: {offer.includes or offer.title}"
+    if offer.discount_kind is DiscountKind.PERCENT_OFF:
+        return f"{(offer.percent_off_bps or 0) / 100:g}% off"
+    return f"{discount_amount} off"
+
+
+def _redeemed_by(session: Session, offer: Row[Any], consumer_id: str | None) -> int:
     if consumer_id is None:
         return 0
-    return session.scalar(
-        select(func.count())
-        .select_from(Redemption)
-        .where(
-            Redemption.offer_id == offer_id,
-            Redemption.consumer_id == consumer_id,
-            Redemption.state == RedemptionState.REDEEMED,
+    return (
+        session.connection()
+        .execute(
+            _REDEEMED_BY,
+            {"consumer_id": consumer_id, "merchant_id": offer.merchant_id, "offer_id": offer.id},
         )
+        .scalar_one()
     )
 
 
 def record_attempt(
     session: Session,
     *,
-    terminal: Terminal,
+    counter: Counter,
     accepted: bool,
     reason: str,
     redemption_id: str | None = None,
 ) -> None:
-    session.add(
-        RedemptionAttempt(
-            merchant_id=terminal.merchant_id,
-            store_id=terminal.store_id,
-            terminal_id=terminal.id,
-            at=clock.now(),
-            accepted=accepted,
-            reason=reason[:500],
-            redemption_id=redemption_id,
-        )
+    session.connection().execute(
+        _INSERT_ATTEMPT,
+        {
+            "merchant_id": counter.merchant_id,
+            "store_id": counter.store_id,
+            "terminal_id": counter.terminal_id,
+            "at": clock.now(),
+            "accepted": accepted,
+            "reason": reason[:500],
+            "redemption_id": redemption_id,
+        },
     )
-    session.flush()
 
 
 def record_refusal(session: Session, *, principal: Principal, reason: str) -> None:
-    terminal, _ = terminal_context(session, principal)
-    record_attempt(session, terminal=terminal, accepted=False, reason=reason)
+    record_attempt(session, counter=counter_of(session, principal), accepted=False, reason=reason)
 
 
 def undo(
     session: Session, *, principal: Principal, redemption_id: str, grace: timedelta
 ) -> Redemption:
     """Take back a redemption within the grace period, at the same store."""
-    _, store = terminal_context(session, principal)
+    counter = counter_of(session, principal)
     redemption = session.get(Redemption, redemption_id)
-    if redemption is None or redemption.store_id != store.id:
+    if redemption is None or redemption.store_id != counter.store_id:
         raise NotFound("no redemption with this id at this store")
     if redemption.state is RedemptionState.UNDONE:
         raise Conflict("this redemption has already been undone")

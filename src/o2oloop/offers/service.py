@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import time
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -33,8 +34,8 @@ TRANSITIONS: dict[str, tuple[frozenset[OfferState], OfferState]] = {
 }
 
 
-def rules_of(offer: Offer) -> OfferRules:
-    """The pure rule object of a stored offer."""
+def rules_of(offer: Offer | Row[Any]) -> OfferRules:
+    """The pure rule object of a stored offer (the mapped object or a row of `offers`)."""
 
     def hhmm(value: str) -> time:
         return time(int(value[:2]), int(value[3:]))
