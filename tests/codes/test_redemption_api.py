@@ -200,8 +200,11 @@ def test_bulk_batch_exports_csv_and_each_code_redeems_once(
         f"/v1/merchants/{tenant.merchant_id}/batches/{batch.json()['id']}/codes.csv",
         headers=tenant.admin,
     )
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert int(exported.headers["content-length"]) == len(exported.content)
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert len(rows) == 1500
+    assert [int(r["index"]) for r in rows] == list(range(1500))
     assert len({r["code"] for r in rows}) == 1500
     pick = rows[777]["code"]
     first = http.post("/v1/terminal/redemptions", json={"code": pick}, headers=tenant.terminal)

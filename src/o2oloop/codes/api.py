@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated
 
@@ -16,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from o2oloop import clock
 from o2oloop.auth.principal import Principal
 from o2oloop.auth.service import authenticate
-from o2oloop.codes import qr, schemas, service, vouchers
+from o2oloop.codes import export, qr, schemas, service, vouchers
 from o2oloop.codes.models import Code
 from o2oloop.db import Database
 from o2oloop.errors import InvalidInput
@@ -141,22 +138,14 @@ def export_batch(
             session, principal=caller, merchant_id=merchant_id, batch_id=batch_id
         )
 
-    def rows() -> Iterator[str]:
-        yield "index,code,qr_payload\n"
-        index = 0
-        for chunk in service.batch_codes(batch, keys):
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            for text in chunk:
-                writer.writerow((index, text, service.codec.QR_PREFIX + text.replace("-", "")))
-                index += 1
-            yield buffer.getvalue()
-
     filename = f"o2oloop-batch-{batch.batch_no}.csv"
     return StreamingResponse(
-        rows(),
+        export.batch_csv(keys.code, batch.batch_no, batch.count),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Length": str(export.batch_csv_size(batch.count)),
+        },
     )
 
 

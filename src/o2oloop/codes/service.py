@@ -7,7 +7,6 @@ means someone else used it) or, for batch codes, the primary key of `batch_code_
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -281,14 +280,6 @@ def get_batch(
     require_merchant_admin(principal, merchant_id)
     batch = get_owned(session, CodeBatch, batch_id, merchant_id=merchant_id, what="code batch")
     return batch
-
-
-def batch_codes(batch: CodeBatch, keys: Keys, *, chunk: int = 50_000) -> Iterator[list[str]]:
-    """The batch's codes in order, a chunk at a time (for CSV export)."""
-    for start in range(0, batch.count, chunk):
-        yield codec.derive_batch_codes(
-            keys.code, batch.batch_no, start, min(chunk, batch.count - start)
-        )
 
 
 # ---- redemption --------------------------------------------------------------------------
