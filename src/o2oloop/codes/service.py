@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -293,19 +294,25 @@ _redemptions, _attempts = Redemption.__table__, RedemptionAttempt.__table__
 _terminals, _stores, _uses = Terminal.__table__, Store.__table__, BatchCodeUse.__table__
 
 # The counter's statements, built once: building a statement costs more than running it.
-_AT_WORK = (
-    select(_terminals.c.merchant_id, _terminals.c.store_id, _stores.c.timezone)
-    .join(_stores, _stores.c.id == _terminals.c.store_id)
-    .where(_terminals.c.id == bindparam("terminal_id"), _terminals.c.active, _stores.c.active)
-)
 _REJECTED_SINCE = (
     select(func.count())
     .select_from(_attempts)
     .where(
-        _attempts.c.terminal_id == bindparam("terminal_id"),
+        _attempts.c.terminal_id == _terminals.c.id,
         _attempts.c.accepted.is_(False),
         _attempts.c.at >= bindparam("since"),
     )
+    .scalar_subquery()
+)
+_AT_WORK = (
+    select(
+        _terminals.c.merchant_id,
+        _terminals.c.store_id,
+        _stores.c.timezone,
+        _REJECTED_SINCE.label("rejected"),
+    )
+    .join(_stores, _stores.c.id == _terminals.c.store_id)
+    .where(_terminals.c.id == bindparam("terminal_id"), _terminals.c.active, _stores.c.active)
 )
 _CODE_BY_DIGEST = select(_codes).where(_codes.c.digest == bindparam("digest"))
 _BATCH_BY_NO = select(_batches).where(_batches.c.batch_no == bindparam("batch_no"))
@@ -322,9 +329,18 @@ _LOCK_CUSTOMER_CLAIMS = (
     )
     .with_for_update()
 )
-_USE_CODE = (
+_OFFER_PUBLISHED = (
+    select(_offers.c.id)
+    .where(_offers.c.id == bindparam("of_offer"), _offers.c.state == OfferState.PUBLISHED)
+    .exists()
+)
+_USE_CODE = (  # the one write only one attempt can win, while the offer is still published
     update(_codes)
-    .where(_codes.c.id == bindparam("code_id"), _codes.c.state == CodeState.ACTIVE)
+    .where(
+        _codes.c.id == bindparam("code_id"),
+        _codes.c.state == CodeState.ACTIVE,
+        _OFFER_PUBLISHED,
+    )
     .values(state=CodeState.REDEEMED, redeemed_at=bindparam("at"))
 )
 _REDEEMED_BY = (
@@ -376,6 +392,7 @@ class Counter:
     merchant_id: str
     store_id: str
     store_timezone: str
+    rejected_last_minute: int  # codes this terminal had refused, for the rate limit
 
 
 @dataclass(frozen=True)
@@ -398,23 +415,20 @@ def counter_of(session: Session, principal: Principal) -> Counter:
     """The terminal's counter, refused if the terminal or its store has been deactivated."""
     if principal.role is not Role.TERMINAL or principal.terminal_id is None:
         raise Forbidden("this needs a terminal key")
+    since = clock.now() - timedelta(minutes=1)
     row = (
-        session.connection().execute(_AT_WORK, {"terminal_id": principal.terminal_id}).one_or_none()
+        session.connection()
+        .execute(_AT_WORK, {"terminal_id": principal.terminal_id, "since": since})
+        .one_or_none()
     )
     if row is None:
         raise Forbidden("this terminal or its store is deactivated")
-    return Counter(principal.terminal_id, row.merchant_id, row.store_id, row.timezone)
+    return Counter(principal.terminal_id, row.merchant_id, row.store_id, row.timezone, row.rejected)
 
 
-def check_rate(session: Session, *, counter: Counter, per_minute: int) -> None:
+def check_rate(counter: Counter, *, per_minute: int) -> None:
     """Refuse a terminal that has had too many rejected codes in the last minute."""
-    since = clock.now() - timedelta(minutes=1)
-    rejected = (
-        session.connection()
-        .execute(_REJECTED_SINCE, {"terminal_id": counter.terminal_id, "since": since})
-        .scalar_one()
-    )
-    if rejected >= per_minute:
+    if counter.rejected_last_minute >= per_minute:
         raise RateLimited(
             f"more than {per_minute} rejected codes in a minute at this terminal; wait a minute",
             retry_after_seconds=60,
@@ -482,7 +496,7 @@ def check_redemption(
     Raises `Refused`. Read-only, so the counter can run it before its turn to write.
     """
     counter = counter_of(session, principal)
-    check_rate(session, counter=counter, per_minute=rate_per_minute)
+    check_rate(counter, per_minute=rate_per_minute)
     found = locate(session, merchant_id=counter.merchant_id, text=code, keys=keys)
     offer, now = found.offer, clock.now()
     if offer.state is not OfferState.PUBLISHED:
@@ -512,19 +526,17 @@ def check_redemption(
 def complete_redemption(session: Session, checked: CheckedRedemption) -> Redeemed:
     """Store a checked redemption, exactly once.
 
-    What can change between the check and now is checked again first: the offer's state,
-    and rules on the customer's history (under a lock on the customer's claim row, so two
-    terminals cannot both use the customer's last allowed redemption). Then the code is
-    taken by a conditional write that only one attempt can win. Raises `Refused` before
+    What can change between the check and now is checked again: rules on the customer's
+    history (under a lock on the customer's claim row, so two terminals cannot both use the
+    customer's last allowed redemption), and the offer's state, by the very conditional
+    write that takes the code, which only one attempt can win. Raises `Refused` before
     anything is written.
     """
     counter, found, redemption = checked.counter, checked.found, checked.redemption
-    offer = found.offer
+    offer, rules = found.offer, checked.rules
     connection = session.connection()
-    state = connection.execute(_OFFER_STATE, {"offer_id": offer.id}).scalar_one()
-    if state is not OfferState.PUBLISHED:
-        raise _offer_not_published(state)
-    rules = checked.rules
+    if found.code is None:  # a single code's own write checks this too (below)
+        _refuse_unless_published(connection, offer.id)
     if found.consumer_id is not None and (rules.per_customer_limit or rules.new_customers_only):
         connection.execute(
             _LOCK_CUSTOMER_CLAIMS, {"offer_id": offer.id, "consumer_id": found.consumer_id}
@@ -534,9 +546,11 @@ def complete_redemption(session: Session, checked: CheckedRedemption) -> Redeeme
         )
     if found.code is not None:
         used = connection.execute(
-            _USE_CODE, {"code_id": found.code.id, "at": redemption.redeemed_at}
+            _USE_CODE,
+            {"code_id": found.code.id, "of_offer": offer.id, "at": redemption.redeemed_at},
         )
         if used.rowcount != 1:
+            _refuse_unless_published(connection, offer.id)
             raise Refused(CodeRejected(), "code used by a concurrent attempt")
     else:
         assert found.batch is not None
@@ -591,6 +605,12 @@ def redeem(
         rate_per_minute=rate_per_minute,
     )
     return complete_redemption(session, checked)
+
+
+def _refuse_unless_published(connection: Connection, offer_id: str) -> None:
+    state = connection.execute(_OFFER_STATE, {"offer_id": offer_id}).scalar_one()
+    if state is not OfferState.PUBLISHED:
+        raise _offer_not_published(state)
 
 
 def _offer_not_published(state: OfferState) -> Refused:
