@@ -413,14 +413,16 @@ class Redeemed:
 
 def counter_of(session: Session, principal: Principal) -> Counter:
     """The terminal's counter, refused if the terminal or its store has been deactivated."""
+    return _counter(session.connection(), principal)
+
+
+def _counter(connection: Connection, principal: Principal) -> Counter:
     if principal.role is not Role.TERMINAL or principal.terminal_id is None:
         raise Forbidden("this needs a terminal key")
     since = clock.now() - timedelta(minutes=1)
-    row = (
-        session.connection()
-        .execute(_AT_WORK, {"terminal_id": principal.terminal_id, "since": since})
-        .one_or_none()
-    )
+    row = connection.execute(
+        _AT_WORK, {"terminal_id": principal.terminal_id, "since": since}
+    ).one_or_none()
     if row is None:
         raise Forbidden("this terminal or its store is deactivated")
     return Counter(principal.terminal_id, row.merchant_id, row.store_id, row.timezone, row.rejected)
@@ -437,11 +439,14 @@ def check_rate(counter: Counter, *, per_minute: int) -> None:
 
 def locate(session: Session, *, merchant_id: str, text: str, keys: Keys) -> Located:
     """Verify the code offline, then find it; anything not ours is one uniform refusal."""
+    return _locate(session.connection(), merchant_id=merchant_id, text=text, keys=keys)
+
+
+def _locate(connection: Connection, *, merchant_id: str, text: str, keys: Keys) -> Located:
     try:
         parsed = codec.parse(text, keys.code)
     except codec.InvalidCode as invalid:
         raise Refused(CodeRejected(), f"invalid code: {invalid.reason}") from None
-    connection = session.connection()
     if parsed.kind == "single":
         digest = keys.digest(parsed.serial)
         code = connection.execute(_CODE_BY_DIGEST, {"digest": digest}).one_or_none()
@@ -451,7 +456,7 @@ def locate(session: Session, *, merchant_id: str, text: str, keys: Keys) -> Loca
             raise Refused(CodeRejected(), "code of another merchant")
         if code.state is not CodeState.ACTIVE:
             raise Refused(CodeRejected(), f"code is {code.state.value}")
-        return Located(offer=_offer_row(session, code.offer_id), code=code)
+        return Located(offer=_offer_row(connection, code.offer_id), code=code)
     batch = connection.execute(_BATCH_BY_NO, {"batch_no": parsed.batch_no}).one_or_none()
     if batch is None:
         raise Refused(CodeRejected(), "batch code of an unknown batch")
@@ -465,11 +470,11 @@ def locate(session: Session, *, merchant_id: str, text: str, keys: Keys) -> Loca
     ).scalar_one_or_none()
     if used is not None:
         raise Refused(CodeRejected(), "batch code already used")
-    return Located(offer=_offer_row(session, batch.offer_id), batch=batch, index=parsed.index)
+    return Located(offer=_offer_row(connection, batch.offer_id), batch=batch, index=parsed.index)
 
 
-def _offer_row(session: Session, offer_id: str) -> Row[Any]:
-    return session.connection().execute(_OFFER_BY_ID, {"offer_id": offer_id}).one()
+def _offer_row(connection: Connection, offer_id: str) -> Row[Any]:
+    return connection.execute(_OFFER_BY_ID, {"offer_id": offer_id}).one()
 
 
 @dataclass(frozen=True)
@@ -495,9 +500,10 @@ def check_redemption(
 
     Raises `Refused`. Read-only, so the counter can run it before its turn to write.
     """
-    counter = counter_of(session, principal)
+    connection = session.connection()
+    counter = _counter(connection, principal)
     check_rate(counter, per_minute=rate_per_minute)
-    found = locate(session, merchant_id=counter.merchant_id, text=code, keys=keys)
+    found = _locate(connection, merchant_id=counter.merchant_id, text=code, keys=keys)
     offer, now = found.offer, clock.now()
     if offer.state is not OfferState.PUBLISHED:
         raise _offer_not_published(offer.state)
@@ -568,9 +574,7 @@ def complete_redemption(session: Session, checked: CheckedRedemption) -> Redeeme
             session, offer=offer, price_paid=found.code.price_paid, redemption_id=redemption.id
         )
     connection.execute(_INSERT_REDEMPTION, _columns(redemption, _redemptions))
-    record_attempt(
-        session, counter=counter, accepted=True, reason="redeemed", redemption_id=redemption.id
-    )
+    _record_attempt(connection, counter, True, "redeemed", redemption.id)
     # Last, so the offer's row (shared by every redemption of it) is locked only until commit.
     connection.execute(_COUNT_REDEMPTION, {"offer_id": offer.id})
     return Redeemed(
@@ -725,7 +729,17 @@ def record_attempt(
     reason: str,
     redemption_id: str | None = None,
 ) -> None:
-    session.connection().execute(
+    _record_attempt(session.connection(), counter, accepted, reason, redemption_id)
+
+
+def _record_attempt(
+    connection: Connection,
+    counter: Counter,
+    accepted: bool,
+    reason: str,
+    redemption_id: str | None = None,
+) -> None:
+    connection.execute(
         _INSERT_ATTEMPT,
         {
             "merchant_id": counter.merchant_id,
