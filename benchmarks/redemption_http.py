@@ -1,7 +1,7 @@
 """Redemptions per second through the real HTTP server, on SQLite and PostgreSQL.
 
 Usage: ``python benchmarks/redemption_http.py [--db sqlite|postgresql|both] [--count 20000]
-[--clients 32] [--duration 20] [--load-processes 4]``
+[--clients 32] [--workers 2] [--duration 20] [--load wrk|httpx] [--[no-]access-log]``
 
 Per database:
 
@@ -17,16 +17,19 @@ Per database:
 2. **serve**: ``o2oloop serve --workers 2`` as a subprocess on a free loopback port, with
    ``O2O_DATA_DIR`` (a temp dir; the SQLite file lives there) or ``O2O_DATABASE_URL`` (a
    scratch PostgreSQL database), ``O2O_SECRET_KEY`` and a very large
-   ``O2O_TERMINAL_ATTEMPTS_PER_MINUTE``. Its log (uvicorn access log included, as deployed)
+   ``O2O_TERMINAL_ATTEMPTS_PER_MINUTE``, and ``O2O_ACCESS_LOG`` from ``--[no-]access-log``
+   (off by default, as behind a proxy that logs requests). Its log
    goes to a file.
-3. **load**: ``--clients`` clients, each with its own terminal key and its own slice of the
-   codes, ``POST /v1/terminal/redemptions {"code": ..., "bill_amount": 5000}`` back to back
-   over a keep-alive ``httpx.Client`` for ``--duration`` seconds (or until its codes run
-   out). The machine has 2 cores, shared with the server's 2 workers and the database, so
-   the clients run as threads spread over ``--load-processes`` separate processes: one
-   process would be capped by its own GIL, one process per client would spend the cores on
-   32 interpreters. The load generator's CPU time is reported, to see what it took away.
-4. **verify**: rows in ``redemptions`` (and redeemed ``codes``) equal the number of 201s.
+3. **load**: ``--clients`` concurrent clients, every request
+   ``POST /v1/terminal/redemptions {"code": ..., "bill_amount": 5000}`` with a code never
+   sent before and one of ``--clients`` terminal keys, back to back over keep-alive
+   connections for ``--duration`` seconds. ``--load wrk`` (default; Debian package ``wrk``)
+   drives them from wrk, a C load generator, with ``redemption_wrk.lua``: on a 2-core machine
+   it leaves the cores to the server (its CPU time is reported). ``--load httpx`` runs the
+   clients as ``httpx.Client`` threads spread over ``--load-processes`` processes instead.
+4. **verify**: rows in ``redemptions``, redeemed ``codes``, accepted attempts and the offer's
+   ``redeemed_count`` all agree with the number of 201s (wrk stops with up to one request per
+   connection in flight; the server completes those, so up to ``--clients`` more rows).
 
 Prints one JSON object per database, then a summary object.
 """
@@ -538,6 +541,7 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 "O2O_DATA_DIR": str(tmpdir),
                 "O2O_SECRET_KEY": secret,
                 "O2O_TERMINAL_ATTEMPTS_PER_MINUTE": "1000000000",
+                "O2O_ACCESS_LOG": "true" if args.access_log else "false",
             }
             env.pop("O2O_DATABASE_URL", None)
             if backend == "postgresql":
@@ -623,6 +627,9 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "server_start_seconds": round(started_s, 2),
         **load,
         "server_cpu_seconds": round(server_cpu, 1),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(load["requests"], 1), 2),
+        "access_log": args.access_log,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "verified": {
             "redemption_rows": redemptions,
             "codes_redeemed": redeemed_codes,
@@ -651,6 +658,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the server's per-request log line (O2O_ACCESS_LOG); off as behind a proxy",
+    )
+    parser.add_argument(
         "--load",
         choices=("wrk", "httpx"),
         default="wrk",
@@ -672,6 +685,7 @@ def main() -> None:
         _support.emit(result)
         summary[backend] = {
             "redemptions_per_second": result["redemptions_per_second"],
+            "server_cpu_ms_per_request": result["server_cpu_ms_per_request"],
             "latency_ms": result["latency_ms"],
             "errors_by_status": result["errors_by_status"],
             "verified": result["verified"]["rows_equal_201s"],
