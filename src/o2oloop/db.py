@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,8 +118,8 @@ class WriterQueue:
     SQLite lets one writer in at a time, and a writer that finds the lock taken sleeps in
     growing steps (1, 2, 5, 10 … 100 ms) before it looks again: with several worker processes
     that sleeping, not the work, makes the slow tail. Here the turn is an flock on a file
-    beside the database (and a lock for this process's threads): a waiter blocks in the
-    kernel and is woken the moment the turn is free.
+    beside the database, taken through a descriptor of each thread's own (flock excludes
+    descriptors, not processes), so a waiter is woken the moment the turn is free.
 
     The hottest writes (`Database.run_transaction`) also queue per process: whoever gets the
     turn runs every transaction queued meanwhile, up to `BATCH`, back to back, so the turn
@@ -141,47 +141,51 @@ class WriterQueue:
         self.timeout = timeout
         self._turns = 0
         self._checkpointing = threading.Lock()
-        self._thread_lock = threading.Lock()
-        self._fd: int | None = None
-        self._pid = 0
+        self._descriptors = threading.local()
         self._queue: deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = deque()
         self._draining = False
+        self._background: set[asyncio.Task[Any]] = set()
 
-    def _file(self) -> int:
-        if self._fd is None or self._pid != os.getpid():  # a forked worker opens its own
-            self._fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
-        return self._fd
+    def _descriptor(self) -> int:
+        """This thread's own descriptor of the lock file (reopened in a forked child)."""
+        mine = self._descriptors
+        if getattr(mine, "pid", None) != os.getpid():
+            mine.fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            mine.pid = os.getpid()
+        return mine.fd
 
     def _busy(self) -> OperationalError:
         waited = TimeoutError(f"no turn to write within {self.timeout:g} s")
         return OperationalError("BEGIN IMMEDIATE", None, waited)
 
-    def acquire(self) -> None:
-        """Wait for the turn (up to the timeout) in this thread."""
+    def acquire(self) -> int:
+        """Wait for the turn (up to the timeout) in this thread; returns what `release` takes."""
+        descriptor = self._descriptor()
         deadline = time.monotonic() + self.timeout
-        if not self._thread_lock.acquire(timeout=self.timeout):
-            raise self._busy()
         pause = 0.0001
         while True:
             try:
-                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return descriptor
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    self._thread_lock.release()
                     raise self._busy() from None
             time.sleep(pause)
             pause = min(pause * 2, 0.001)
 
-    def release(self) -> None:
-        """Give the turn back; then, now and then, copy the log into the database (below)."""
-        fcntl.flock(self._file(), fcntl.LOCK_UN)
-        self._thread_lock.release()
-        self._turns += 1
-        if self._turns >= self.CHECKPOINT_EVERY:
-            self._turns = 0
+    def release(self, descriptor: int | None = None) -> None:
+        """Give the turn back (this thread's, by default); now and then, checkpoint."""
+        fcntl.flock(self._descriptor() if descriptor is None else descriptor, fcntl.LOCK_UN)
+        if self._count_turn():
             self._checkpoint()
+
+    def _count_turn(self) -> bool:
+        """Whether this turn is one that should be followed by a checkpoint."""
+        self._turns += 1
+        if self._turns < self.CHECKPOINT_EVERY:
+            return False
+        self._turns = 0
+        return True
 
     def _checkpoint(self) -> None:
         """A passive checkpoint, outside the turn: writers go on appending to the log.
@@ -195,23 +199,21 @@ class WriterQueue:
             finally:
                 self._checkpointing.release()
 
-    def _wait_for_turn(self) -> None:
-        """Block this (pool) thread in the kernel until the turn is ours; no timeout here:
+    def _wait_for_turn(self) -> int:
+        """Block this (pool) thread in the kernel until the turn is ours. No timeout here:
         every queued transaction has its own."""
-        self._thread_lock.acquire()
-        try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
+        descriptor = self._descriptor()
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        return descriptor
 
     async def run(self, work: Callable[[], Result]) -> Result:
         """Queue `work` (one whole transaction) for this process's next turn, and await it."""
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
         self._queue.append((work, future))
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._in_background(self._drain())
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout)
         except TimeoutError:
@@ -223,7 +225,7 @@ class WriterQueue:
 
         try:
             while self._queue:
-                await run_in_threadpool(self._wait_for_turn)
+                descriptor = await run_in_threadpool(self._wait_for_turn)
                 try:
                     for _ in range(min(len(self._queue), self.BATCH)):
                         work, future = self._queue.popleft()
@@ -234,19 +236,16 @@ class WriterQueue:
                         except Exception as error:
                             future.set_exception(error)
                 finally:
-                    self._release_from_loop()
+                    fcntl.flock(descriptor, fcntl.LOCK_UN)
+                if self._count_turn():
+                    self._in_background(run_in_threadpool(self._checkpoint))
         finally:
             self._draining = False
 
-    def _release_from_loop(self) -> None:
-        from starlette.concurrency import run_in_threadpool
-
-        fcntl.flock(self._file(), fcntl.LOCK_UN)
-        self._thread_lock.release()
-        self._turns += 1
-        if self._turns >= self.CHECKPOINT_EVERY:
-            self._turns = 0
-            asyncio.get_running_loop().create_task(run_in_threadpool(self._checkpoint))
+    def _in_background(self, job: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._background.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._background.discard)
 
 
 def _checkpoint_by_writer_queue(dbapi_connection: Any, _record: Any) -> None:
@@ -256,10 +255,10 @@ def _checkpoint_by_writer_queue(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
-        kwargs.setdefault("pool_use_lifo", True)  # the warmest connection, with its cached pages
+            kwargs.setdefault("pool_use_lifo", True)  # the warmest connection: cached pages
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -295,14 +294,16 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any error."""
-        if self.writers is not None:
-            self.writers.acquire()
+        if self.writers is None:
+            with self._unit_of_work() as session:
+                yield session
+            return
+        turn = self.writers.acquire()
         try:
             with self._unit_of_work() as session:
                 yield session
         finally:
-            if self.writers is not None:
-                self.writers.release()
+            self.writers.release(turn)
 
     @contextmanager
     def _unit_of_work(self) -> Iterator[Session]:
