@@ -339,20 +339,11 @@ def test_two_terminals_racing_for_the_customers_last_redemption_one_wins(
 
 @pytest.mark.parametrize("offers_of_merchant", ["one_offer", "two_offers"])
 def test_a_completion_waits_for_an_uncommitted_one_of_the_same_customer(
-    db: Database, request: pytest.FixtureRequest, offers_of_merchant: str
+    db: Database, offers_of_merchant: str
 ) -> None:
     """Terminal A has completed a new customer's redemption but not committed; terminal B
     completes another of that customer's codes meanwhile. "New customers only" is about the
     merchant, so B must be refused whether the codes are of one offer or of two."""
-    if offers_of_merchant == "two_offers" and db.dialect == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="complete_redemption locks only the customer's claim row of this offer: "
-                "a completion for another new-customers-only offer of the merchant neither "
-                "waits for it nor sees its uncommitted redemption (READ COMMITTED)",
-            )
-        )
     tenant = make_tenant(db)
     consumer_id, _ = make_consumer(db)
     if offers_of_merchant == "one_offer":

@@ -35,6 +35,7 @@ from o2oloop.codes.models import (
     RedemptionAttempt,
     RedemptionState,
 )
+from o2oloop.customers.models import Consumer
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, Forbidden, NotFound, ProblemError, RateLimited, RuleViolation
 from o2oloop.ledger import service as ledger
@@ -321,12 +322,12 @@ _BATCH_CODE_USED = select(_uses.c.code_index).where(
 )
 _OFFER_BY_ID = select(_offers).where(_offers.c.id == bindparam("offer_id"))
 _OFFER_STATE = select(_offers.c.state).where(_offers.c.id == bindparam("offer_id"))
-_LOCK_CUSTOMER_CLAIMS = (
-    select(OfferClaim.__table__.c.claimed)
-    .where(
-        OfferClaim.__table__.c.offer_id == bindparam("offer_id"),
-        OfferClaim.__table__.c.consumer_id == bindparam("consumer_id"),
-    )
+# Rules on a customer's history (per-customer limit, new customers only) are decided by the
+# customer's other redemptions, at this offer or anywhere at the merchant: their completions
+# take turns on the customer's own row (SQLite's writers take turns anyway).
+_LOCK_CUSTOMER = (
+    select(Consumer.__table__.c.id)
+    .where(Consumer.__table__.c.id == bindparam("consumer_id"))
     .with_for_update()
 )
 _OFFER_PUBLISHED = (
@@ -533,7 +534,7 @@ def complete_redemption(session: Session, checked: CheckedRedemption) -> Redeeme
     """Store a checked redemption, exactly once.
 
     What can change between the check and now is checked again: rules on the customer's
-    history (under a lock on the customer's claim row, so two terminals cannot both use the
+    history (under a lock on the customer's row, so two terminals cannot both use the
     customer's last allowed redemption), and the offer's state, by the very conditional
     write that takes the code, which only one attempt can win. Raises `Refused` before
     anything is written.
@@ -544,9 +545,7 @@ def complete_redemption(session: Session, checked: CheckedRedemption) -> Redeeme
     if found.code is None:  # a single code's own write checks this too (below)
         _refuse_unless_published(connection, offer.id)
     if found.consumer_id is not None and (rules.per_customer_limit or rules.new_customers_only):
-        connection.execute(
-            _LOCK_CUSTOMER_CLAIMS, {"offer_id": offer.id, "consumer_id": found.consumer_id}
-        ).all()
+        connection.execute(_LOCK_CUSTOMER, {"consumer_id": found.consumer_id}).all()
         _refuse_violations(
             session, counter, found, rules, redemption.bill_amount, redemption.redeemed_at
         )
