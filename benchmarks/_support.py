@@ -56,9 +56,9 @@ def postgres_unavailable() -> str | None:
 
 def fresh_postgres_database(name: str) -> str:
     """Drop and create a scratch database next to the test database; returns its URL."""
+    drop_postgres_database(name)
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)

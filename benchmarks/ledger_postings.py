@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -22,8 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+import _support
 from sqlalchemy.orm import Session
 
 from o2oloop import migrations
@@ -37,27 +35,8 @@ from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Category
 from o2oloop.money import Money
 
-PG_URL = os.environ.get(
-    "O2O_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 PLATFORM = Principal(key_id="bench", role=Role.PLATFORM_ADMIN)
 MERCHANTS = 100
-
-
-def fresh_postgres(name: str) -> str:
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_postgres(name: str) -> None:
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def prepare(db: Database) -> list[tuple[str, str, str]]:
@@ -174,7 +153,7 @@ def main() -> None:
         db.dispose()
     if not args.no_postgres:
         name = "o2o_bench_ledger"
-        db = Database.from_url(fresh_postgres(name), pool_size=args.threads + 2)
+        db = Database.from_url(_support.fresh_postgres_database(name), pool_size=args.threads + 2)
         try:
             ids = prepare(db)
             one_posting(db, ids[0][0], 100)
@@ -191,7 +170,7 @@ def main() -> None:
             }
         finally:
             db.dispose()
-            drop_postgres(name)
+            _support.drop_postgres_database(name)
     print(json.dumps(result, indent=2))
 
 

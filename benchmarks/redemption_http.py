@@ -444,25 +444,29 @@ def run_load(
     for part in parts:
         statuses.update(part["statuses"])
     elapsed = max(p["ended"] for p in parts) - min(p["began"] for p in parts)
-    ok = statuses.get("201", 0)
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if len(latencies) else (0, 0, 0)
+    latency_ms = {"p50": p50, "p95": p95, "p99": p99}
+    if len(latencies):
+        latency_ms |= {"max": latencies.max(), "mean": latencies.mean()}
     return {
         "load_generator": f"httpx threads in {processes} processes",
-        "requests": len(latencies),
-        "seconds": round(elapsed, 2),
+        **_figures(statuses, elapsed, latency_ms),
+        "load_generator_cpu_seconds": round(sum(p["cpu_seconds"] for p in parts), 1),
+    }
+
+
+def _figures(statuses: dict[str, int], seconds: float, latency_ms: dict[str, Any]) -> dict:
+    """What either load generator reports, in one shape."""
+    ok, requests = statuses.get("201", 0), sum(statuses.values())
+    return {
+        "requests": requests,
+        "seconds": round(seconds, 2),
         "redemptions_201": ok,
-        "redemptions_per_second": round(ok / elapsed, 1),
-        "requests_per_second": round(len(latencies) / elapsed, 1),
-        "latency_ms": {
-            "p50": round(float(p50), 1),
-            "p95": round(float(p95), 1),
-            "p99": round(float(p99), 1),
-            "max": round(float(latencies.max()), 1) if len(latencies) else 0,
-            "mean": round(float(latencies.mean()), 1) if len(latencies) else 0,
-        },
+        "redemptions_per_second": round(ok / seconds, 1),
+        "requests_per_second": round(requests / seconds, 1),
+        "latency_ms": {name: round(float(value), 1) for name, value in latency_ms.items()},
         "status_counts": dict(sorted(statuses.items())),
         "errors_by_status": {k: v for k, v in sorted(statuses.items()) if k != "201"},
-        "load_generator_cpu_seconds": round(sum(p["cpu_seconds"] for p in parts), 1),
     }
 
 
@@ -493,23 +497,11 @@ def run_wrk(
     wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     line = next(x for x in finished.stdout.splitlines() if x.startswith('{"wrk"'))
     report = json.loads(line)
-    seconds = report["duration_us"] / 1e6
     statuses = {k: v for k, v in report["statuses"].items() if k != "200"}  # 200: out of codes
-    ok = statuses.get("201", 0)
-    latency = report["latency_us"]
+    latency_ms = {name: value / 1000 for name, value in report["latency_us"].items()}
     return {
         "load_generator": f"wrk (C), {threads} threads",
-        "requests": sum(statuses.values()),
-        "seconds": round(seconds, 2),
-        "redemptions_201": ok,
-        "redemptions_per_second": round(ok / seconds, 1),
-        "requests_per_second": round(sum(statuses.values()) / seconds, 1),
-        "latency_ms": {
-            name: round(latency[name] / 1000, 1) for name in ("p50", "p90", "p99", "p999", "max")
-        }
-        | {"mean": round(latency["mean"] / 1000, 1)},
-        "status_counts": dict(sorted(statuses.items())),
-        "errors_by_status": {k: v for k, v in sorted(statuses.items()) if k != "201"},
+        **_figures(statuses, report["duration_us"] / 1e6, latency_ms),
         "socket_errors": {k: v for k, v in report["errors"].items() if v and k != "status"},
         "load_generator_cpu_seconds": round(wrk_cpu, 1),
         "load_wall_seconds": round(wall, 2),

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
 
@@ -221,8 +222,6 @@ class WriterQueue:
             raise self._busy() from None
 
     async def _drain(self) -> None:
-        from starlette.concurrency import run_in_threadpool
-
         try:
             while self._queue:
                 descriptor = await run_in_threadpool(self._wait_for_turn)
@@ -326,8 +325,6 @@ class Database:
         server never blocks the loop.
         """
         if self.writers is None:
-            from starlette.concurrency import run_in_threadpool
-
             return await run_in_threadpool(self._run, work)
         return await self.writers.run(lambda: self._run(work))
 
@@ -338,8 +335,6 @@ class Database:
         loop; elsewhere in the thread pool.
         """
         if self.writers is None:
-            from starlette.concurrency import run_in_threadpool
-
             return await run_in_threadpool(self._read, work)
         return self._read(work)
 
