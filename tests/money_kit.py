@@ -1,10 +1,11 @@
-"""Helpers for the money tests: merchants with stored value, top-ups, webhook delivery."""
+"""Helpers for the money tests: stored value, top-ups, webhook delivery, voucher balances."""
 
 from __future__ import annotations
 
 from o2oloop.db import Database
+from o2oloop.ledger import service as ledger
 from o2oloop.ledger import stored_value
-from o2oloop.ledger.models import StoredValueProgram
+from o2oloop.ledger.models import AccountKind, StoredValueProgram
 from o2oloop.payments import service as payments
 from o2oloop.payments.provider import DeliveryReport, deliver_pending_events
 
@@ -14,6 +15,22 @@ SECRET = "whsec_tests_" + "s" * 32
 def deliver(db: Database, secret: str = SECRET) -> DeliveryReport:
     """Let the sandbox provider finish its work and deliver its webhooks to the handler."""
     return deliver_pending_events(db, send=payments.local_sender(db, secret), secret=secret)
+
+
+def voucher_balances(db: Database, merchant_id: str) -> dict[str, int]:
+    """A merchant's voucher money by account: escrow, payable, commission, refunds."""
+    with db.transaction() as session:
+        return {
+            kind.value: ledger.balance(
+                session, ledger.merchant_account(session, kind, merchant_id, "CNY")
+            ).amount
+            for kind in (
+                AccountKind.VOUCHER_ESCROW,
+                AccountKind.MERCHANT_PAYABLE,
+                AccountKind.PLATFORM_COMMISSION,
+                AccountKind.REFUNDS_IN_TRANSIT,
+            )
+        }
 
 
 def give_program(db: Database, merchant_id: str, tiers: list[dict[str, int]] | None = None) -> None:

@@ -17,14 +17,12 @@ from factories import (
     make_tenant,
     terminal_principal,
 )
-from money_kit import deliver
+from money_kit import deliver, voucher_balances
 from o2oloop.codes import service, vouchers
 from o2oloop.codes.models import Code, CodeState
 from o2oloop.db import Database
 from o2oloop.errors import ProblemError
 from o2oloop.ledger import reconciliation
-from o2oloop.ledger import service as ledger
-from o2oloop.ledger.models import AccountKind
 from o2oloop.offers.models import Offer
 
 VOUCHER = {
@@ -34,21 +32,6 @@ VOUCHER = {
     "face_value": 12800,
     "includes": "two mains, two drinks",
 }
-
-
-def _balances(db: Database, merchant_id: str) -> dict[str, int]:
-    with db.transaction() as session:
-        return {
-            kind.value: ledger.balance(
-                session, ledger.merchant_account(session, kind, merchant_id, "CNY")
-            ).amount
-            for kind in (
-                AccountKind.VOUCHER_ESCROW,
-                AccountKind.MERCHANT_PAYABLE,
-                AccountKind.PLATFORM_COMMISSION,
-                AccountKind.REFUNDS_IN_TRANSIT,
-            )
-        }
 
 
 def _clean_books(db: Database) -> None:
@@ -69,14 +52,14 @@ def test_buy_redeem_undo_refund(db: Database, http: httpx.Client, frozen_clock) 
     deliver(db)
     wallet = http.get("/v1/consumers/me/codes", headers=me).json()["data"]
     assert [c["state"] for c in wallet] == ["active"]
-    assert _balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
+    assert voucher_balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
 
     redeemed = http.post(
         "/v1/terminal/redemptions", json={"code": wallet[0]["code"]}, headers=tenant.terminal
     )
     assert redeemed.status_code == 201, redeemed.text
     assert "two mains" in redeemed.json()["benefit"]
-    assert _balances(db, tenant.merchant_id) == {
+    assert voucher_balances(db, tenant.merchant_id) == {
         "voucher_escrow": 0,
         "merchant_payable": 8360,  # 8800 less 5% commission (440)
         "platform_commission": 440,
@@ -89,8 +72,8 @@ def test_buy_redeem_undo_refund(db: Database, http: httpx.Client, frozen_clock) 
         headers=tenant.terminal,
     )
     assert undo.status_code == 200
-    assert _balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
-    assert _balances(db, tenant.merchant_id)["merchant_payable"] == 0
+    assert voucher_balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
+    assert voucher_balances(db, tenant.merchant_id)["merchant_payable"] == 0
 
     refunded = http.post(f"/v1/consumers/me/codes/{wallet[0]['id']}/refund", headers=me)
     assert refunded.status_code == 200, refunded.text
@@ -102,7 +85,7 @@ def test_buy_redeem_undo_refund(db: Database, http: httpx.Client, frozen_clock) 
     )
     assert late.status_code == 422  # a refunded voucher is as dead as a used one
     deliver(db)
-    assert _balances(db, tenant.merchant_id) == {
+    assert voucher_balances(db, tenant.merchant_id) == {
         "voucher_escrow": 0,
         "merchant_payable": 0,
         "platform_commission": 0,
@@ -128,7 +111,7 @@ def test_declined_payment_issues_nothing_and_returns_the_stock(
     assert http.get("/v1/consumers/me/codes", headers=me).json()["data"] == []
     with db.transaction() as session:
         assert session.get(Offer, offer_id).issued_count == 0
-    assert _balances(db, tenant.merchant_id)["voucher_escrow"] == 0
+    assert voucher_balances(db, tenant.merchant_id)["voucher_escrow"] == 0
     retry = http.post(f"/v1/offers/{offer_id}/buy", json={}, headers=me)
     assert retry.status_code == 201, retry.text  # stock and limit were given back
     deliver(db)
@@ -154,7 +137,7 @@ def test_unused_vouchers_are_refunded_at_expiry(db: Database, frozen_clock) -> N
     deliver(db)
     with db.transaction() as session:
         assert session.get(Code, due[0]).state is CodeState.REFUNDED
-    assert _balances(db, tenant.merchant_id)["voucher_escrow"] == 0
+    assert voucher_balances(db, tenant.merchant_id)["voucher_escrow"] == 0
     _clean_books(db)
 
 
@@ -206,7 +189,7 @@ def test_refund_racing_redemption_lets_exactly_one_through(db: Database, monkeyp
     for thread in threads:
         thread.join()
     assert len(wins) == 1
-    balances = _balances(db, tenant.merchant_id)
+    balances = voucher_balances(db, tenant.merchant_id)
     escrow_left = balances["voucher_escrow"] + balances["refunds_in_transit"]
     assert escrow_left == (8800 if wins == ["refund"] else 0)
     _clean_books(db)

@@ -8,30 +8,14 @@ import pytest
 from sqlalchemy import select
 
 from factories import make_consumer, make_tenant
-from money_kit import deliver
+from money_kit import deliver, voucher_balances
 from o2oloop.clock import FrozenClock
 from o2oloop.db import Database
 from o2oloop.ledger import reconciliation
 from o2oloop.ledger import service as ledger
-from o2oloop.ledger.models import AccountKind
 from o2oloop.money import Money
 from o2oloop.payments import service as payments
 from o2oloop.payments.models import IntentStatus, PaymentIntent, ProviderOperation
-
-
-def _balances(db: Database, merchant_id: str) -> dict[str, int]:
-    with db.transaction() as session:
-        return {
-            kind.value: ledger.balance(
-                session, ledger.merchant_account(session, kind, merchant_id, "CNY")
-            ).amount
-            for kind in (
-                AccountKind.VOUCHER_ESCROW,
-                AccountKind.MERCHANT_PAYABLE,
-                AccountKind.PLATFORM_COMMISSION,
-                AccountKind.REFUNDS_IN_TRANSIT,
-            )
-        }
 
 
 def _buy(db: Database, tenant, consumer_id: str, price: int, behaviour: str = "succeed") -> str:
@@ -75,7 +59,7 @@ def test_paid_voucher_escrow_redemption_undo_and_refund(
     deliver(db)
     issued, failed = outcomes["issued"], outcomes["failed"]
     assert (issued, failed) == ([paid], [declined])
-    assert _balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
+    assert voucher_balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
 
     with db.transaction() as session:
         redemption = ledger.release_voucher_to_merchant(
@@ -86,7 +70,7 @@ def test_paid_voucher_escrow_redemption_undo_and_refund(
             reference="red_1",
         )
         redemption_id = redemption.id
-    assert _balances(db, tenant.merchant_id) == {
+    assert voucher_balances(db, tenant.merchant_id) == {
         "voucher_escrow": 0,
         "merchant_payable": 8360,
         "platform_commission": 440,
@@ -94,7 +78,7 @@ def test_paid_voucher_escrow_redemption_undo_and_refund(
     }
     with db.transaction() as session:
         ledger.reverse(session, redemption_id)  # the cashier undoes the redemption
-    assert _balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
+    assert voucher_balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
 
     with db.transaction() as session:
         ledger.refund_voucher(
@@ -104,11 +88,11 @@ def test_paid_voucher_escrow_redemption_undo_and_refund(
             payment_intent_id=paid,
             reference="code_1",
         )
-    assert _balances(db, tenant.merchant_id)["refunds_in_transit"] == 8800
+    assert voucher_balances(db, tenant.merchant_id)["refunds_in_transit"] == 8800
     with db.transaction() as session:
         assert reconciliation.report(session) == []
     deliver(db)
-    assert _balances(db, tenant.merchant_id) == {
+    assert voucher_balances(db, tenant.merchant_id) == {
         "voucher_escrow": 0,
         "merchant_payable": 0,
         "platform_commission": 0,
