@@ -27,6 +27,7 @@ from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
+from o2oloop.prepared import DriverTransaction, wrapped
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -316,20 +317,53 @@ class Database:
         finally:
             session.close()
 
-    async def run_transaction(self, work: Callable[[Session], Result]) -> Result:
+    @contextmanager
+    def lean(self, *, write: bool) -> Iterator[DriverTransaction]:
+        """A transaction on a pooled DB-API connection, for `Prepared` statements only.
+
+        A write commits on success and rolls back on any error; a read always rolls back.
+        On SQLite a write begins IMMEDIATE (it should hold the writers' turn) and a read
+        begins deferred, so it never waits for the write lock.
+        """
+        pooled = self.engine.raw_connection()
+        try:
+            connection = pooled.driver_connection
+            dialect = self.engine.dialect
+            try:
+                if dialect.name == "sqlite":
+                    connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield DriverTransaction(connection, dialect)
+                if write:
+                    connection.commit()
+                else:
+                    connection.rollback()
+            except dialect.loaded_dbapi.Error as error:
+                connection.rollback()
+                raise wrapped(dialect, error, None, None) from error
+            except BaseException:
+                connection.rollback()
+                raise
+        finally:
+            pooled.close()
+
+    async def run_transaction(
+        self, work: Callable[[DriverTransaction], Result], *, orm: bool = False
+    ) -> Result:
         """`work` in one transaction, from async code, for the hottest routes.
 
-        On SQLite it waits in this process's writer queue, then runs on the event loop while
-        the turn is held: a few hundred microseconds of statements that wait on nobody, with
-        no thread hand-off. Elsewhere it runs in the thread pool, so waiting on the database
-        server never blocks the loop.
+        Lean (`lean`) unless `orm`, where the transaction is an ORM session's and `work` may
+        use it (`DriverTransaction.session`). On SQLite it waits in this process's writer
+        queue, then runs on the event loop while the turn is held: a few hundred microseconds
+        of statements that wait on nobody, with no thread hand-off. Elsewhere it runs in the
+        thread pool, so waiting on the database server never blocks the loop.
         """
+        run = self._run_orm if orm else self._run
         if self.writers is None:
-            return await run_in_threadpool(self._run, work)
-        return await self.writers.run(lambda: self._run(work))
+            return await run_in_threadpool(run, work)
+        return await self.writers.run(lambda: run(work))
 
-    async def run_reading(self, work: Callable[[Session], Result]) -> Result:
-        """`work` in one read-only transaction, from async code, for the hottest routes.
+    async def run_reading(self, work: Callable[[DriverTransaction], Result]) -> Result:
+        """`work` in one lean read-only transaction, from async code, for the hottest routes.
 
         SQLite readers wait on nobody (write-ahead log), so on SQLite it runs on the event
         loop; elsewhere in the thread pool.
@@ -338,13 +372,17 @@ class Database:
             return await run_in_threadpool(self._read, work)
         return self._read(work)
 
-    def _read(self, work: Callable[[Session], Result]) -> Result:
-        with self.reading() as session:
-            return work(session)
+    def _read(self, work: Callable[[DriverTransaction], Result]) -> Result:
+        with self.lean(write=False) as transaction:
+            return work(transaction)
 
-    def _run(self, work: Callable[[Session], Result]) -> Result:
+    def _run(self, work: Callable[[DriverTransaction], Result]) -> Result:
+        with self.lean(write=True) as transaction:
+            return work(transaction)
+
+    def _run_orm(self, work: Callable[[DriverTransaction], Result]) -> Result:
         with self._unit_of_work() as session:
-            return work(session)
+            return work(DriverTransaction.of_session(session))
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

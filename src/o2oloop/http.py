@@ -34,8 +34,8 @@ def current_principal(
     request: Request, token: Annotated[str | None, Depends(bearer_token)]
 ) -> Principal:
     db: Database = request.app.state.db
-    with db.reading() as session:
-        return keys.authenticate(session, token)
+    with db.lean(write=False) as transaction:
+        return keys.authenticate(transaction, token)
 
 
 async def idempotency_key(

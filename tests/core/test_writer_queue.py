@@ -16,16 +16,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Integer, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from o2oloop.customers import service as customers
 from o2oloop.customers.models import Consumer
 from o2oloop.db import Database, WriterQueue
+from o2oloop.prepared import DriverTransaction, Prepared, driver
 
 INCREMENT = text("UPDATE counter SET value = value + 1 WHERE id = 1")
-VALUE = text("SELECT value FROM counter WHERE id = 1")
+VALUE = text("SELECT value FROM counter WHERE id = 1").columns(value=Integer)
+PREPARED_INCREMENT, PREPARED_VALUE = Prepared(INCREMENT), Prepared(VALUE)
+COUNT_CONSUMERS = Prepared(select(func.count()).select_from(Consumer))
 
 
 def _counter_db(path: Path) -> Database:
@@ -51,9 +54,11 @@ def _value(db: Database) -> int:
         return session.execute(VALUE).scalar_one()
 
 
-def _increment(session: Session) -> int:
-    session.execute(INCREMENT)
-    return session.execute(VALUE).scalar_one()
+def _increment(work: Session | DriverTransaction) -> int:
+    """Add one and read the new value, in an ORM session or a lean transaction alike."""
+    transaction = driver(work)
+    transaction.execute(PREPARED_INCREMENT)
+    return transaction.scalar(PREPARED_VALUE)
 
 
 def _writers(db: Database) -> WriterQueue:
@@ -111,7 +116,7 @@ def test_an_in_memory_database_has_no_queue() -> None:
 def test_run_transaction_commits_and_returns_the_result(counter_db: Database) -> None:
     loop_thread: list[int] = []
 
-    def work(session: Session) -> int:
+    def work(session: DriverTransaction) -> int:
         loop_thread.append(threading.get_ident())
         return _increment(session)
 
@@ -127,7 +132,7 @@ def test_run_transaction_commits_and_returns_the_result(counter_db: Database) ->
 def test_an_error_in_run_transaction_rolls_back_propagates_and_frees_the_turn(
     counter_db: Database,
 ) -> None:
-    def failing(session: Session) -> None:
+    def failing(session: DriverTransaction) -> None:
         assert _increment(session) == 1  # written inside the transaction …
         raise ValueError("boom")
 
@@ -164,7 +169,7 @@ def test_200_concurrent_transactions_each_take_effect_once_in_batches(
     monkeypatch.setattr(fcntl, "flock", counting_flock)
     probe = os.open(writers.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
 
-    def work(session: Session) -> int:
+    def work(session: DriverTransaction) -> int:
         nonlocal ran_in_turn
         ran_in_turn += 1
         try:  # somebody else's descriptor cannot take the turn now
@@ -198,6 +203,7 @@ CHILD = textwrap.dedent(
     import asyncio, sys
     from sqlalchemy import event, text
     from o2oloop.db import Database
+    from o2oloop.prepared import Prepared
 
     path, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     db = Database.from_url(f"sqlite:///{path}")
@@ -219,7 +225,7 @@ CHILD = textwrap.dedent(
     else:
         async def main():
             await asyncio.gather(
-                *(db.run_transaction(lambda session: session.execute(INCREMENT)) for _ in range(n))
+                *(db.run_transaction(lambda tx: tx.execute(Prepared(INCREMENT))) for _ in range(n))
             )
         asyncio.run(main())
     db.dispose()
@@ -270,7 +276,7 @@ def test_processes_writing_one_row_take_turns_without_busy_errors(counter_db: Da
 def test_run_transaction_waits_while_a_thread_holds_the_turn(counter_db: Database) -> None:
     log: list[str] = []
 
-    def work(session: Session) -> int:
+    def work(session: DriverTransaction) -> int:
         log.append("work")
         return _increment(session)
 
@@ -293,7 +299,7 @@ def test_a_queued_transaction_times_out_as_operational_error(counter_db: Databas
     writers.timeout = 0.2
     ran: list[str] = []
 
-    def never(session: Session) -> None:
+    def never(session: DriverTransaction) -> None:
         ran.append("never")
         _increment(session)
 
@@ -424,8 +430,8 @@ def test_run_reading_returns_the_result_without_taking_the_turn(counter_db: Data
     thread.start()
     assert writing.wait(10)
 
-    def read(session: Session) -> int:
-        return session.execute(VALUE).scalar_one()
+    def read(transaction: DriverTransaction) -> int:
+        return transaction.scalar(PREPARED_VALUE)
 
     try:
         value = asyncio.run(counter_db.run_reading(read))
@@ -443,27 +449,29 @@ def test_postgres_has_no_queue_and_runs_work_in_the_thread_pool(pg_db: Database)
     assert pg_db.writers is None
     threads: list[int] = []
 
-    def sign_up(name: str) -> Callable[[Session], str]:
-        def work(session: Session) -> str:
+    def sign_up(name: str) -> Callable[[DriverTransaction], str]:
+        def work(transaction: DriverTransaction) -> str:
             threads.append(threading.get_ident())
-            consumer, _ = customers.sign_up(session, display_name=name)
+            consumer, _ = customers.sign_up(transaction.session, display_name=name)
             return consumer.id
 
         return work
 
-    def failing(session: Session) -> None:
-        customers.sign_up(session, display_name="rolled back")
-        session.flush()
+    def failing(transaction: DriverTransaction) -> None:
+        customers.sign_up(transaction.session, display_name="rolled back")
+        transaction.session.flush()
         raise ValueError("boom")
 
-    def count(session: Session) -> int:
+    def count(transaction: DriverTransaction) -> int:
         threads.append(threading.get_ident())
-        return session.scalar(select(func.count()).select_from(Consumer))
+        return transaction.scalar(COUNT_CONSUMERS)
 
     async def main() -> tuple[list[str], int, int]:
-        ids = await asyncio.gather(*(pg_db.run_transaction(sign_up(f"c{i}")) for i in range(20)))
+        ids = await asyncio.gather(
+            *(pg_db.run_transaction(sign_up(f"c{i}"), orm=True) for i in range(20))
+        )
         with pytest.raises(ValueError, match="boom"):
-            await pg_db.run_transaction(failing)
+            await pg_db.run_transaction(failing, orm=True)
         return list(ids), await pg_db.run_reading(count), threading.get_ident()
 
     ids, counted, loop_ident = asyncio.run(main())

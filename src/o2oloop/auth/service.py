@@ -8,7 +8,7 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -16,13 +16,14 @@ from o2oloop.auth.models import ApiKey, Role
 from o2oloop.auth.principal import Principal
 from o2oloop.db import new_id
 from o2oloop.errors import NotFound, Unauthorized
+from o2oloop.prepared import DriverTransaction, Prepared, driver
 
 # o2o_<key id>_<secret>: the id finds the row, the secret (256 bits) proves possession.
 _TOKEN = re.compile(r"^o2o_(key_[0-9a-z]{26})_([A-Za-z0-9_-]{43})$")
 
 
-# Every request of every caller comes through here: a plain row by a statement built once.
-_KEY_BY_ID = select(ApiKey.__table__).where(ApiKey.__table__.c.id == bindparam("key_id"))
+# Every request of every caller comes through here: a plain row by a prepared statement.
+_KEY_BY_ID = Prepared(select(ApiKey.__table__).where(ApiKey.__table__.c.id == bindparam("key_id")))
 
 
 def hash_secret(secret: str) -> str:
@@ -61,14 +62,14 @@ def issue_key(
     return key, f"o2o_{key_id}_{secret}"
 
 
-def authenticate(session: Session, token: str | None) -> Principal:
+def authenticate(work: Session | DriverTransaction, token: str | None) -> Principal:
     if not token:
         raise Unauthorized("send an API key as 'Authorization: Bearer o2o_key_…'")
     match = _TOKEN.match(token)
     if not match:
         raise Unauthorized("the API key is malformed")
     key_id, secret = match.groups()
-    key = session.connection().execute(_KEY_BY_ID, {"key_id": key_id}).one_or_none()
+    key = driver(work).one_or_none(_KEY_BY_ID, key_id=key_id)
     if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
         raise Unauthorized("the API key is not valid")
     if key.revoked_at is not None:
@@ -76,7 +77,7 @@ def authenticate(session: Session, token: str | None) -> Principal:
     return principal_of(key)
 
 
-def principal_of(key: ApiKey | Row[Any]) -> Principal:
+def principal_of(key: Any) -> Principal:
     return Principal(
         key_id=key.id,
         role=key.role,

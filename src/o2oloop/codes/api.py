@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
@@ -21,6 +20,7 @@ from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Token, problems
 from o2oloop.offers.models import Offer
 from o2oloop.pagination import Page
 from o2oloop.payments.schemas import PaymentIntentRead
+from o2oloop.prepared import DriverTransaction
 
 router = APIRouter(prefix="/v1", tags=["codes"], responses=problems(401, 403, 404, 409, 422, 429))
 
@@ -160,11 +160,11 @@ async def _redeem(
     keys = _keys(request)
     caller: Principal | None = None
 
-    def check(session: Session) -> service.CheckedRedemption:
+    def check(transaction: DriverTransaction) -> service.CheckedRedemption:
         nonlocal caller
-        caller = authenticate(session, token)
+        caller = authenticate(transaction, token)
         return service.check_redemption(
-            session,
+            transaction,
             principal=caller,
             code=code,
             bill_amount=bill,
@@ -175,13 +175,16 @@ async def _redeem(
     try:
         checked = await db.run_reading(check)
         redeemed = await db.run_transaction(
-            lambda session: service.complete_redemption(session, checked)
+            lambda transaction: service.complete_redemption(transaction, checked),
+            orm=checked.moves_money,
         )
     except service.Refused as refused:
         principal, reason = caller, refused.reason
         assert principal is not None
         await db.run_transaction(
-            lambda session: service.record_refusal(session, principal=principal, reason=reason)
+            lambda transaction: service.record_refusal(
+                transaction, principal=principal, reason=reason
+            )
         )
         raise refused.public from None
     return schemas.RedemptionResult(

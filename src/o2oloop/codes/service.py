@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -53,6 +52,7 @@ from o2oloop.offers.rules import (
 )
 from o2oloop.offers.service import get_offer, rules_of
 from o2oloop.pagination import paginate
+from o2oloop.prepared import DriverTransaction, Prepared, driver
 
 MAX_BATCH = 1_000_000
 
@@ -209,22 +209,6 @@ def new_code(
     return code
 
 
-def _is_new_customer(session: Session, merchant_id: str, consumer_id: str | None) -> bool:
-    """New to this merchant: never redeemed anything here."""
-    if consumer_id is None:
-        return False
-    earlier = session.scalar(
-        select(Redemption.id)
-        .where(
-            Redemption.merchant_id == merchant_id,
-            Redemption.consumer_id == consumer_id,
-            Redemption.state == RedemptionState.REDEEMED,
-        )
-        .limit(1)
-    )
-    return earlier is None
-
-
 # ---- bulk issuance -----------------------------------------------------------------------
 
 
@@ -286,15 +270,16 @@ def get_batch(
 
 # ---- redemption --------------------------------------------------------------------------
 #
-# The counter's hot path: a few hundred microseconds of work in one short transaction, so it
-# reads rows with Core statements (no identity map, no unit of work) and writes with them.
-# Every refusal is raised before the first write, so a refused attempt changes nothing.
+# The counter's hot path: a few dozen microseconds of statements in one short transaction,
+# so its statements are `Prepared` (compiled once, run on the driver's connection) and its
+# use cases take either a lean `DriverTransaction` or an ORM session. Every refusal is
+# raised before the first write, so a refused attempt changes nothing.
 
 _codes, _offers, _batches = Code.__table__, Offer.__table__, CodeBatch.__table__
 _redemptions, _attempts = Redemption.__table__, RedemptionAttempt.__table__
 _terminals, _stores, _uses = Terminal.__table__, Store.__table__, BatchCodeUse.__table__
+_consumers = Consumer.__table__
 
-# The counter's statements, built once: building a statement costs more than running it.
 _REJECTED_SINCE = (
     select(func.count())
     .select_from(_attempts)
@@ -305,7 +290,7 @@ _REJECTED_SINCE = (
     )
     .scalar_subquery()
 )
-_AT_WORK = (
+_AT_WORK = Prepared(
     select(
         _terminals.c.merchant_id,
         _terminals.c.store_id,
@@ -315,27 +300,27 @@ _AT_WORK = (
     .join(_stores, _stores.c.id == _terminals.c.store_id)
     .where(_terminals.c.id == bindparam("terminal_id"), _terminals.c.active, _stores.c.active)
 )
-_CODE_BY_DIGEST = select(_codes).where(_codes.c.digest == bindparam("digest"))
-_BATCH_BY_NO = select(_batches).where(_batches.c.batch_no == bindparam("batch_no"))
-_BATCH_CODE_USED = select(_uses.c.code_index).where(
-    _uses.c.batch_id == bindparam("batch_id"), _uses.c.code_index == bindparam("index")
+_CODE_BY_DIGEST = Prepared(select(_codes).where(_codes.c.digest == bindparam("digest")))
+_BATCH_BY_NO = Prepared(select(_batches).where(_batches.c.batch_no == bindparam("batch_no")))
+_BATCH_CODE_USED = Prepared(
+    select(_uses.c.code_index).where(
+        _uses.c.batch_id == bindparam("batch_id"), _uses.c.code_index == bindparam("index")
+    )
 )
-_OFFER_BY_ID = select(_offers).where(_offers.c.id == bindparam("offer_id"))
-_OFFER_STATE = select(_offers.c.state).where(_offers.c.id == bindparam("offer_id"))
+_OFFER_BY_ID = Prepared(select(_offers).where(_offers.c.id == bindparam("offer_id")))
+_OFFER_STATE = Prepared(select(_offers.c.state).where(_offers.c.id == bindparam("offer_id")))
 # Rules on a customer's history (per-customer limit, new customers only) are decided by the
 # customer's other redemptions, at this offer or anywhere at the merchant: their completions
 # take turns on the customer's own row (SQLite's writers take turns anyway).
-_LOCK_CUSTOMER = (
-    select(Consumer.__table__.c.id)
-    .where(Consumer.__table__.c.id == bindparam("consumer_id"))
-    .with_for_update()
+_LOCK_CUSTOMER = Prepared(
+    select(_consumers.c.id).where(_consumers.c.id == bindparam("consumer_id")).with_for_update()
 )
 _OFFER_PUBLISHED = (
     select(_offers.c.id)
     .where(_offers.c.id == bindparam("of_offer"), _offers.c.state == OfferState.PUBLISHED)
     .exists()
 )
-_USE_CODE = (  # the one write only one attempt can win, while the offer is still published
+_USE_CODE = Prepared(  # the one write only one attempt can win, while the offer is published
     update(_codes)
     .where(
         _codes.c.id == bindparam("code_id"),
@@ -344,7 +329,20 @@ _USE_CODE = (  # the one write only one attempt can win, while the offer is stil
     )
     .values(state=CodeState.REDEEMED, redeemed_at=bindparam("at"))
 )
-_REDEEMED_BY = (
+_USE_BATCH_CODE = {  # the primary key lets only one attempt in
+    name: Prepared(
+        dialect.insert(_uses)
+        .values(
+            batch_id=bindparam("batch_id"),
+            code_index=bindparam("index"),
+            redemption_id=bindparam("redemption_id"),
+        )
+        .on_conflict_do_nothing()
+        .returning(_uses.c.code_index)
+    )
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_REDEEMED_BY = Prepared(
     select(func.count())
     .select_from(_redemptions)
     .where(
@@ -354,9 +352,22 @@ _REDEEMED_BY = (
         _redemptions.c.state == RedemptionState.REDEEMED,
     )
 )
-_INSERT_REDEMPTION = insert(_redemptions)
-_INSERT_ATTEMPT = insert(_attempts)
-_COUNT_REDEMPTION = (
+_EARLIER_REDEMPTION = Prepared(
+    select(_redemptions.c.id)
+    .where(
+        _redemptions.c.merchant_id == bindparam("merchant_id"),
+        _redemptions.c.consumer_id == bindparam("consumer_id"),
+        _redemptions.c.state == RedemptionState.REDEEMED,
+    )
+    .limit(1)
+)
+_INSERT_REDEMPTION = Prepared(
+    insert(_redemptions).values({c.key: bindparam(c.key) for c in _redemptions.columns})
+)
+_INSERT_ATTEMPT = Prepared(
+    insert(_attempts).values({c.key: bindparam(c.key) for c in _attempts.columns if c.key != "id"})
+)
+_COUNT_REDEMPTION = Prepared(
     update(_offers)
     .where(_offers.c.id == bindparam("offer_id"))
     .values(redeemed_count=_offers.c.redeemed_count + 1)
@@ -367,9 +378,9 @@ _COUNT_REDEMPTION = (
 class Located:
     """A verified code found in storage: its row (or batch and index) and its offer's row."""
 
-    offer: Row[Any]
-    code: Row[Any] | None = None
-    batch: Row[Any] | None = None
+    offer: Any
+    code: Any | None = None
+    batch: Any | None = None
     index: int | None = None
 
     @property
@@ -412,18 +423,15 @@ class Redeemed:
         return None if bill is None else max(0, bill - self.redemption.discount_amount)
 
 
-def counter_of(session: Session, principal: Principal) -> Counter:
+Work = Session | DriverTransaction
+
+
+def counter_of(work: Work, principal: Principal) -> Counter:
     """The terminal's counter, refused if the terminal or its store has been deactivated."""
-    return _counter(session.connection(), principal)
-
-
-def _counter(connection: Connection, principal: Principal) -> Counter:
     if principal.role is not Role.TERMINAL or principal.terminal_id is None:
         raise Forbidden("this needs a terminal key")
     since = clock.now() - timedelta(minutes=1)
-    row = connection.execute(
-        _AT_WORK, {"terminal_id": principal.terminal_id, "since": since}
-    ).one_or_none()
+    row = driver(work).one_or_none(_AT_WORK, terminal_id=principal.terminal_id, since=since)
     if row is None:
         raise Forbidden("this terminal or its store is deactivated")
     return Counter(principal.terminal_id, row.merchant_id, row.store_id, row.timezone, row.rejected)
@@ -438,27 +446,23 @@ def check_rate(counter: Counter, *, per_minute: int) -> None:
         )
 
 
-def locate(session: Session, *, merchant_id: str, text: str, keys: Keys) -> Located:
+def locate(work: Work, *, merchant_id: str, text: str, keys: Keys) -> Located:
     """Verify the code offline, then find it; anything not ours is one uniform refusal."""
-    return _locate(session.connection(), merchant_id=merchant_id, text=text, keys=keys)
-
-
-def _locate(connection: Connection, *, merchant_id: str, text: str, keys: Keys) -> Located:
+    tx = driver(work)
     try:
         parsed = codec.parse(text, keys.code)
     except codec.InvalidCode as invalid:
         raise Refused(CodeRejected(), f"invalid code: {invalid.reason}") from None
     if parsed.kind == "single":
-        digest = keys.digest(parsed.serial)
-        code = connection.execute(_CODE_BY_DIGEST, {"digest": digest}).one_or_none()
+        code = tx.one_or_none(_CODE_BY_DIGEST, digest=keys.digest(parsed.serial))
         if code is None:
             raise Refused(CodeRejected(), "well-formed code that was never issued")
         if code.merchant_id != merchant_id:
             raise Refused(CodeRejected(), "code of another merchant")
         if code.state is not CodeState.ACTIVE:
             raise Refused(CodeRejected(), f"code is {code.state.value}")
-        return Located(offer=_offer_row(connection, code.offer_id), code=code)
-    batch = connection.execute(_BATCH_BY_NO, {"batch_no": parsed.batch_no}).one_or_none()
+        return Located(offer=tx.one(_OFFER_BY_ID, offer_id=code.offer_id), code=code)
+    batch = tx.one_or_none(_BATCH_BY_NO, batch_no=parsed.batch_no)
     if batch is None:
         raise Refused(CodeRejected(), "batch code of an unknown batch")
     if batch.merchant_id != merchant_id:
@@ -466,16 +470,10 @@ def _locate(connection: Connection, *, merchant_id: str, text: str, keys: Keys) 
     assert parsed.index is not None
     if parsed.index >= batch.count:
         raise Refused(CodeRejected(), "batch code beyond the issued count")
-    used = connection.execute(
-        _BATCH_CODE_USED, {"batch_id": batch.id, "index": parsed.index}
-    ).scalar_one_or_none()
-    if used is not None:
+    if tx.scalar(_BATCH_CODE_USED, batch_id=batch.id, index=parsed.index) is not None:
         raise Refused(CodeRejected(), "batch code already used")
-    return Located(offer=_offer_row(connection, batch.offer_id), batch=batch, index=parsed.index)
-
-
-def _offer_row(connection: Connection, offer_id: str) -> Row[Any]:
-    return connection.execute(_OFFER_BY_ID, {"offer_id": offer_id}).one()
+    offer = tx.one(_OFFER_BY_ID, offer_id=batch.offer_id)
+    return Located(offer=offer, batch=batch, index=parsed.index)
 
 
 @dataclass(frozen=True)
@@ -487,9 +485,14 @@ class CheckedRedemption:
     rules: OfferRules
     redemption: Redemption  # not stored yet
 
+    @property
+    def moves_money(self) -> bool:
+        """A paid voucher: completing it posts to the ledger, which needs an ORM session."""
+        return self.found.code is not None and bool(self.found.code.price_paid)
+
 
 def check_redemption(
-    session: Session,
+    work: Work,
     *,
     principal: Principal,
     code: str,
@@ -501,15 +504,15 @@ def check_redemption(
 
     Raises `Refused`. Read-only, so the counter can run it before its turn to write.
     """
-    connection = session.connection()
-    counter = _counter(connection, principal)
+    tx = driver(work)
+    counter = counter_of(tx, principal)
     check_rate(counter, per_minute=rate_per_minute)
-    found = _locate(connection, merchant_id=counter.merchant_id, text=code, keys=keys)
+    found = locate(tx, merchant_id=counter.merchant_id, text=code, keys=keys)
     offer, now = found.offer, clock.now()
     if offer.state is not OfferState.PUBLISHED:
         raise _offer_not_published(offer.state)
     rules = rules_of(offer)
-    _refuse_violations(session, counter, found, rules, bill_amount, now)
+    _refuse_violations(tx, counter, found, rules, bill_amount, now)
     redemption = Redemption(
         id=new_id("red"),
         merchant_id=offer.merchant_id,
@@ -530,52 +533,53 @@ def check_redemption(
     return CheckedRedemption(counter=counter, found=found, rules=rules, redemption=redemption)
 
 
-def complete_redemption(session: Session, checked: CheckedRedemption) -> Redeemed:
+def complete_redemption(work: Work, checked: CheckedRedemption) -> Redeemed:
     """Store a checked redemption, exactly once.
 
     What can change between the check and now is checked again: rules on the customer's
     history (under a lock on the customer's row, so two terminals cannot both use the
     customer's last allowed redemption), and the offer's state, by the very conditional
     write that takes the code, which only one attempt can win. Raises `Refused` before
-    anything is written.
+    anything is written. A paid voucher (`checked.moves_money`) needs an ORM session.
     """
+    tx = driver(work)
     counter, found, redemption = checked.counter, checked.found, checked.redemption
     offer, rules = found.offer, checked.rules
-    connection = session.connection()
     if found.code is None:  # a single code's own write checks this too (below)
-        _refuse_unless_published(connection, offer.id)
+        _refuse_unless_published(tx, offer.id)
     if found.consumer_id is not None and (rules.per_customer_limit or rules.new_customers_only):
-        connection.execute(_LOCK_CUSTOMER, {"consumer_id": found.consumer_id}).all()
+        tx.one(_LOCK_CUSTOMER, consumer_id=found.consumer_id)
         _refuse_violations(
-            session, counter, found, rules, redemption.bill_amount, redemption.redeemed_at
+            tx, counter, found, rules, redemption.bill_amount, redemption.redeemed_at
         )
     if found.code is not None:
-        used = connection.execute(
-            _USE_CODE,
-            {"code_id": found.code.id, "of_offer": offer.id, "at": redemption.redeemed_at},
+        used = tx.execute(
+            _USE_CODE, code_id=found.code.id, of_offer=offer.id, at=redemption.redeemed_at
         )
-        if used.rowcount != 1:
-            _refuse_unless_published(connection, offer.id)
+        if used != 1:
+            _refuse_unless_published(tx, offer.id)
             raise Refused(CodeRejected(), "code used by a concurrent attempt")
     else:
         assert found.batch is not None
-        claimed = session.scalar(
-            _insert(session, BatchCodeUse)
-            .values(batch_id=found.batch.id, code_index=found.index, redemption_id=redemption.id)
-            .on_conflict_do_nothing()
-            .returning(BatchCodeUse.code_index)
+        claimed = tx.scalar(
+            _USE_BATCH_CODE[tx.dialect.name],
+            batch_id=found.batch.id,
+            index=found.index,
+            redemption_id=redemption.id,
         )
         if claimed is None:
             raise Refused(CodeRejected(), "batch code used by a concurrent attempt")
     # From here on nothing refuses: the code is ours.
-    if found.code is not None and found.code.price_paid:
+    if checked.moves_money:
         redemption.ledger_transaction_id = _release_from_escrow(
-            session, offer=offer, price_paid=found.code.price_paid, redemption_id=redemption.id
+            tx.session, offer=offer, price_paid=found.code.price_paid, redemption_id=redemption.id
         )
-    connection.execute(_INSERT_REDEMPTION, _columns(redemption, _redemptions))
-    _record_attempt(connection, counter, True, "redeemed", redemption.id)
+    tx.execute(_INSERT_REDEMPTION, **_columns(redemption, _redemptions))
+    record_attempt(
+        tx, counter=counter, accepted=True, reason="redeemed", redemption_id=redemption.id
+    )
     # Last, so the offer's row (shared by every redemption of it) is locked only until commit.
-    connection.execute(_COUNT_REDEMPTION, {"offer_id": offer.id})
+    tx.execute(_COUNT_REDEMPTION, offer_id=offer.id)
     return Redeemed(
         redemption=redemption,
         offer_title=offer.title,
@@ -610,8 +614,8 @@ def redeem(
     return complete_redemption(session, checked)
 
 
-def _refuse_unless_published(connection: Connection, offer_id: str) -> None:
-    state = connection.execute(_OFFER_STATE, {"offer_id": offer_id}).scalar_one()
+def _refuse_unless_published(tx: DriverTransaction, offer_id: str) -> None:
+    state = tx.scalar(_OFFER_STATE, offer_id=offer_id)
     if state is not OfferState.PUBLISHED:
         raise _offer_not_published(state)
 
@@ -621,7 +625,7 @@ def _offer_not_published(state: OfferState) -> Refused:
 
 
 def _refuse_violations(
-    session: Session,
+    tx: DriverTransaction,
     counter: Counter,
     found: Located,
     rules: OfferRules,
@@ -639,11 +643,11 @@ def _refuse_violations(
             claimed_at=found.claimed_at,
             bill_amount=bill_amount,
             customer_redemptions=(
-                _redeemed_by(session, offer, consumer_id) if rules.per_customer_limit else 0
+                _redeemed_by(tx, offer, consumer_id) if rules.per_customer_limit else 0
             ),
             issued_count=offer.issued_count,
             customer_is_new=(
-                _is_new_customer(session, offer.merchant_id, consumer_id)
+                _is_new_customer(tx, offer.merchant_id, consumer_id)
                 if rules.new_customers_only
                 else False
             ),
@@ -667,7 +671,7 @@ def _columns(instance: Any, table: Any) -> dict[str, Any]:
 
 
 def _release_from_escrow(
-    session: Session, *, offer: Row[Any], price_paid: int, redemption_id: str
+    session: Session, *, offer: Any, price_paid: int, redemption_id: str
 ) -> str:
     """A paid voucher used: its price leaves escrow for the merchant, less commission."""
     merchant = session.get(Merchant, offer.merchant_id)
@@ -682,7 +686,7 @@ def _release_from_escrow(
     return posting.id
 
 
-def _discount(offer: Row[Any], bill_amount: int | None) -> int:
+def _discount(offer: Any, bill_amount: int | None) -> int:
     if offer.kind is OfferKind.COUPON and offer.discount_kind is not None:
         if bill_amount is None:
             return offer.amount_off or 0
@@ -698,7 +702,7 @@ def _discount(offer: Row[Any], bill_amount: int | None) -> int:
     return 0
 
 
-def _benefit(offer: Row[Any], discount_amount: int) -> str:
+def _benefit(offer: Any, discount_amount: int) -> str:
     """What the cashier gives, in words."""
     if offer.kind is OfferKind.VOUCHER:
         return f"give the set: {offer.includes or offer.title}"
@@ -707,53 +711,47 @@ def _benefit(offer: Row[Any], discount_amount: int) -> str:
     return f"{discount_amount} off"
 
 
-def _redeemed_by(session: Session, offer: Row[Any], consumer_id: str | None) -> int:
+def _redeemed_by(tx: DriverTransaction, offer: Any, consumer_id: str | None) -> int:
     if consumer_id is None:
         return 0
-    return (
-        session.connection()
-        .execute(
-            _REDEEMED_BY,
-            {"consumer_id": consumer_id, "merchant_id": offer.merchant_id, "offer_id": offer.id},
-        )
-        .scalar_one()
+    return tx.scalar(
+        _REDEEMED_BY, consumer_id=consumer_id, merchant_id=offer.merchant_id, offer_id=offer.id
     )
 
 
+def _is_new_customer(work: Work, merchant_id: str, consumer_id: str | None) -> bool:
+    """New to this merchant: never redeemed anything here."""
+    if consumer_id is None:
+        return False
+    earlier = driver(work).scalar(
+        _EARLIER_REDEMPTION, merchant_id=merchant_id, consumer_id=consumer_id
+    )
+    return earlier is None
+
+
 def record_attempt(
-    session: Session,
+    work: Work,
     *,
     counter: Counter,
     accepted: bool,
     reason: str,
     redemption_id: str | None = None,
 ) -> None:
-    _record_attempt(session.connection(), counter, accepted, reason, redemption_id)
-
-
-def _record_attempt(
-    connection: Connection,
-    counter: Counter,
-    accepted: bool,
-    reason: str,
-    redemption_id: str | None = None,
-) -> None:
-    connection.execute(
+    driver(work).execute(
         _INSERT_ATTEMPT,
-        {
-            "merchant_id": counter.merchant_id,
-            "store_id": counter.store_id,
-            "terminal_id": counter.terminal_id,
-            "at": clock.now(),
-            "accepted": accepted,
-            "reason": reason[:500],
-            "redemption_id": redemption_id,
-        },
+        merchant_id=counter.merchant_id,
+        store_id=counter.store_id,
+        terminal_id=counter.terminal_id,
+        at=clock.now(),
+        accepted=accepted,
+        reason=reason[:500],
+        redemption_id=redemption_id,
     )
 
 
-def record_refusal(session: Session, *, principal: Principal, reason: str) -> None:
-    record_attempt(session, counter=counter_of(session, principal), accepted=False, reason=reason)
+def record_refusal(work: Work, *, principal: Principal, reason: str) -> None:
+    tx = driver(work)
+    record_attempt(tx, counter=counter_of(tx, principal), accepted=False, reason=reason)
 
 
 def undo(
