@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -124,9 +124,12 @@ class WriterQueue:
     descriptors, not processes), so a waiter is woken the moment the turn is free.
 
     The hottest writes (`Database.run_transaction`) also queue per process: whoever gets the
-    turn runs every transaction queued meanwhile, up to `BATCH`, back to back, so the turn
-    changes hands once per batch rather than once per transaction. Processes that do not
-    take part (the sqlite3 shell) still meet SQLite's own lock and busy timeout underneath.
+    turn runs the work queued meanwhile, up to `BATCH`, and commits it together (group
+    commit): each piece of work in a savepoint of one transaction, so one that fails undoes
+    only itself, and every answer waits for the one commit. The turn changes hands, and the
+    log is written, once per batch rather than once per transaction. Work that needs a
+    transaction of its own (an ORM session) runs in the same turn, on its own. Processes that
+    do not take part (the sqlite3 shell) still meet SQLite's own lock and busy timeout.
     """
 
     BATCH = 32
@@ -136,15 +139,17 @@ class WriterQueue:
         self,
         lock_file: Path,
         checkpoint: Callable[[], None],
+        transaction: Callable[[], AbstractContextManager[DriverTransaction]],
         timeout: float = BUSY_TIMEOUT_SECONDS,
     ) -> None:
         self.lock_file = lock_file
         self.checkpoint = checkpoint
+        self.transaction = transaction
         self.timeout = timeout
         self._turns = 0
         self._checkpointing = threading.Lock()
         self._descriptors = threading.local()
-        self._queue: deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = deque()
+        self._queue: deque[_Queued] = deque()
         self._draining = False
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -208,18 +213,24 @@ class WriterQueue:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         return descriptor
 
-    async def run(self, work: Callable[[], Result]) -> Result:
-        """Queue `work` (one whole transaction) for this process's next turn, and await it."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
-        self._queue.append((work, future))
+    async def run(self, work: Callable[[DriverTransaction], Result]) -> Result:
+        """Queue `work` for this process's next turn, in its batch's shared transaction."""
+        return await self._queued(_Queued(work, shared=True))
+
+    async def run_alone(self, work: Callable[[], Result]) -> Result:
+        """Queue `work` (one whole transaction of its own) for this process's next turn."""
+        return await self._queued(_Queued(work, shared=False))
+
+    async def _queued(self, item: _Queued) -> Any:
+        item.future = asyncio.get_running_loop().create_future()
+        self._queue.append(item)
         if not self._draining:
             self._draining = True
             self._in_background(self._drain())
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+            return await asyncio.wait_for(asyncio.shield(item.future), self.timeout)
         except TimeoutError:
-            future.cancel()  # if its turn comes after all, it is skipped
+            item.future.cancel()  # if its turn comes after all, it is skipped
             raise self._busy() from None
 
     async def _drain(self) -> None:
@@ -227,25 +238,72 @@ class WriterQueue:
             while self._queue:
                 descriptor = await run_in_threadpool(self._wait_for_turn)
                 try:
-                    for _ in range(min(len(self._queue), self.BATCH)):
-                        work, future = self._queue.popleft()
-                        if future.done():
-                            continue
-                        try:
-                            future.set_result(work())
-                        except Exception as error:
-                            future.set_exception(error)
+                    batch = [
+                        self._queue.popleft() for _ in range(min(len(self._queue), self.BATCH))
+                    ]
+                    batch = [item for item in batch if not item.future.done()]
+                    self._run_shared([item for item in batch if item.shared])
+                    for item in batch:
+                        if not item.shared:
+                            item.run_alone()
                 finally:
                     fcntl.flock(descriptor, fcntl.LOCK_UN)
+                for item in batch:
+                    item.answer()
                 if self._count_turn():
                     self._in_background(run_in_threadpool(self._checkpoint))
         finally:
             self._draining = False
 
+    def _run_shared(self, items: list[_Queued]) -> None:
+        """Every item in a savepoint of one transaction; if the commit fails, none is kept."""
+        if not items:
+            return
+        try:
+            with self.transaction() as transaction:
+                for item in items:
+                    try:
+                        with transaction.savepoint():
+                            item.result = item.work(transaction)
+                    except Exception as error:
+                        item.error = error
+        except Exception as error:
+            for item in items:
+                if item.error is None:
+                    item.error = error
+
     def _in_background(self, job: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(job)
         self._background.add(task)  # the loop keeps only a weak reference
         task.add_done_callback(self._background.discard)
+
+
+class _Queued:
+    """One piece of work waiting for the turn, and what came of it."""
+
+    __slots__ = ("error", "future", "result", "shared", "work")
+
+    def __init__(self, work: Callable[..., Any], *, shared: bool) -> None:
+        self.work = work
+        self.shared = shared
+        self.future: asyncio.Future[Any]
+        self.result: Any = None
+        self.error: Exception | None = None
+
+    def run_alone(self) -> None:
+        try:
+            self.result = self.work()
+        except Exception as error:
+            self.error = error
+
+    def answer(self) -> None:
+        """Hand the outcome to the waiting request, once the batch is committed."""
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.result)
 
 
 def _checkpoint_by_writer_queue(dbapi_connection: Any, _record: Any) -> None:
@@ -280,7 +338,9 @@ class Database:
         self.writers: WriterQueue | None = None
         path = engine.url.database if engine.dialect.name == "sqlite" else None
         if path and path != ":memory:" and not path.startswith("file:"):
-            self.writers = WriterQueue(Path(f"{path}-writers.lock"), self._checkpoint)
+            self.writers = WriterQueue(
+                Path(f"{path}-writers.lock"), self._checkpoint, lambda: self.lean(write=True)
+            )
             event.listen(engine, "connect", _checkpoint_by_writer_queue)
 
     @classmethod
@@ -357,10 +417,11 @@ class Database:
         of statements that wait on nobody, with no thread hand-off. Elsewhere it runs in the
         thread pool, so waiting on the database server never blocks the loop.
         """
-        run = self._run_orm if orm else self._run
         if self.writers is None:
-            return await run_in_threadpool(run, work)
-        return await self.writers.run(lambda: run(work))
+            return await run_in_threadpool(self._run_orm if orm else self._run, work)
+        if orm:
+            return await self.writers.run_alone(lambda: self._run_orm(work))
+        return await self.writers.run(work)
 
     async def run_reading(self, work: Callable[[DriverTransaction], Result]) -> Result:
         """`work` in one lean read-only transaction, from async code, for the hottest routes.

@@ -11,12 +11,12 @@ but executed on the DB-API cursor of a pooled connection. Everything else uses t
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, MultipleResultsFound
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import BindParameter
@@ -24,19 +24,77 @@ from sqlalchemy.sql.elements import BindParameter
 Processor = Callable[[Any], Any]
 
 
-@dataclass(frozen=True, slots=True)
 class Compiled:
     """One statement as one dialect runs it."""
 
-    sql: str
-    order: tuple[str, ...] | None  # parameter names in position order; None: named style
-    fixed: dict[str, Any]  # values written into the statement itself, already converted
-    bind_processors: dict[str, Processor]
-    row: Any  # a namedtuple class of the result columns, or None
-    result_processors: tuple[tuple[int, Processor], ...]
+    __slots__ = (
+        "bind_processors",
+        "columns",
+        "defaults",
+        "dialect",
+        "fixed",
+        "order",
+        "required",
+        "result_processors",
+        "row",
+        "sql",
+    )
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled: Any = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.dialect = dialect
+        # Parameter names in position order (qmark style), or None for named styles.
+        self.order = tuple(compiled.positiontup) if dialect.positional else None
+        self.fixed: dict[str, Any] = {}  # values written into the statement, converted
+        self.defaults: dict[str, Callable[[], Any]] = {}  # a column's default, per execution
+        self.bind_processors: dict[str, Processor] = {}
+        self.required: frozenset[str] = frozenset()
+        prefetched = {column.key: column.default for column in compiled.insert_prefetch} | {
+            column.key: column.onupdate for column in compiled.update_prefetch
+        }
+        required = set()
+        for name, bind in compiled.binds.items():
+            if bind.expanding:
+                raise ArgumentError(f"{name}: IN (…) parameters are not supported here")
+            process = _bind_processor(bind, dialect)
+            if process is not None:
+                self.bind_processors[name] = process
+            if name in prefetched:  # a column the statement leaves to its default
+                self._default(name, prefetched[name])
+            elif bind.required:
+                required.add(name)
+            else:
+                self.fixed[name] = self._converted(name, bind.effective_value)
+        self.required = frozenset(required)
+        self.columns = list(getattr(statement, "exported_columns", ()))  # SELECT or RETURNING
+        # Unnamed columns (a bare count) get positional names: _0, _1 …
+        names = [str(column.key) for column in self.columns]
+        self.row: Any = namedtuple("Row", names, rename=True) if names else None  # type: ignore[misc]
+        self.result_processors: tuple[tuple[int, Processor], ...] | None = None
+
+    def _default(self, name: str, default: Any) -> None:
+        if default is None:
+            self.fixed[name] = None
+        elif default.is_scalar:
+            self.fixed[name] = self._converted(name, default.arg)
+        elif default.is_callable:
+            self.defaults[name] = lambda: default.arg(None)
+        else:
+            raise ArgumentError(f"{name}: give this column a value; its default runs SQL")
+
+    def _converted(self, name: str, value: Any) -> Any:
+        process = self.bind_processors.get(name)
+        return value if process is None or value is None else process(value)
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        if not self.required <= values.keys():
+            missing = ", ".join(sorted(self.required - values.keys()))
+            raise ArgumentError(f"no value given for the statement's parameters: {missing}")
         converted = dict(self.fixed)
+        for name, make in self.defaults.items():
+            if name not in values:
+                converted[name] = self._converted(name, make())
         for name, value in values.items():
             process = self.bind_processors.get(name)
             converted[name] = value if process is None or value is None else process(value)
@@ -44,11 +102,20 @@ class Compiled:
             return converted
         return tuple(converted[name] for name in self.order)
 
-    def row_of(self, raw: Any) -> Any:
-        if not self.result_processors:
+    def row_of(self, raw: Any, description: Any) -> Any:
+        processors = self.result_processors
+        if processors is None:
+            # Some types convert by what the driver reports (PostgreSQL's numbers): known
+            # only once a statement has run, so worked out at the first row.
+            processors = self.result_processors = tuple(
+                (index, process)
+                for index, column in enumerate(self.columns)
+                if (process := _result_processor(column, self.dialect, description[index][1]))
+            )
+        if not processors:
             return self.row._make(raw)
         values = list(raw)
-        for index, process in self.result_processors:
+        for index, process in processors:
             values[index] = process(values[index])
         return self.row._make(values)
 
@@ -57,7 +124,7 @@ class Prepared:
     """A Core statement to run through `DriverTransaction`; compiled on first use per dialect.
 
     Parameters are the statement's named `bindparam()`s; every other value in it (a literal
-    such as `state == 'active'`) is bound once at compile time.
+    such as `state == 'active'`, a column's scalar default) is bound once at compile time.
     """
 
     def __init__(self, statement: Executable) -> None:
@@ -67,33 +134,12 @@ class Prepared:
     def compiled(self, dialect: Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            found = self._compiled[dialect.name] = self._compile(dialect)
+            found = self._compiled[dialect.name] = Compiled(self.statement, dialect)
         return found
 
-    def _compile(self, dialect: Dialect) -> Compiled:
-        compiled: Any = self.statement.compile(dialect=dialect)
-        fixed: dict[str, Any] = {}
-        processors: dict[str, Processor] = {}
-        for name, bind in compiled.binds.items():
-            process = _bind_processor(bind, dialect)
-            if process is not None:
-                processors[name] = process
-            if not bind.required:
-                value = bind.effective_value
-                fixed[name] = value if process is None or value is None else process(value)
-        row, result_processors = None, ()
-        columns = list(getattr(self.statement, "exported_columns", ()))  # SELECT or RETURNING
-        if columns:
-            # Unnamed columns (a bare count) get positional names: _0, _1 …
-            names = [str(column.key) for column in columns]
-            row = namedtuple("Row", names, rename=True)  # type: ignore[misc]
-            result_processors = tuple(
-                (index, process)
-                for index, column in enumerate(columns)
-                if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
-            )
-        order = tuple(compiled.positiontup) if dialect.positional else None
-        return Compiled(compiled.string, order, fixed, processors, row, result_processors)
+
+def _result_processor(column: Any, dialect: Dialect, type_code: Any) -> Processor | None:
+    return column.type.dialect_impl(dialect).result_processor(dialect, type_code)
 
 
 def _bind_processor(bind: BindParameter[Any], dialect: Dialect) -> Processor | None:
@@ -125,6 +171,24 @@ class DriverTransaction:
             raise RuntimeError("this work needs an ORM transaction (run it with orm=True)")
         return self._session
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested unit of work: an error inside undoes only what was done inside."""
+        self._statement("SAVEPOINT work")
+        try:
+            yield
+        except BaseException:
+            self._statement("ROLLBACK TO SAVEPOINT work")
+            self._statement("RELEASE SAVEPOINT work")
+            raise
+        self._statement("RELEASE SAVEPOINT work")
+
+    def _statement(self, sql: str) -> None:
+        try:
+            self.cursor.execute(sql)
+        except self.dialect.loaded_dbapi.Error as error:
+            raise wrapped(self.dialect, error, sql, None) from error
+
     def _run(self, compiled: Compiled, values: Mapping[str, Any]) -> None:
         parameters = compiled.parameters(values)
         try:
@@ -138,10 +202,15 @@ class DriverTransaction:
         return self.cursor.rowcount
 
     def one_or_none(self, statement: Prepared, **values: Any) -> Any:
+        """The one row, or None; more than one row is an error, as in SQLAlchemy."""
         compiled = statement.compiled(self.dialect)
         self._run(compiled, values)
         raw = self.cursor.fetchone()
-        return None if raw is None else compiled.row_of(raw)
+        if raw is None:
+            return None
+        if self.cursor.fetchone() is not None:
+            raise MultipleResultsFound("the statement found more than one row")
+        return compiled.row_of(raw, self.cursor.description)
 
     def one(self, statement: Prepared, **values: Any) -> Any:
         row = self.one_or_none(statement, **values)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Integer, func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from o2oloop.customers import service as customers
@@ -194,6 +194,62 @@ def test_200_concurrent_transactions_each_take_effect_once_in_batches(
     assert len(batches) < items  # the turn changed hands once per batch, not per transaction
     assert max(batches) > 1
     assert max(batches) <= WriterQueue.BATCH
+
+
+# ---- group commit --------------------------------------------------------------------------
+
+
+def _gather(db: Database, *works: Callable[[DriverTransaction], object]) -> list[object]:
+    """Queue every work at once (so they share a turn) and collect results or errors."""
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            *(db.run_transaction(work) for work in works), return_exceptions=True
+        )
+
+    return asyncio.run(main())
+
+
+def test_a_failing_work_undoes_only_itself_and_its_batch_mates_are_kept(
+    counter_db: Database,
+) -> None:
+    def failing(transaction: DriverTransaction) -> None:
+        _increment(transaction)  # written inside its savepoint …
+        raise ValueError("refused")
+
+    outcomes = _gather(counter_db, _increment, failing, _increment, _increment)
+    assert outcomes[0] == 1 and outcomes[2:] == [2, 3]  # … and undone: the next saw 2, not 3
+    assert isinstance(outcomes[1], ValueError)
+    assert _value(counter_db) == 3
+
+
+DEFER_CHECKS = Prepared(text("PRAGMA defer_foreign_keys = ON"))
+ORPHAN = Prepared(text("INSERT INTO counter_entries (counter_id) VALUES (42)"))
+
+
+def test_a_failed_commit_fails_every_work_of_the_batch_and_keeps_none(
+    counter_db: Database,
+) -> None:
+    """A foreign key checked only at commit (a deferred check) makes the batch's commit fail:
+    the works that succeeded inside it get that error, none of their writes is stored, and
+    the next batch goes on normally."""
+    with counter_db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TABLE counter_entries (id INTEGER PRIMARY KEY, "
+                "counter_id INTEGER NOT NULL REFERENCES counter (id))"
+            )
+        )
+
+    def orphan(transaction: DriverTransaction) -> str:
+        transaction.execute(DEFER_CHECKS)
+        transaction.execute(ORPHAN)
+        return "inserted"
+
+    outcomes = _gather(counter_db, _increment, orphan, _increment)
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes), outcomes
+    assert _value(counter_db) == 0
+    assert _gather(counter_db, _increment) == [1]
 
 
 # ---- across processes ----------------------------------------------------------------------
