@@ -632,6 +632,8 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             # wrk stops with up to one request per connection in flight: the server finishes
             # those, so their rows exist without a 201 having been counted.
             "answered_after_stop": redemptions - ok,
+            # Every code used means the load stopped early and the rate is a lower bound.
+            "codes_ran_out": redemptions >= args.count,
             "rows_equal_201s": redemptions == redeemed_codes == accepted == redeemed_count
             and 0 <= redemptions - ok <= (args.clients if args.load == "wrk" else 0),
         },
@@ -647,7 +649,12 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--count", type=int, default=20_000, help="claimed codes to prepare")
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=60_000,
+        help="claimed codes to prepare (more than the run can use)",
+    )
     parser.add_argument("--consumers", type=int, default=2_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")

@@ -6,6 +6,7 @@ means someone else used it) or, for batch codes, the primary key of `batch_code_
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,6 +83,7 @@ class Keys:
     code: bytes
 
     @classmethod
+    @functools.lru_cache(maxsize=8)  # every request at the counter asks; the secret rarely changes
     def from_secret(cls, secret: str) -> Keys:
         return cls(code=hmac.digest(secret.encode(), b"o2oloop/code-key/v1", "sha256"))
 
@@ -407,11 +409,33 @@ class Counter:
     rejected_last_minute: int  # codes this terminal had refused, for the rate limit
 
 
+@dataclass(slots=True)
+class NewRedemption:
+    """A redemption as the counter stores it: the row's values, without the ORM's
+    bookkeeping (an instrumented object costs more to build than the row costs to write)."""
+
+    id: str
+    merchant_id: str
+    store_id: str
+    terminal_id: str
+    offer_id: str
+    code_id: str | None
+    batch_id: str | None
+    code_index: int | None
+    consumer_id: str | None
+    bill_amount: int | None
+    discount_amount: int
+    state: RedemptionState
+    ledger_transaction_id: str | None
+    redeemed_at: datetime
+    undone_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Redeemed:
     """A redemption and what the cashier gives for it."""
 
-    redemption: Redemption
+    redemption: NewRedemption
     offer_title: str
     offer_kind: str
     benefit: str
@@ -483,7 +507,7 @@ class CheckedRedemption:
     counter: Counter
     found: Located
     rules: OfferRules
-    redemption: Redemption  # not stored yet
+    redemption: NewRedemption  # not stored yet
 
     @property
     def moves_money(self) -> bool:
@@ -513,7 +537,7 @@ def check_redemption(
         raise _offer_not_published(offer.state)
     rules = rules_of(offer)
     _refuse_violations(tx, counter, found, rules, bill_amount, now)
-    redemption = Redemption(
+    redemption = NewRedemption(
         id=new_id("red"),
         merchant_id=offer.merchant_id,
         store_id=counter.store_id,
@@ -528,7 +552,6 @@ def check_redemption(
         state=RedemptionState.REDEEMED,
         ledger_transaction_id=None,
         redeemed_at=now,
-        undone_at=None,
     )
     return CheckedRedemption(counter=counter, found=found, rules=rules, redemption=redemption)
 
