@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
@@ -278,6 +278,21 @@ class WriterQueue:
         task.add_done_callback(self._background.discard)
 
 
+def _abandon(pooled: Any, dialect: Any, error: BaseException) -> None:
+    """Undo a failed lean transaction; a connection that has died leaves the pool for good,
+    so the next transaction gets a live one instead of the same error."""
+    driver_error = error.orig if isinstance(error, DBAPIError) else error
+    if isinstance(driver_error, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
+        driver_error, pooled.driver_connection, None
+    ):
+        pooled.invalidate(driver_error)
+        return
+    try:
+        pooled.driver_connection.rollback()
+    except dialect.loaded_dbapi.Error as failed:
+        pooled.invalidate(failed)
+
+
 class _Queued:
     """One piece of work waiting for the turn, and what came of it."""
 
@@ -386,23 +401,20 @@ class Database:
         begins deferred, so it never waits for the write lock.
         """
         pooled = self.engine.raw_connection()
+        connection, dialect = pooled.driver_connection, self.engine.dialect
         try:
-            connection = pooled.driver_connection
-            dialect = self.engine.dialect
-            try:
-                if dialect.name == "sqlite":
-                    connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield DriverTransaction(connection, dialect)
-                if write:
-                    connection.commit()
-                else:
-                    connection.rollback()
-            except dialect.loaded_dbapi.Error as error:
+            if dialect.name == "sqlite":
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield DriverTransaction(connection, dialect)
+            if write:
+                connection.commit()
+            else:
                 connection.rollback()
+        except BaseException as error:
+            _abandon(pooled, dialect, error)
+            if isinstance(error, dialect.loaded_dbapi.Error):
                 raise wrapped(dialect, error, None, None) from error
-            except BaseException:
-                connection.rollback()
-                raise
+            raise
         finally:
             pooled.close()
 

@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Select, bindparam, func, insert, select, update
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, MultipleResultsFound
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    MultipleResultsFound,
+    OperationalError,
+)
 
 from factories import Tenant, consumer_principal, make_consumer, make_offer, make_tenant
 from o2oloop import clock
@@ -604,3 +610,28 @@ def test_a_float_column_reads_as_sqlalchemy_reads_it(db: Database) -> None:
     )
     assert row.latitude == pytest.approx(31.23)
     assert row.active is True
+
+
+# ---- a connection that dies ---------------------------------------------------------------------
+
+BACKEND_PID = Prepared(select(func.pg_backend_pid()))
+
+
+def test_a_connection_that_died_leaves_the_pool(pg_db: Database) -> None:
+    """PostgreSQL ends the backend of the pool's only connection (a restart, a failover).
+    The lean transaction that meets it fails with SQLAlchemy's OperationalError; the next
+    one gets a new connection rather than the dead one again. No ping on checkout here,
+    so only the invalidation can save the next transaction."""
+    url = pg_db.engine.url.render_as_string(hide_password=False)
+    db = Database.from_url(url, pool_size=1, max_overflow=0, pool_pre_ping=False)
+    try:
+        with db.lean(write=False) as transaction:
+            pid = transaction.scalar(BACKEND_PID)
+        with pg_db.engine.connect() as admin:
+            admin.execute(select(func.pg_terminate_backend(pid)))
+        with pytest.raises(OperationalError), db.lean(write=False) as transaction:
+            transaction.scalar(BACKEND_PID)
+        with db.lean(write=False) as transaction:
+            assert transaction.scalar(BACKEND_PID) != pid
+    finally:
+        db.dispose()
