@@ -1,6 +1,6 @@
 """Redemptions per second through the real HTTP server, on SQLite and PostgreSQL.
 
-Usage: ``python benchmarks/redemption_http.py [--db sqlite|postgresql|both] [--count 20000]
+Usage: ``python benchmarks/redemption_http.py [--db sqlite|postgresql|both] [--count 60000]
 [--clients 32] [--workers 2] [--duration 20] [--load wrk|httpx] [--[no-]access-log]``
 
 Per database:
