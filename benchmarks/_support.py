@@ -99,8 +99,9 @@ class Tenant:
     terminals: list[tuple[str, str]] = field(default_factory=list)  # (terminal id, key)
 
 
-def make_tenant(db: Database, *, terminals: int = 0) -> Tenant:
-    """A merchant with one store and `terminals` terminals, through the service layer."""
+def make_tenant(db: Database, *, terminals: int = 0, stores: int = 1) -> Tenant:
+    """A merchant with `stores` stores and `terminals` terminals dealt round them, through
+    the service layer; `store_id` is the first store."""
     with db.transaction() as session:
         merchant, _owner, _token, admin_key = merchants.create_merchant(
             session,
@@ -114,21 +115,27 @@ def make_tenant(db: Database, *, terminals: int = 0) -> Tenant:
             ),
         )
         admin = Principal(key_id=admin_key.id, role=Role.MERCHANT_ADMIN, merchant_id=merchant.id)
-        store = merchants.create_store(
-            session,
-            principal=admin,
-            merchant_id=merchant.id,
-            data=merchant_schemas.StoreCreate(
-                name="Xuhui", address="88 Tianyaoqiao Rd", latitude=31.19, longitude=121.43
-            ),
-        )
-        tenant = Tenant(merchant_id=merchant.id, store_id=store.id, admin=admin)
+        store_ids = [
+            merchants.create_store(
+                session,
+                principal=admin,
+                merchant_id=merchant.id,
+                data=merchant_schemas.StoreCreate(
+                    name=f"Store {n + 1}",
+                    address=f"{88 + n} Tianyaoqiao Rd",
+                    latitude=31.19,
+                    longitude=121.43,
+                ),
+            ).id
+            for n in range(stores)
+        ]
+        tenant = Tenant(merchant_id=merchant.id, store_id=store_ids[0], admin=admin)
         for n in range(terminals):
             terminal, token, _ = merchants.create_terminal(
                 session,
                 principal=admin,
                 merchant_id=merchant.id,
-                store_id=store.id,
+                store_id=store_ids[n % stores],
                 data=merchant_schemas.TerminalCreate(name=f"Counter {n + 1}"),
             )
             tenant.terminals.append((terminal.id, token))

@@ -6,8 +6,9 @@ Usage: ``python benchmarks/redemption_http.py [--db sqlite|postgresql|both] [--c
 Per database:
 
 1. **prepare**, through the service layer against the database the server will use:
-   one merchant, one store, one terminal (and key) per client, a published amount-off
-   coupon with no stock limit, a few thousand consumers (``customers.service.sign_up``) and
+   one merchant, ``--stores`` stores (1 by default), one terminal (and key) per client
+   dealt round them, a published amount-off coupon with no stock limit, a few thousand
+   consumers (``customers.service.sign_up``) and
    ``--count`` claimed codes spread over them. The codes are inserted in one transaction
    exactly as ``codes.service.claim`` stores them (the row of ``_new_code``, the per-consumer
    ``offer_claims`` count and the offer's ``issued_count``), in bulk instead of one claim
@@ -70,9 +71,11 @@ SERVER_START_TIMEOUT = 60
 # ---- preparation -----------------------------------------------------------------------------
 
 
-def prepare(db: Database, *, secret: str, clients: int, count: int, consumers: int) -> dict:
+def prepare(
+    db: Database, *, secret: str, clients: int, count: int, consumers: int, stores: int = 1
+) -> dict:
     t0 = time.perf_counter()
-    tenant = _support.make_tenant(db, terminals=clients)
+    tenant = _support.make_tenant(db, terminals=clients, stores=stores)
     offer_id = _support.make_coupon(db, tenant)
     keys = service.Keys.from_secret(secret)
     with db.transaction() as session:
@@ -527,6 +530,7 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 clients=args.clients,
                 count=args.count,
                 consumers=args.consumers,
+                stores=args.stores,
             )
             db.dispose()
             env = {
@@ -613,6 +617,7 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "server": version,
         "workers": args.workers,
         "clients": args.clients,
+        "stores": args.stores,
         "load_processes": args.load_processes if args.load == "httpx" else None,
         "duration_target_s": args.duration,
         "codes_prepared": args.count,
@@ -656,6 +661,12 @@ def main() -> None:
         help="claimed codes to prepare (more than the run can use)",
     )
     parser.add_argument("--consumers", type=int, default=2_000)
+    parser.add_argument(
+        "--stores",
+        type=int,
+        default=1,
+        help="stores the terminals are dealt round (1: every till of one store, the worst case)",
+    )
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
@@ -109,6 +109,32 @@ def make_tenant(
         terminal_key=terminal_token,
         admin_key_id=admin_key.id,
     )
+
+
+def add_store(db: Database, tenant: Tenant) -> Tenant:
+    """Another store of the tenant's merchant, with its own terminal: the same tenant seen
+    from that store's counter."""
+    n = next(_names)
+    admin = Principal(
+        key_id=tenant.admin_key_id, role=Role.MERCHANT_ADMIN, merchant_id=tenant.merchant_id
+    )
+    with db.transaction() as session:
+        store = merchants.create_store(
+            session,
+            principal=admin,
+            merchant_id=tenant.merchant_id,
+            data=schemas.StoreCreate(
+                name=f"Store {n}", address=f"{n} Market Street", latitude=31.24, longitude=121.48
+            ),
+        )
+        terminal, terminal_token, _ = merchants.create_terminal(
+            session,
+            principal=admin,
+            merchant_id=tenant.merchant_id,
+            store_id=store.id,
+            data=schemas.TerminalCreate(name=f"Counter {n}"),
+        )
+    return replace(tenant, store_id=store.id, terminal_id=terminal.id, terminal_key=terminal_token)
 
 
 def make_consumer(db: Database, name: str = "") -> tuple[str, str]:

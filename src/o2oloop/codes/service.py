@@ -41,7 +41,13 @@ from o2oloop.errors import Conflict, Forbidden, NotFound, ProblemError, RateLimi
 from o2oloop.ledger import service as ledger
 from o2oloop.merchants.models import Merchant, Store, Terminal
 from o2oloop.money import Money
-from o2oloop.offers.models import DiscountKind, Offer, OfferKind, OfferState
+from o2oloop.offers.models import (
+    DiscountKind,
+    Offer,
+    OfferKind,
+    OfferState,
+    OfferStoreRedemptions,
+)
 from o2oloop.offers.rules import (
     OfferRules,
     RedemptionContext,
@@ -369,11 +375,18 @@ _INSERT_REDEMPTION = Prepared(
 _INSERT_ATTEMPT = Prepared(
     insert(_attempts).values({c.key: bindparam(c.key) for c in _attempts.columns if c.key != "id"})
 )
-_COUNT_REDEMPTION = Prepared(
-    update(_offers)
-    .where(_offers.c.id == bindparam("offer_id"))
-    .values(redeemed_count=_offers.c.redeemed_count + 1)
-)
+_store_counts = OfferStoreRedemptions.__table__
+_COUNT_REDEMPTION = {  # one row per offer and store: only one store's tills take turns on it
+    name: Prepared(
+        dialect.insert(_store_counts)
+        .values(offer_id=bindparam("offer_id"), store_id=bindparam("store_id"), redeemed=1)
+        .on_conflict_do_update(
+            index_elements=[_store_counts.c.offer_id, _store_counts.c.store_id],
+            set_={"redeemed": _store_counts.c.redeemed + 1},
+        )
+    )
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 @dataclass(frozen=True)
@@ -601,8 +614,8 @@ def complete_redemption(work: Work, checked: CheckedRedemption) -> Redeemed:
     record_attempt(
         tx, counter=counter, accepted=True, reason="redeemed", redemption_id=redemption.id
     )
-    # Last, so the offer's row (shared by every redemption of it) is locked only until commit.
-    tx.execute(_COUNT_REDEMPTION, offer_id=offer.id)
+    # Last, so the store's count of this offer (shared by its tills) is held only until commit.
+    tx.execute(_COUNT_REDEMPTION[tx.dialect.name], offer_id=offer.id, store_id=counter.store_id)
     return Redeemed(
         redemption=redemption,
         offer_title=offer.title,
@@ -812,9 +825,12 @@ def undo(
         if use is not None:
             session.delete(use)
     session.execute(
-        update(Offer)
-        .where(Offer.id == redemption.offer_id)
-        .values(redeemed_count=Offer.redeemed_count - 1)
+        update(OfferStoreRedemptions)
+        .where(
+            OfferStoreRedemptions.offer_id == redemption.offer_id,
+            OfferStoreRedemptions.store_id == redemption.store_id,
+        )
+        .values(redeemed=OfferStoreRedemptions.redeemed - 1)
         .execution_options(synchronize_session=False)
     )
     session.flush()

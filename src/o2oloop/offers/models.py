@@ -6,8 +6,8 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from o2oloop.db import Base, UTCDateTime, str_enum
 
@@ -65,6 +65,29 @@ class Offer(Base):
     min_spend: Mapped[int | None] = mapped_column(Integer)
     # counters, bumped with conditional UPDATEs
     issued_count: Mapped[int] = mapped_column(Integer, default=0)
-    redeemed_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OfferStoreRedemptions(Base):
+    """How many codes of an offer each store has redeemed (net of undone redemptions).
+
+    One row per offer and store rather than one counter on the offer's row: every
+    redemption bumps it and holds it until commit, so with one counter every store of a
+    brand campaign would take turns; this way only the tills of one store do.
+    """
+
+    __tablename__ = "offer_store_redemptions"
+
+    offer_id: Mapped[str] = mapped_column(ForeignKey("offers.id"), primary_key=True)
+    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), primary_key=True)
+    redeemed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Loaded with the offer: the sum over at most one row per store.
+Offer.redeemed_count = column_property(  # type: ignore[attr-defined]
+    select(func.coalesce(func.sum(OfferStoreRedemptions.redeemed), 0))
+    .where(OfferStoreRedemptions.offer_id == Offer.id)
+    .correlate_except(OfferStoreRedemptions)
+    .scalar_subquery()
+)

@@ -86,7 +86,6 @@ def create_offer(
         state=OfferState.DRAFT,
         currency=merchant.currency,
         issued_count=0,
-        redeemed_count=0,
         created_at=now,
         updated_at=now,
         **values,
