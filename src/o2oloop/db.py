@@ -267,6 +267,11 @@ class WriterQueue:
                             item.result = item.work(transaction)
                     except Exception as error:
                         item.error = error
+                        if not transaction.in_transaction:
+                            # The database ended the whole transaction (SQLite does on some
+                            # I/O errors): what the batch wrote is gone, and what follows
+                            # must not run outside a transaction.
+                            raise
         except Exception as error:
             for item in items:
                 if item.error is None:

@@ -171,6 +171,14 @@ class DriverTransaction:
             raise RuntimeError("this work needs an ORM transaction (run it with orm=True)")
         return self._session
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the transaction is still open (the database may end it on an error)."""
+        sqlite_state = getattr(self.connection, "in_transaction", None)
+        if sqlite_state is not None:
+            return bool(sqlite_state)
+        return self.connection.info.transaction_status.name != "IDLE"
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested unit of work: an error inside undoes only what was done inside."""

@@ -212,3 +212,19 @@ def test_bulk_batch_exports_csv_and_each_code_redeems_once(
     second = http.post("/v1/terminal/redemptions", json={"code": pick}, headers=tenant.terminal)
     assert second.status_code == 422
     assert second.json()["type"].endswith("code-rejected")
+
+
+def test_an_attempt_cursor_beyond_any_row_id_is_a_clear_422(
+    db: Database, http: httpx.Client
+) -> None:
+    """Found by the fuzzer: a cursor past any attempt's id (a 32-bit integer on PostgreSQL)
+    used to reach the database and overflow there."""
+    tenant = make_tenant(db)
+    url = f"/v1/merchants/{tenant.merchant_id}/redemption-attempts"
+    too_far = http.get(url, params={"cursor": 2**63}, headers=tenant.admin)
+    assert too_far.status_code == 422
+    assert too_far.headers["content-type"].startswith("application/problem+json")
+    assert "cursor" in too_far.json()["detail"]
+    assert http.get(url, params={"cursor": 2**31}, headers=tenant.admin).status_code == 422
+    last = http.get(url, params={"cursor": 2**31 - 1}, headers=tenant.admin)
+    assert last.status_code == 200 and last.json()["data"] == []

@@ -252,6 +252,26 @@ def test_a_failed_commit_fails_every_work_of_the_batch_and_keeps_none(
     assert _gather(counter_db, _increment) == [1]
 
 
+ABANDON = Prepared(text("ROLLBACK"))
+
+
+def test_when_the_database_ends_the_batch_s_transaction_nothing_of_the_batch_is_kept(
+    counter_db: Database,
+) -> None:
+    """As SQLite does on some I/O errors, the transaction ends in the middle of a batch: the
+    works before it lose their writes, the works after it do not run outside a
+    transaction, and every one of them is answered with an error."""
+
+    def ended(transaction: DriverTransaction) -> None:
+        transaction.execute(ABANDON)
+        raise OSError("disk I/O error")
+
+    outcomes = _gather(counter_db, _increment, ended, _increment, _increment)
+    assert all(isinstance(outcome, Exception) for outcome in outcomes), outcomes
+    assert _value(counter_db) == 0
+    assert _gather(counter_db, _increment) == [1]
+
+
 # ---- across processes ----------------------------------------------------------------------
 
 CHILD = textwrap.dedent(

@@ -245,7 +245,9 @@ def attempts(
     merchant_id: str,
     db: DB,
     caller: Caller,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="next_cursor of the last page")
+    ] = None,
     limit: Limit = 50,
 ) -> schemas.AttemptPage:
     with db.transaction() as session:
