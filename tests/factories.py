@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 
+from sqlalchemy.orm import Session
+
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
@@ -78,32 +80,18 @@ def make_tenant(
             ),
         )
         admin = Principal(key_id=admin_key.id, role=Role.MERCHANT_ADMIN, merchant_id=merchant.id)
-        store = merchants.create_store(
-            session,
-            principal=admin,
-            merchant_id=merchant.id,
-            data=schemas.StoreCreate(
-                name=f"Store {n}", address=f"{n} Market Street", latitude=31.23, longitude=121.47
-            ),
-        )
+        store_id, terminal_id, terminal_token = _store_with_terminal(session, admin, n)
         staff, staff_token, _ = merchants.create_staff(
             session,
             principal=admin,
             merchant_id=merchant.id,
             data=schemas.StaffCreate(name=f"Cashier {n}", role=StaffRole.STAFF),
         )
-        terminal, terminal_token, _ = merchants.create_terminal(
-            session,
-            principal=admin,
-            merchant_id=merchant.id,
-            store_id=store.id,
-            data=schemas.TerminalCreate(name=f"Counter {n}"),
-        )
     return Tenant(
         merchant_id=merchant.id,
-        store_id=store.id,
+        store_id=store_id,
         staff_id=staff.id,
-        terminal_id=terminal.id,
+        terminal_id=terminal_id,
         admin_key=admin_token,
         staff_key=staff_token,
         terminal_key=terminal_token,
@@ -114,27 +102,33 @@ def make_tenant(
 def add_store(db: Database, tenant: Tenant) -> Tenant:
     """Another store of the tenant's merchant, with its own terminal: the same tenant seen
     from that store's counter."""
-    n = next(_names)
     admin = Principal(
         key_id=tenant.admin_key_id, role=Role.MERCHANT_ADMIN, merchant_id=tenant.merchant_id
     )
     with db.transaction() as session:
-        store = merchants.create_store(
-            session,
-            principal=admin,
-            merchant_id=tenant.merchant_id,
-            data=schemas.StoreCreate(
-                name=f"Store {n}", address=f"{n} Market Street", latitude=31.24, longitude=121.48
-            ),
-        )
-        terminal, terminal_token, _ = merchants.create_terminal(
-            session,
-            principal=admin,
-            merchant_id=tenant.merchant_id,
-            store_id=store.id,
-            data=schemas.TerminalCreate(name=f"Counter {n}"),
-        )
-    return replace(tenant, store_id=store.id, terminal_id=terminal.id, terminal_key=terminal_token)
+        store_id, terminal_id, terminal_token = _store_with_terminal(session, admin, next(_names))
+    return replace(tenant, store_id=store_id, terminal_id=terminal_id, terminal_key=terminal_token)
+
+
+def _store_with_terminal(session: Session, admin: Principal, n: int) -> tuple[str, str, str]:
+    """A store of the admin's merchant and a terminal at it: (store id, terminal id, key)."""
+    assert admin.merchant_id is not None
+    store = merchants.create_store(
+        session,
+        principal=admin,
+        merchant_id=admin.merchant_id,
+        data=schemas.StoreCreate(
+            name=f"Store {n}", address=f"{n} Market Street", latitude=31.23, longitude=121.47
+        ),
+    )
+    terminal, terminal_token, _ = merchants.create_terminal(
+        session,
+        principal=admin,
+        merchant_id=admin.merchant_id,
+        store_id=store.id,
+        data=schemas.TerminalCreate(name=f"Counter {n}"),
+    )
+    return store.id, terminal.id, terminal_token
 
 
 def make_consumer(db: Database, name: str = "") -> tuple[str, str]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import ArgumentError, DBAPIError, MultipleResultsFound
 from sqlalchemy.orm import Session
@@ -125,17 +126,27 @@ class Prepared:
 
     Parameters are the statement's named `bindparam()`s; every other value in it (a literal
     such as `state == 'active'`, a column's scalar default) is bound once at compile time.
+    An INSERT … ON CONFLICT is given as a function of the dialect's own `insert` construct,
+    since each dialect spells ON CONFLICT with its own.
     """
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: Executable | Callable[[Callable[..., Any]], Executable]) -> None:
         self.statement = statement
         self._compiled: dict[str, Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            found = self._compiled[dialect.name] = Compiled(self.statement, dialect)
+            statement = self.statement
+            if not isinstance(statement, Executable):
+                statement = statement(dialect_insert(dialect.name))
+            found = self._compiled[dialect.name] = Compiled(statement, dialect)
         return found
+
+
+def dialect_insert(dialect_name: str) -> Callable[..., Any]:
+    """The dialect's own `insert`, the one with ON CONFLICT (SQLite or PostgreSQL)."""
+    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
 def _result_processor(column: Any, dialect: Dialect, type_code: Any) -> Processor | None:

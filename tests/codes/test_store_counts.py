@@ -10,6 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from factories import (
     add_store,
@@ -37,16 +38,15 @@ def _claimed_code(db: Database, offer_id: str) -> str:
     return KEYS.code_text(code.id)
 
 
+def _redeem_in(session: Session, terminal: Principal, code: str) -> service.Redeemed:
+    return service.redeem(
+        session, principal=terminal, code=code, bill_amount=5000, keys=KEYS, rate_per_minute=1000
+    )
+
+
 def _redeem(db: Database, terminal: Principal, code: str) -> service.Redeemed:
     with db.transaction() as session:
-        return service.redeem(
-            session,
-            principal=terminal,
-            code=code,
-            bill_amount=5000,
-            keys=KEYS,
-            rate_per_minute=1000,
-        )
+        return _redeem_in(session, terminal, code)
 
 
 def _counts(db: Database, offer_id: str) -> tuple[dict[str, int], int]:
@@ -97,14 +97,7 @@ def test_a_redemption_at_another_store_does_not_wait_for_an_open_one(pg_db: Data
     def north_till() -> None:
         try:
             with pg_db.transaction() as session:
-                service.redeem(
-                    session,
-                    principal=terminal_principal(north),
-                    code=north_code,
-                    bill_amount=5000,
-                    keys=KEYS,
-                    rate_per_minute=1000,
-                )
+                _redeem_in(session, terminal_principal(north), north_code)
                 holding.set()
                 release.wait(30)
             outcome.append("committed")
@@ -118,14 +111,7 @@ def test_a_redemption_at_another_store_does_not_wait_for_an_open_one(pg_db: Data
         assert holding.wait(30)
         with pg_db.transaction() as session:
             session.execute(text("SET LOCAL lock_timeout = '2s'"))
-            service.redeem(
-                session,
-                principal=terminal_principal(south),
-                code=south_code,
-                bill_amount=5000,
-                keys=KEYS,
-                rate_per_minute=1000,
-            )
+            _redeem_in(session, terminal_principal(south), south_code)
     finally:
         release.set()
         thread.join(30)

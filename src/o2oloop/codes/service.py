@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -59,7 +58,7 @@ from o2oloop.offers.rules import (
 )
 from o2oloop.offers.service import get_offer, rules_of
 from o2oloop.pagination import paginate
-from o2oloop.prepared import DriverTransaction, Prepared, driver
+from o2oloop.prepared import DriverTransaction, Prepared, dialect_insert, driver
 
 MAX_BATCH = 1_000_000
 
@@ -105,9 +104,8 @@ class Keys:
         return codec.code_digest(serial, self.code, kind=kind)
 
 
-def _insert(session: Session, table: type) -> object:
-    dialect = session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+def _insert(session: Session, table: type) -> Any:
+    return dialect_insert(session.get_bind().dialect.name)(table)
 
 
 def _violations(violations: list[Violation]) -> RuleViolation:
@@ -337,9 +335,9 @@ _USE_CODE = Prepared(  # the one write only one attempt can win, while the offer
     )
     .values(state=CodeState.REDEEMED, redeemed_at=bindparam("at"))
 )
-_USE_BATCH_CODE = {  # the primary key lets only one attempt in
-    name: Prepared(
-        dialect.insert(_uses)
+_USE_BATCH_CODE = Prepared(  # the primary key lets only one attempt in
+    lambda insert_into: (
+        insert_into(_uses)
         .values(
             batch_id=bindparam("batch_id"),
             code_index=bindparam("index"),
@@ -348,8 +346,7 @@ _USE_BATCH_CODE = {  # the primary key lets only one attempt in
         .on_conflict_do_nothing()
         .returning(_uses.c.code_index)
     )
-    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
-}
+)
 _REDEEMED_BY = Prepared(
     select(func.count())
     .select_from(_redemptions)
@@ -376,17 +373,16 @@ _INSERT_ATTEMPT = Prepared(
     insert(_attempts).values({c.key: bindparam(c.key) for c in _attempts.columns if c.key != "id"})
 )
 _store_counts = OfferStoreRedemptions.__table__
-_COUNT_REDEMPTION = {  # one row per offer and store: only one store's tills take turns on it
-    name: Prepared(
-        dialect.insert(_store_counts)
+_COUNT_REDEMPTION = Prepared(  # one row per offer and store: only one store's tills share it
+    lambda insert_into: (
+        insert_into(_store_counts)
         .values(offer_id=bindparam("offer_id"), store_id=bindparam("store_id"), redeemed=1)
         .on_conflict_do_update(
             index_elements=[_store_counts.c.offer_id, _store_counts.c.store_id],
             set_={"redeemed": _store_counts.c.redeemed + 1},
         )
     )
-    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
-}
+)
 
 
 @dataclass(frozen=True)
@@ -598,7 +594,7 @@ def complete_redemption(work: Work, checked: CheckedRedemption) -> Redeemed:
     else:
         assert found.batch is not None
         claimed = tx.scalar(
-            _USE_BATCH_CODE[tx.dialect.name],
+            _USE_BATCH_CODE,
             batch_id=found.batch.id,
             index=found.index,
             redemption_id=redemption.id,
@@ -615,7 +611,7 @@ def complete_redemption(work: Work, checked: CheckedRedemption) -> Redeemed:
         tx, counter=counter, accepted=True, reason="redeemed", redemption_id=redemption.id
     )
     # Last, so the store's count of this offer (shared by its tills) is held only until commit.
-    tx.execute(_COUNT_REDEMPTION[tx.dialect.name], offer_id=offer.id, store_id=counter.store_id)
+    tx.execute(_COUNT_REDEMPTION, offer_id=offer.id, store_id=counter.store_id)
     return Redeemed(
         redemption=redemption,
         offer_title=offer.title,

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -34,6 +33,7 @@ from o2oloop.ledger.models import (
     TransactionKind,
 )
 from o2oloop.money import Money
+from o2oloop.prepared import dialect_insert
 
 
 class UnbalancedTransaction(ProblemError):
@@ -98,10 +98,8 @@ def get_account(
 
 def insert_or_ignore(session: Session, table: Any, values: dict[str, Any], *, key: str) -> bool:
     """INSERT … ON CONFLICT (key) DO NOTHING on either backend; True when a row went in."""
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
     statement = (
-        module.insert(table)
+        dialect_insert(session.get_bind().dialect.name)(table)
         .values(values)
         .on_conflict_do_nothing(index_elements=[key])
         .returning(table.c[key])
