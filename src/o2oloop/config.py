@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     redemption_undo_minutes: int = 10
     terminal_attempts_per_minute: int = 30
     default_phone_region: str = "CN"
+    # Where people reach this deployment: links in messages (one-click unsubscribe) use it.
+    public_url: str = "http://127.0.0.1:8000"
+    # Email over SMTP (notify.email); no host means a memory outbox, for development.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_implicit_tls: bool = False
+    mail_from: str = "o2oloop <no-reply@o2oloop.local>"
 
     @property
     def effective_database_url(self) -> str:
