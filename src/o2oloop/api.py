@@ -21,6 +21,7 @@ from o2oloop import __version__
 from o2oloop.analytics.api import platform_router as platform_analytics_router
 from o2oloop.analytics.api import router as analytics_router
 from o2oloop.auth.api import router as keys_router
+from o2oloop.channels.api import router as channels_router
 from o2oloop.codes import vouchers
 from o2oloop.codes.api import router as codes_router
 from o2oloop.config import Settings
@@ -154,6 +155,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         keys_router,
         merchants_router,
         consumers_router,
+        channels_router,  # before offers: /offers/nearby is not an offer id
         offers_router,
         money_router,
         payments_router,

@@ -2,6 +2,7 @@
 
 from o2oloop.analytics.models import FittedModel, MemberScore
 from o2oloop.auth.models import ApiKey
+from o2oloop.channels.models import StoreCell, StoreRating
 from o2oloop.codes.models import (
     BatchCodeUse,
     Code,
@@ -61,6 +62,8 @@ __all__ = [
     "SettlementLine",
     "Staff",
     "Store",
+    "StoreCell",
+    "StoreRating",
     "StoredValueProgram",
     "Terminal",
     "Visit",

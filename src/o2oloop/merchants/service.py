@@ -18,6 +18,7 @@ from o2oloop.auth.principal import (
     require_merchant_staff,
     require_platform,
 )
+from o2oloop.channels.store_index import index_store
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, Forbidden, NotFound
 from o2oloop.merchants import schemas
@@ -134,6 +135,7 @@ def create_store(
     )
     session.add(store)
     session.flush()
+    index_store(session, store_id=store.id, latitude=store.latitude, longitude=store.longitude)
     return store
 
 
@@ -165,7 +167,10 @@ def update_store(
     require_merchant_admin(principal, merchant_id)
     store = get_store(session, principal=principal, merchant_id=merchant_id, store_id=store_id)
     changes = data.model_dump(mode="json", exclude_unset=True, exclude_none=True)
-    return _apply(store, changes)
+    _apply(store, changes)
+    if "latitude" in changes or "longitude" in changes:
+        index_store(session, store_id=store.id, latitude=store.latitude, longitude=store.longitude)
+    return store
 
 
 def deactivate_store(

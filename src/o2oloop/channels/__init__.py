@@ -1,0 +1,1 @@
+"""Getting offers to people: nearby search, channels with tracking links, shares, off-peak."""

@@ -1,0 +1,292 @@
+"""Nearby offers on a real database: the radius, open-now, sorting, paging, bad input."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from channels.geo_points import destination
+from factories import bearer, make_consumer, make_offer, make_tenant
+from o2oloop import clock
+from o2oloop.auth.models import Role
+from o2oloop.auth.principal import Principal
+from o2oloop.channels import geo, nearby
+from o2oloop.channels.models import StoreCell
+from o2oloop.merchants import schemas as merchant_schemas
+from o2oloop.merchants import service as merchants
+from o2oloop.merchants.models import Store
+
+# Places where naive longitude/latitude boxes break, and one ordinary city.
+PLACES = [(0.0, 179.99), (0.3, -179.95), (89.95, 40.0), (-89.97, -120.0), (31.23, 121.47)]
+
+
+def _admin(tenant) -> Principal:
+    return Principal(key_id="t", role=Role.MERCHANT_ADMIN, merchant_id=tenant.merchant_id)
+
+
+def _store(db, tenant, lat, lng, **extra) -> str:
+    with db.transaction() as session:
+        store = merchants.create_store(
+            session,
+            principal=_admin(tenant),
+            merchant_id=tenant.merchant_id,
+            data=merchant_schemas.StoreCreate(name="Shop", latitude=lat, longitude=lng, **extra),
+        )
+        return store.id
+
+
+@pytest.fixture
+def scattered(db):
+    """About 250 stores of one merchant around each place, up to 60 km out, one offer."""
+    tenant = make_tenant(db)
+    rng = random.Random(7)
+    points = {}
+    with db.transaction() as session:
+        for lat, lng in PLACES:
+            for _ in range(50):
+                distance = rng.choice([rng.uniform(0, 2_000), rng.uniform(0, 60_000)])
+                p_lat, p_lng = destination(lat, lng, rng.uniform(0, 360), distance)
+                store = merchants.create_store(
+                    session,
+                    principal=_admin(tenant),
+                    merchant_id=tenant.merchant_id,
+                    data=merchant_schemas.StoreCreate(name="Shop", latitude=p_lat, longitude=p_lng),
+                )
+                points[store.id] = (p_lat, p_lng)
+    points[tenant.store_id] = (31.23, 121.47)
+    make_offer(db, tenant)
+    return db, points
+
+
+def _stores_found(db, lat, lng, radius) -> set[str]:
+    """Every store of the merchant in the radius, through one offer per store."""
+    with db.reading() as session:
+        found = set()
+        for store in nearby._candidate_stores(
+            session, nearby.NearbyQuery(latitude=lat, longitude=lng, radius_m=radius)
+        ):
+            found.add(store.id)
+        return found
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    place=st.sampled_from(PLACES),
+    bearing=st.floats(0, 360),
+    offset=st.floats(0, 20_000),
+    radius=st.floats(1, 50_000),
+)
+def test_radius_is_exact_nothing_outside_nothing_inside_missed(
+    scattered, place, bearing, offset, radius
+):
+    db, points = scattered
+    lat, lng = destination(*place, bearing, offset)
+    expected = {
+        store_id
+        for store_id, (p_lat, p_lng) in points.items()
+        if geo.haversine_m(lat, lng, p_lat, p_lng) <= radius
+    }
+    assert _stores_found(db, lat, lng, radius) == expected
+
+
+def test_search_returns_each_offer_once_with_its_nearest_store(db, frozen_clock):
+    tenant = make_tenant(db)
+    near = _store(db, tenant, 31.2401, 121.4801)
+    offer_id = make_offer(db, tenant)
+    with db.reading() as session:
+        found, cursor = nearby.search(
+            session,
+            query=nearby.NearbyQuery(latitude=31.2400, longitude=121.4800, radius_m=500),
+            now=clock.now(),
+        )
+    assert [(f.offer.id, f.store.id) for f in found] == [(offer_id, near)]
+    assert cursor is None
+    assert found[0].distance_m == pytest.approx(14.3, abs=1)
+
+
+def test_offers_limited_to_other_stores_and_sold_out_offers_are_not_listed(db, frozen_clock):
+    tenant = make_tenant(db)
+    far = _store(db, tenant, 31.5, 121.9)
+    make_offer(db, tenant, store_ids=[far])
+    make_offer(db, tenant, total_stock=0)
+    with db.reading() as session:
+        found, _ = nearby.search(
+            session,
+            query=nearby.NearbyQuery(latitude=31.23, longitude=121.47, radius_m=1_000),
+            now=clock.now(),
+        )
+    assert found == []
+
+
+def test_moving_a_store_moves_it_in_the_index(db):
+    tenant = make_tenant(db)
+    with db.transaction() as session:
+        merchants.update_store(
+            session,
+            principal=_admin(tenant),
+            merchant_id=tenant.merchant_id,
+            store_id=tenant.store_id,
+            data=merchant_schemas.StoreUpdate(latitude=-33.86, longitude=151.21),
+        )
+    assert _stores_found(db, -33.86, 151.21, 100) == {tenant.store_id}
+    assert _stores_found(db, 31.23, 121.47, 10_000) == set()
+    with db.reading() as session:
+        cells = session.scalars(select(StoreCell.cell).where(StoreCell.store_id == tenant.store_id))
+        assert len(list(cells)) == len(geo.RESOLUTIONS)
+
+
+LATE = {
+    day: [{"open": "18:00", "close": "02:00"}]
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+
+
+def _open_now(db, store_id, at: datetime) -> bool:
+    with db.reading() as session:
+        row = session.get(Store, store_id)
+        assert row is not None
+        store = nearby.NearbyStore(
+            row.id,
+            row.merchant_id,
+            row.name,
+            row.latitude,
+            row.longitude,
+            row.timezone,
+            row.opening_hours,
+            "catering",
+            0.0,
+        )
+        return nearby.open_now(store, at)
+
+
+def test_open_now_across_midnight_in_the_store_timezone(db):
+    tenant = make_tenant(db)
+    store_id = _store(db, tenant, 31.23, 121.47, timezone="Asia/Shanghai", opening_hours=LATE)
+    # 01:30 in Shanghai (UTC+8) is still Saturday night's opening; 02:30 is closed.
+    assert _open_now(db, store_id, datetime(2026, 6, 6, 17, 30, tzinfo=UTC))
+    assert not _open_now(db, store_id, datetime(2026, 6, 6, 18, 30, tzinfo=UTC))
+    assert not _open_now(db, store_id, datetime(2026, 6, 6, 9, 59, tzinfo=UTC))
+    assert _open_now(db, store_id, datetime(2026, 6, 6, 10, 0, tzinfo=UTC))
+
+
+def test_open_now_across_a_dst_change(db):
+    tenant = make_tenant(db, timezone="America/New_York")
+    store_id = _store(
+        db,
+        tenant,
+        40.71,
+        -74.0,
+        timezone="America/New_York",
+        opening_hours={"sun": [{"open": "09:00", "close": "17:00"}]},
+    )
+    # 8 March 2026 clocks go forward at 02:00: 09:00 local is 13:00 UTC, not 14:00.
+    assert _open_now(db, store_id, datetime(2026, 3, 8, 13, 0, tzinfo=UTC))
+    assert not _open_now(db, store_id, datetime(2026, 3, 8, 12, 59, tzinfo=UTC))
+    # The Sunday before, still on standard time, 09:00 local was 14:00 UTC.
+    assert not _open_now(db, store_id, datetime(2026, 3, 1, 13, 30, tzinfo=UTC))
+    assert _open_now(db, store_id, datetime(2026, 3, 1, 14, 0, tzinfo=UTC))
+    # 1 November 2026 clocks go back: 17:00 local is 22:00 UTC.
+    assert _open_now(db, store_id, datetime(2026, 11, 1, 21, 59, tzinfo=UTC))
+    assert not _open_now(db, store_id, datetime(2026, 11, 1, 22, 0, tzinfo=UTC))
+
+
+def test_open_now_filter(db):
+    tenant = make_tenant(db)
+    late = _store(db, tenant, 31.2301, 121.4701, opening_hours=LATE)
+    make_offer(db, tenant)
+    query = {"latitude": 31.23, "longitude": 121.47, "radius_m": 1_000}
+    with db.reading() as session:
+        found, _ = nearby.search(
+            session,
+            query=nearby.NearbyQuery(**query, open_now=True),
+            now=datetime(2026, 6, 1, 15, 0, tzinfo=UTC),
+        )
+    # 23:00 in Shanghai: only the late store is open, so the offer shows with it.
+    assert [f.store.id for f in found] == [late]
+    assert found[0].open_now
+
+
+def test_sort_by_value_and_cursor_paging_visit_every_offer_once(db, frozen_clock):
+    tenant = make_tenant(db)
+    offers = [make_offer(db, tenant, amount_off=100 * (i + 1)) for i in range(7)]
+    seen: list[str] = []
+    cursor = None
+    with db.reading() as session:
+        while True:
+            found, cursor = nearby.search(
+                session,
+                query=nearby.NearbyQuery(
+                    latitude=31.23,
+                    longitude=121.47,
+                    radius_m=1_000,
+                    sort="value",
+                    cursor=cursor,
+                    limit=3,
+                ),
+                now=clock.now(),
+            )
+            seen += [f.offer.id for f in found]
+            if cursor is None:
+                break
+    assert seen == list(reversed(offers))
+
+
+def test_api_answers_and_converts_gcj02(db, http, frozen_clock):
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    _, key = make_consumer(db)
+    g_lat, g_lng = geo.wgs84_to_gcj02(31.23, 121.47)
+    answer = http.get(
+        "/v1/offers/nearby",
+        params={"lat": g_lat, "lng": g_lng, "radius_m": 50, "coords": "gcj02"},
+        headers=bearer(key),
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [o["offer_id"] for o in body["data"]] == [offer_id]
+    assert body["data"][0]["distance_m"] < 1
+    # Unconverted, the same numbers are hundreds of metres off.
+    answer = http.get(
+        "/v1/offers/nearby",
+        params={"lat": g_lat, "lng": g_lng, "radius_m": 50},
+        headers=bearer(key),
+    )
+    assert answer.json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"lat": 90.5, "lng": 0, "radius_m": 100},
+        {"lat": -91, "lng": 0, "radius_m": 100},
+        {"lat": "nan", "lng": 0, "radius_m": 100},
+        {"lat": 0, "lng": 181, "radius_m": 100},
+        {"lat": 0, "lng": 0, "radius_m": 0},
+        {"lat": 0, "lng": 0, "radius_m": -5},
+        {"lat": 0, "lng": 0, "radius_m": nearby.MAX_RADIUS_M + 1},
+        {"lat": 0, "lng": 0, "radius_m": 100, "sort": "price"},
+        {"lat": 0, "lng": 0, "radius_m": 100, "coords": "bd09"},
+        {"lat": 0, "lng": 0, "radius_m": 100, "cursor": "not-a-cursor"},
+        {"lat": 0, "lng": 0, "radius_m": 100, "cursor": "WzEsMiwzXQ"},
+    ],
+)
+def test_bad_input_is_a_clear_422(db, http, params):
+    _, key = make_consumer(db)
+    answer = http.get("/v1/offers/nearby", params=params, headers=bearer(key))
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+def test_search_needs_a_key(http):
+    assert (
+        http.get("/v1/offers/nearby", params={"lat": 0, "lng": 0, "radius_m": 1}).status_code == 401
+    )
