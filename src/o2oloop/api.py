@@ -21,8 +21,8 @@ from o2oloop import __version__
 from o2oloop.analytics.api import platform_router as platform_analytics_router
 from o2oloop.analytics.api import router as analytics_router
 from o2oloop.auth.api import router as keys_router
+from o2oloop.bootstrap import Wiring, bootstrap
 from o2oloop.channels.api import router as channels_router
-from o2oloop.codes import vouchers
 from o2oloop.codes.api import router as codes_router
 from o2oloop.config import Settings
 from o2oloop.customers.api import members_router
@@ -124,7 +124,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem_response(body)
 
 
-def create_app(settings: Settings, db: Database) -> FastAPI:
+def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -> FastAPI:
+    """The app; `wiring` (handlers, jobs, adapters) is `bootstrap(settings)` unless given."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
@@ -142,7 +144,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     )
     app.state.db = db
     app.state.settings = settings
-    vouchers.configure(settings.secret_key)
+    app.state.wiring = wiring or bootstrap(settings)
     install_error_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,

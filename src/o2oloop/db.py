@@ -410,8 +410,10 @@ class Database:
         try:
             if dialect.name == "sqlite":
                 connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            yield DriverTransaction(connection, dialect)
+            transaction = DriverTransaction(connection, dialect)
+            yield transaction
             if write:
+                transaction.write_deferred()
                 connection.commit()
             else:
                 connection.rollback()

@@ -14,6 +14,7 @@ from o2oloop.codes.models import (
 from o2oloop.customers.models import ConsentEvent, Consumer, Membership
 from o2oloop.db import Base
 from o2oloop.idempotency.models import IdempotencyRecord
+from o2oloop.jobs.models import Job, OutboxEntry
 from o2oloop.ledger.models import (
     LedgerAccount,
     LedgerEntry,
@@ -43,6 +44,7 @@ __all__ = [
     "Consumer",
     "FittedModel",
     "IdempotencyRecord",
+    "Job",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
@@ -51,6 +53,7 @@ __all__ = [
     "Merchant",
     "Offer",
     "OfferClaim",
+    "OutboxEntry",
     "PaymentIntent",
     "ProcessedWebhookEvent",
     "ProviderOperation",

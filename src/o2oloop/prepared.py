@@ -169,6 +169,7 @@ class DriverTransaction:
         self.dialect = dialect
         self.cursor = connection.cursor()
         self._session = session
+        self._deferred: list[tuple[Prepared, Mapping[str, Any]]] = []
 
     @classmethod
     def of_session(cls, session: Session) -> DriverTransaction:
@@ -183,6 +184,30 @@ class DriverTransaction:
         return self._session
 
     @property
+    def session_or_none(self) -> Session | None:
+        return self._session
+
+    def defer(self, statement: Prepared, values: Mapping[str, Any]) -> None:
+        """Run this write just before the commit, batched with the others of its statement
+        (the outbox's inserts: one `executemany` for a whole group commit)."""
+        self._deferred.append((statement, values))
+
+    def write_deferred(self) -> None:
+        """The deferred writes, one `executemany` per statement; called before the commit."""
+        pending, self._deferred = self._deferred, []
+        by_statement: dict[int, tuple[Compiled, list[Any]]] = {}
+        for statement, values in pending:
+            compiled = statement.compiled(self.dialect)
+            by_statement.setdefault(id(statement), (compiled, []))[1].append(
+                compiled.parameters(values)
+            )
+        for compiled, rows in by_statement.values():
+            try:
+                self.cursor.executemany(compiled.sql, rows)
+            except self.dialect.loaded_dbapi.Error as error:
+                raise wrapped(self.dialect, error, compiled.sql, None) from error
+
+    @property
     def in_transaction(self) -> bool:
         """Whether the transaction is still open (the database may end it on an error)."""
         sqlite_state = getattr(self.connection, "in_transaction", None)
@@ -192,11 +217,14 @@ class DriverTransaction:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """A nested unit of work: an error inside undoes only what was done inside."""
+        """A nested unit of work: an error inside undoes only what was done inside (deferred
+        writes included)."""
         self._statement("SAVEPOINT work")
+        deferred = len(self._deferred)
         try:
             yield
         except BaseException:
+            del self._deferred[deferred:]
             self._statement("ROLLBACK TO SAVEPOINT work")
             self._statement("RELEASE SAVEPOINT work")
             raise

@@ -22,7 +22,7 @@ import polars as pl
 from sqlalchemy import Float, case, cast, delete, extract, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from o2oloop import clock
+from o2oloop import clock, events
 from o2oloop.analytics import segments as seg
 from o2oloop.analytics.bgnbd import (
     BgNbdParams,
@@ -31,6 +31,7 @@ from o2oloop.analytics.bgnbd import (
     fit_bgnbd,
     probability_alive,
 )
+from o2oloop.analytics.events import MembersScored, SegmentChanged
 from o2oloop.analytics.gammagamma import (
     GammaGammaParams,
     conditional_expected_spend,
@@ -481,6 +482,30 @@ def _save_model(session: Session, merchant_id: str | None, models: Models, as_of
     )
 
 
+def _segments_of(session: Session, merchant_id: str) -> dict[str, str]:
+    query = select(MemberScore.member_id, MemberScore.segment).where(
+        MemberScore.merchant_id == merchant_id
+    )
+    return {member_id: segment.value for member_id, segment in session.execute(query)}
+
+
+def _record_changes(
+    session: Session,
+    merchant_id: str,
+    before: dict[str, str],
+    scores: pl.DataFrame,
+    as_of: datetime,
+) -> None:
+    """One event per member whose segment changed, and one for the merchant's new scores."""
+    changed = [
+        SegmentChanged(merchant_id=merchant_id, member_id=member, before=old, after=new)
+        for member, new in scores.select("member_id", "segment").iter_rows()
+        if (old := before.get(member)) != new
+    ]
+    changed.append(MembersScored(merchant_id=merchant_id, members=scores.height, as_of=as_of))
+    events.record_all(session, changed)
+
+
 def analyze(
     session: Session,
     *,
@@ -513,6 +538,7 @@ def analyze(
     computed_at = clock.now().astimezone(UTC)
     for done, (key, part) in enumerate(parts.items(), start=1):
         mid = str(key[0])
+        before = _segments_of(session, mid)
         session.execute(delete(MemberScore).where(MemberScore.merchant_id == mid))
         if part.height:
             h = _history(part, as_of_epoch)
@@ -531,8 +557,10 @@ def analyze(
             )
             figures = score(h, models)
             session.flush()
-            _write_scores(session, _score_frame(part, h, figures, as_of, computed_at))
+            scores = _score_frame(part, h, figures, as_of, computed_at)
+            _write_scores(session, scores)
             _save_model(session, mid, models, as_of)
+            _record_changes(session, mid, before, scores, as_of)
             members += part.height
         if progress is not None:
             progress(done, total, mid)

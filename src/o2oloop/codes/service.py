@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from o2oloop import clock
+from o2oloop import clock, events
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import (
     Principal,
@@ -24,6 +24,7 @@ from o2oloop.auth.principal import (
     require_merchant_staff,
 )
 from o2oloop.codes import codec
+from o2oloop.codes.events import CodeClaimed, CodeRedeemed, RedemptionUndone
 from o2oloop.codes.models import (
     BatchCodeUse,
     Code,
@@ -212,6 +213,16 @@ def new_code(
     )
     session.add(code)
     session.flush()
+    events.record(
+        session,
+        CodeClaimed(
+            merchant_id=offer.merchant_id,
+            offer_id=offer.id,
+            code_id=code_id,
+            consumer_id=consumer_id,
+            price_paid=price_paid,
+        ),
+    )
     return code
 
 
@@ -610,6 +621,7 @@ def complete_redemption(work: Work, checked: CheckedRedemption) -> Redeemed:
     record_attempt(
         tx, counter=counter, accepted=True, reason="redeemed", redemption_id=redemption.id
     )
+    events.record(tx, _redeemed_event(redemption, offer.currency))
     # Last, so the store's count of this offer (shared by its tills) is held only until commit.
     tx.execute(_COUNT_REDEMPTION, offer_id=offer.id, store_id=counter.store_id)
     return Redeemed(
@@ -644,6 +656,23 @@ def redeem(
         rate_per_minute=rate_per_minute,
     )
     return complete_redemption(session, checked)
+
+
+def _redeemed_event(redemption: NewRedemption, currency: str) -> CodeRedeemed:
+    return CodeRedeemed(
+        occurred_at=redemption.redeemed_at,
+        merchant_id=redemption.merchant_id,
+        store_id=redemption.store_id,
+        terminal_id=redemption.terminal_id,
+        offer_id=redemption.offer_id,
+        redemption_id=redemption.id,
+        code_id=redemption.code_id,
+        batch_id=redemption.batch_id,
+        consumer_id=redemption.consumer_id,
+        bill_amount=redemption.bill_amount,
+        discount_amount=redemption.discount_amount,
+        currency=currency,
+    )
 
 
 def _refuse_unless_published(tx: DriverTransaction, offer_id: str) -> None:
@@ -828,6 +857,16 @@ def undo(
         )
         .values(redeemed=OfferStoreRedemptions.redeemed - 1)
         .execution_options(synchronize_session=False)
+    )
+    events.record(
+        session,
+        RedemptionUndone(
+            merchant_id=redemption.merchant_id,
+            store_id=redemption.store_id,
+            offer_id=redemption.offer_id,
+            redemption_id=redemption.id,
+            code_id=redemption.code_id,
+        ),
     )
     session.flush()
     session.refresh(redemption)

@@ -14,10 +14,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from o2oloop import clock
+from o2oloop import clock, events
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.codes import service as codes
+from o2oloop.codes.events import VoucherRefunded
 from o2oloop.codes.models import Code, CodeState, OfferClaim
 from o2oloop.config import get_settings
 from o2oloop.errors import Conflict, Forbidden, NotFound
@@ -132,6 +133,18 @@ def refund(session: Session, *, code: Code, reason: str) -> Code:
         price=Money(code.price_paid, offer.currency),
         payment_intent_id=code.payment_intent_id,
         reference=f"{code.id}:{reason}",
+    )
+    events.record(
+        session,
+        VoucherRefunded(
+            merchant_id=code.merchant_id,
+            offer_id=code.offer_id,
+            code_id=code.id,
+            consumer_id=code.consumer_id,
+            amount=code.price_paid,
+            currency=offer.currency,
+            reason=reason,
+        ),
     )
     session.refresh(code)
     return code

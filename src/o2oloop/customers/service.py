@@ -12,11 +12,12 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from o2oloop import clock
+from o2oloop import clock, events
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal, get_owned, require_merchant_staff
 from o2oloop.customers import phones
+from o2oloop.customers.events import MemberEnrolled
 from o2oloop.customers.models import ConsentEvent, Consumer, Membership, MemberSource
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, Forbidden, NotFound
@@ -115,6 +116,15 @@ def enroll(
         if found is None:
             raise
         return found, False
+    events.record(
+        session,
+        MemberEnrolled(
+            merchant_id=merchant_id,
+            member_id=membership.id,
+            consumer_id=consumer_id,
+            source=source.value,
+        ),
+    )
     return membership, True
 
 

@@ -19,13 +19,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from o2oloop import clock
+from o2oloop import clock, events
 from o2oloop.db import Database, new_id
 from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import AccountKind, LedgerAccount, LedgerTransaction, TransactionKind
 from o2oloop.money import Money
 from o2oloop.payments import provider as providers
+from o2oloop.payments.events import PaymentFailed, PaymentSucceeded, PayoutFinished
 from o2oloop.payments.models import (
     IntentStatus,
     OperationKind,
@@ -178,6 +179,7 @@ def _charge_succeeded(session: Session, obj: dict[str, Any]) -> str:
     handler = _HANDLERS.get(intent.purpose)
     if handler and handler.on_succeeded:
         handler.on_succeeded(session, intent)
+    events.record(session, PaymentSucceeded(**_intent_fields(intent)))
     return "processed"
 
 
@@ -193,7 +195,21 @@ def _charge_failed(session: Session, obj: dict[str, Any]) -> str:
     handler = _HANDLERS.get(intent.purpose)
     if handler and handler.on_failed:
         handler.on_failed(session, intent)
+    events.record(session, PaymentFailed(**_intent_fields(intent), reason=reason))
     return "processed"
+
+
+def _intent_fields(intent: PaymentIntent) -> dict[str, Any]:
+    return {
+        "payment_intent_id": intent.id,
+        "merchant_id": intent.merchant_id,
+        "consumer_id": intent.consumer_id,
+        "purpose": intent.purpose,
+        "amount": intent.amount,
+        "currency": intent.currency,
+        "reference": intent.reference,
+        "details": dict(intent.details or {}),
+    }
 
 
 # ---- refunds and payouts -----------------------------------------------------------------
@@ -383,6 +399,19 @@ def _operation_finished(session: Session, obj: dict[str, Any], succeeded: bool) 
         from o2oloop.ledger import settlement
 
         settlement.payout_finished(session, operation=operation, succeeded=succeeded)
+    events.record(
+        session,
+        PayoutFinished(
+            operation_id=operation.id,
+            kind=operation.kind.value,
+            merchant_id=operation.merchant_id,
+            consumer_id=operation.consumer_id,
+            amount=operation.amount,
+            currency=operation.currency,
+            succeeded=succeeded,
+            to_merchant=is_payout_to_merchant,
+        ),
+    )
     return "processed"
 
 

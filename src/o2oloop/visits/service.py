@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from o2oloop import clock
+from o2oloop import clock, events
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal, require_merchant_staff
 from o2oloop.customers import service as customers
@@ -19,6 +19,7 @@ from o2oloop.errors import Conflict, Forbidden, InvalidInput, NotFound
 from o2oloop.merchants.models import Merchant, Store
 from o2oloop.pagination import paginate
 from o2oloop.visits import schemas
+from o2oloop.visits.events import VisitRecorded
 from o2oloop.visits.models import Visit, VisitSource
 
 # A terminal's clock may run a little ahead; anything further is a mistake, not a payment.
@@ -186,6 +187,19 @@ def add_visit(
     session.flush()
     if membership is not None:
         customers.record_visit(session, membership_id=membership.id, at=occurred_at, amount=amount)
+    events.record(
+        session,
+        VisitRecorded(
+            merchant_id=merchant_id,
+            store_id=store_id,
+            visit_id=visit.id,
+            member_id=visit.member_id,
+            amount=amount,
+            currency=currency,
+            visited_at=occurred_at,
+            redemption_id=redemption_id,
+        ),
+    )
     return visit
 
 

@@ -1,0 +1,149 @@
+"""The one place where the product is wired: event type → handlers, periodic jobs, adapters.
+
+`create_app`, the CLI, the worker and the tests call `bootstrap(settings)` and pass the
+`Wiring` on. No domain registers itself by being imported: to react to another domain's
+event, write a handler in your domain (importing only the other domain's `events` module)
+and add one line here.
+
+- `wiring.on(EventType, handler)`: `handler(session, event)`, a reaction that writes, run
+  by the worker in its own transaction, which also marks the job done (so its effect
+  happens once even if the worker is killed and the job runs again).
+- `wiring.after_commit(EventType, handler)`: `handler(event)`, a side effect (network:
+  the payment provider, SMS, email, webhooks) that gets no session; at-least-once, so it
+  must be idempotent by `event.event_id`.
+- `wiring.every(name, interval, job)`: `job(db)` owns its transactions; one run per
+  interval across every worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from o2oloop.analytics import service as analytics
+from o2oloop.codes import vouchers
+from o2oloop.config import Settings
+from o2oloop.db import Database
+from o2oloop.events import Event
+from o2oloop.idempotency import service as idempotency
+from o2oloop.payments import provider as providers
+from o2oloop.payments.provider import PaymentProvider
+
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A handler of one event type; `name` is its stable key in the jobs table."""
+
+    name: str
+    event: str
+    run: Callable[..., Any]
+    needs_session: bool
+
+    def __call__(self, session: Session | None, event: Event) -> None:
+        if self.needs_session:
+            self.run(session, event)
+        else:
+            self.run(event)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job run once per `every` (aligned to the epoch), by whichever worker gets it."""
+
+    name: str
+    every: timedelta
+    run: Callable[[Database], Any]
+
+
+@dataclass
+class Wiring:
+    settings: Settings
+    provider: PaymentProvider
+    handlers: dict[str, list[Handler]] = field(default_factory=dict)
+    periodic: dict[str, Periodic] = field(default_factory=dict)
+
+    def _add(self, event_type: type[Event], handler: Handler) -> None:
+        known = self.handlers.setdefault(event_type.name, [])
+        if any(h.name == handler.name for h in known):
+            raise ValueError(f"{handler.name} already handles {event_type.name}")
+        known.append(handler)
+
+    def on(
+        self,
+        event_type: type[E],
+        handler: Callable[[Session, E], Any],
+        *,
+        name: str | None = None,
+    ) -> None:
+        """A reaction that writes: `handler(session, event)` in the worker's transaction."""
+        self._add(event_type, Handler(name or _name_of(handler), event_type.name, handler, True))
+
+    def after_commit(
+        self, event_type: type[E], handler: Callable[[E], Any], *, name: str | None = None
+    ) -> None:
+        """A side effect without a session: `handler(event)`, at least once."""
+        self._add(event_type, Handler(name or _name_of(handler), event_type.name, handler, False))
+
+    def every(self, name: str, interval: timedelta, job: Callable[[Database], Any]) -> None:
+        if name in self.periodic:
+            raise ValueError(f"a periodic job named {name!r} exists already")
+        self.periodic[name] = Periodic(name, interval, job)
+
+    def handlers_for(self, event_name: str) -> list[Handler]:
+        return self.handlers.get(event_name, [])
+
+    def handler(self, name: str) -> Handler | None:
+        for handlers in self.handlers.values():
+            for handler in handlers:
+                if handler.name == name:
+                    return handler
+        return None
+
+
+def _name_of(handler: Callable[..., Any]) -> str:
+    module = getattr(handler, "__module__", None)
+    qualname = getattr(handler, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise ValueError("give a lambda or partial handler an explicit name=")
+    return f"{module.removeprefix('o2oloop.')}.{qualname}"
+
+
+# ---- periodic jobs: entry points, so each owns its transactions -------------------------
+
+
+def refund_expired_vouchers(db: Database) -> int:
+    """Refund every unused paid voucher past its expiry, each in its own transaction."""
+    refunded = 0
+    while True:
+        with db.reading() as session:
+            due = vouchers.expired_unused(session)
+        for code_id in due:
+            with db.transaction() as session:
+                refunded += vouchers.refund_expired(session, code_id=code_id)
+        if len(due) < 500:
+            return refunded
+
+
+def analyze_members(db: Database) -> int:
+    with db.transaction() as session:
+        return analytics.analyze(session).members
+
+
+def bootstrap(settings: Settings, *, provider: PaymentProvider | None = None) -> Wiring:
+    """Wire every handler and periodic job; the one call every entry point makes."""
+    vouchers.configure(settings.secret_key)
+    wiring = Wiring(settings=settings, provider=provider or providers.DEFAULT_PROVIDER)
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+
+    wiring.every("vouchers.refund_expired", timedelta(minutes=5), refund_expired_vouchers)
+    wiring.every(
+        "idempotency.purge", timedelta(hours=1), lambda db: idempotency.purge_expired(db, ttl=ttl)
+    )
+    wiring.every("analytics.nightly", timedelta(days=1), analyze_members)
+    return wiring

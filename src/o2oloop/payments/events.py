@@ -1,0 +1,54 @@
+"""What the payment provider confirmed or refused, and what the platform asked it to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from o2oloop.events import Event
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentSucceeded(Event):
+    """A charge succeeded; for a voucher its money is in escrow already."""
+
+    name = "payment.succeeded"
+    payment_intent_id: str
+    merchant_id: str | None
+    consumer_id: str
+    purpose: str
+    amount: int
+    currency: str
+    reference: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentFailed(Event):
+    """A charge failed: nothing was taken."""
+
+    name = "payment.failed"
+    payment_intent_id: str
+    merchant_id: str | None
+    consumer_id: str
+    purpose: str
+    amount: int
+    currency: str
+    reference: str
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayoutFinished(Event):
+    """The provider paid money out, or refused to; `kind` is "payout" or "refund"."""
+
+    name = "payout.finished"
+    operation_id: str
+    kind: str
+    merchant_id: str | None
+    consumer_id: str | None
+    amount: int
+    currency: str
+    succeeded: bool
+    to_merchant: bool
