@@ -34,6 +34,7 @@ from o2oloop.ledger.api import router as money_router
 from o2oloop.merchants.api import router as merchants_router
 from o2oloop.offers.api import router as offers_router
 from o2oloop.payments.api import router as payments_router
+from o2oloop.sim.api import router as demo_city_router
 from o2oloop.visits.api import router as visits_router
 
 log = logging.getLogger("o2oloop.api")
@@ -165,6 +166,7 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         visits_router,
         analytics_router,
         platform_analytics_router,
+        demo_city_router,
     ):
         app.include_router(router)
 

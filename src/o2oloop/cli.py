@@ -356,53 +356,31 @@ def demo(
     consumers: Annotated[int, typer.Option(help="Consumers in the city")] = 20_000,
     merchants: Annotated[int, typer.Option(help="Merchants (two stores each)")] = 50,
     days: Annotated[int, typer.Option(help="Days of the loop to simulate, ending now")] = 180,
+    progress_file: Annotated[
+        Path | None, typer.Option(help="Write progress here (as `up` does behind its server)")
+    ] = None,
 ) -> None:
     """Build the demo city and run the loop for months through the real services."""
+    from o2oloop.sim import launch
+
     settings = _settings()
     if settings.env == "production":
         raise typer.BadParameter("the demo city is for development databases only")
     db = open_database(settings)
-    _load_demo(settings, db, seed=seed, consumers=consumers, merchants=merchants, days=days)
-    db.dispose()
-
-
-def _load_demo(
-    settings: Settings, db: Database, *, seed: int, consumers: int, merchants: int, days: int
-) -> None:
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from o2oloop.analytics import service as analytics
-    from o2oloop.sim.city import build_city
-
-    started = time.perf_counter()
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("simulating visits", total=None)
-
-        def advance(_what: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        report = build_city(
-            db,
-            secret_key=settings.secret_key,
-            seed=seed,
-            merchants_count=merchants,
-            consumers=consumers,
-            days=days,
-            progress=advance,
-        )
-        bar.update(task, description="learning every member")
-        with db.transaction() as session:
-            analytics.analyze(session)
-    _remember_keys(settings, report.keys)
-    console.print(
-        f"demo city (seed {seed}): {report.merchants} merchants, {report.stores} stores, "
-        f"{report.consumers:,} consumers, {report.visits:,} visits, {report.claims:,} coupons "
-        f"claimed, {report.redemptions:,} redeemed, in {time.perf_counter() - started:.0f} s"
+    report = launch.build(
+        settings,
+        db,
+        seed=seed,
+        consumers=consumers,
+        merchants=merchants,
+        days=days,
+        remember=lambda keys: _remember_keys(settings, keys),
+        console=console,
+        progress_file=progress_file,
     )
-    _print_keys(report.keys, f"Demo keys (also in {_keys_file(settings)})")
+    if progress_file is None:
+        _print_keys(report.keys | report.logins, f"Demo keys (also in {_keys_file(settings)})")
+    db.dispose()
 
 
 def _is_empty(db: Database) -> bool:
@@ -440,20 +418,48 @@ def up(
         int, typer.Option(help="Consumers of the demo city loaded into a new database (0: none)")
     ] = 20_000,
 ) -> None:
-    """Newcomer's start: migrate, load the demo when the database is new, print keys, serve."""
+    """Newcomer's start: migrate, serve at once, and fill a new database with the demo city
+    behind the server (its logins are printed as soon as they exist)."""
+    from o2oloop.sim import launch, progress
+
     settings = _settings()
     if settings.env == "production":
         raise typer.BadParameter("`up` is for development; use `o2oloop serve` in production")
     db = open_database(settings)
+    builder = None
     if demo_consumers and _is_empty(db):
-        console.print("a new database: loading the demo city so every page has real data")
-        _load_demo(settings, db, seed=7, consumers=demo_consumers, merchants=50, days=180)
+        console.print("a new database: the demo city builds behind the server, so every page fills")
+        builder = launch.start_behind(settings, consumers=demo_consumers)
+        try:
+            launch.wait_for_logins(builder, progress.path_in(settings.data_dir))
+        except BaseException:
+            launch.stop(builder)
+            raise
+    else:
+        _note_unfinished_city(settings)
     token = _first_admin_key(db)
     known = _remember_keys(settings, {"platform_admin": token} if token else {})
     db.dispose()
     if known:
-        _print_keys(known, f"Login keys (also in {_keys_file(settings)})")
-    _run_server(settings, host, port, 1)
+        _print_keys(known, f"Logins (also in {_keys_file(settings)})")
+    bind = f"http://{host or settings.host}:{port or settings.port}"
+    if builder is not None:
+        console.print(f"the demo city fills in behind: progress at [bold]{bind}/demo-city[/]")
+    try:
+        _run_server(settings, host, port, 1)
+    finally:
+        launch.stop(builder)
+
+
+def _note_unfinished_city(settings: Settings) -> None:
+    from o2oloop.sim import progress
+
+    state = progress.read(progress.path_in(settings.data_dir))
+    if state and state.get("state") != "ready" and not progress.alive(state):
+        console.print(
+            f"[yellow]the demo city stopped at {progress.percent(state)}%[/]; to build it "
+            f"again, stop the server, remove {settings.data_dir}/ and run ./dev up"
+        )
 
 
 def _print_keys(tokens: dict[str, str], title: str) -> None:

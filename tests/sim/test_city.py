@@ -2,36 +2,89 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
-from o2oloop.codes.models import Redemption
+from o2oloop.analytics import service as analytics
+from o2oloop.analytics.models import MemberScore, Segment
+from o2oloop.codes.models import Code, CodeState, Redemption
 from o2oloop.customers.models import Membership
 from o2oloop.db import Database
+from o2oloop.ledger.models import SettlementBatch
 from o2oloop.merchants.models import Merchant, Store
 from o2oloop.sim.city import build_city
 from o2oloop.visits.models import Visit
 
 
-def _count(db: Database, model: type) -> int:
+def _count(db: Database, model: type, *where) -> int:
     with db.transaction() as session:
-        return session.scalar(select(func.count()).select_from(model))
+        return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def test_small_city_runs_the_loop(sqlite_db: Database, frozen_clock) -> None:
+    ready = []
     report = build_city(
-        sqlite_db, secret_key="s" * 40, seed=3, merchants_count=6, consumers=300, days=60
+        sqlite_db,
+        secret_key="s" * 40,
+        seed=3,
+        merchants_count=6,
+        consumers=600,
+        days=90,
+        on_logins=lambda r: ready.append((dict(r.keys), r.visits)),
     )
     assert _count(sqlite_db, Merchant) == 6
     assert _count(sqlite_db, Store) == 12
-    assert _count(sqlite_db, Visit) == report.visits > 300
+    assert _count(sqlite_db, Visit) == report.visits > 600
     assert _count(sqlite_db, Redemption) == report.redemptions > 0
     assert _count(sqlite_db, Membership) == report.relationships
     with sqlite_db.transaction() as session:
         first, last = session.execute(
             select(func.min(Visit.occurred_at), func.max(Visit.occurred_at))
         ).one()
-    assert (last - first).days >= 45
+    assert (last - first).days >= 75
     assert set(report.keys) >= {"platform_admin", "merchant_admin", "terminal", "consumer"}
+    # Every login existed before the first visit, so people can sign in while it runs.
+    assert ready == [(report.keys, 0)]
+
+
+def test_the_city_fills_every_kind_of_money_and_member(sqlite_db: Database, frozen_clock) -> None:
+    report = build_city(
+        sqlite_db, secret_key="s" * 40, seed=3, merchants_count=6, consumers=600, days=90
+    )
+    assert report.vouchers_bought > 0 and report.vouchers_used > 0
+    assert report.vouchers_refunded > 0 and report.vouchers_expired > 0
+    assert report.top_ups > 0 and report.stored_value_spends > 0
+    assert _count(sqlite_db, SettlementBatch) == report.settlements > 0
+    assert _count(sqlite_db, Code, Code.state == CodeState.REFUNDED) == (
+        report.vouchers_refunded + report.vouchers_expired
+    )
+    # New members arrive throughout: some first visits fall into the last 30 days.
+    with sqlite_db.transaction() as session:
+        recent = frozen_clock.now() - timedelta(days=30)
+        assert session.scalar(
+            select(func.count()).select_from(Membership).where(Membership.first_visit_at >= recent)
+        )
+        analytics.analyze(session)
+        segments = set(session.scalars(select(MemberScore.segment).distinct()))
+    assert Segment.NEW in segments
+
+
+def test_the_demo_consumer_holds_active_codes(sqlite_db: Database, frozen_clock) -> None:
+    from o2oloop.auth.models import ApiKey, Role
+
+    report = build_city(
+        sqlite_db, secret_key="s" * 40, seed=3, merchants_count=4, consumers=200, days=30
+    )
+    assert report.keys["consumer"]
+    with sqlite_db.transaction() as session:
+        consumer_id = session.scalar(select(ApiKey.consumer_id).where(ApiKey.role == Role.CONSUMER))
+        active = session.scalar(
+            select(func.count())
+            .select_from(Code)
+            .where(Code.consumer_id == consumer_id, Code.state == CodeState.ACTIVE)
+        )
+    assert active >= 2
 
 
 def test_same_seed_same_city(sqlite_template, tmp_path, frozen_clock) -> None:
@@ -45,6 +98,15 @@ def test_same_seed_same_city(sqlite_template, tmp_path, frozen_clock) -> None:
         report = build_city(
             db, secret_key="s" * 40, seed=11, merchants_count=4, consumers=150, days=30
         )
-        counts.append((report.visits, report.claims, report.redemptions, report.relationships))
+        counts.append(
+            (
+                report.visits,
+                report.claims,
+                report.redemptions,
+                report.relationships,
+                report.vouchers_bought,
+                report.top_ups,
+            )
+        )
         db.dispose()
     assert counts[0] == counts[1]

@@ -534,11 +534,22 @@ def _expected_if_alive(
 def _euler_form(
     r: float, alpha: float, a: float, b: float, x: FloatArray, T: FloatArray, t: FloatArray
 ) -> FloatArray:
+    x, T, t = np.broadcast_arrays(x, T, t)
     c = a + b + x - 1.0
     z = t / (alpha + T + t)
     log_one_minus_z = np.log(alpha + T) - np.log(alpha + T + t)
     hyp = special.hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-    return c / (a - 1.0) * (1.0 - np.exp((a - 1.0) * log_one_minus_z) * hyp)
+    finite = np.isfinite(hyp)
+    product = np.asarray(np.exp((a - 1.0) * log_one_minus_z) * np.where(finite, hyp, 0.0))
+    if not finite.all():
+        # With huge fitted a and b (a dropout chance that barely varies between customers)
+        # this 2F1 overflows while its factor underflows, and inf * 0 is no number. There the
+        # textbook form is the finite one: its top arguments r+x and b+x stay below c.
+        bad = ~finite
+        product[bad] = np.exp((r + x[bad]) * log_one_minus_z[bad]) * special.hyp2f1(
+            r + x[bad], b + x[bad], c[bad], z[bad]
+        )
+    return c / (a - 1.0) * (1.0 - product)
 
 
 def probability_alive(

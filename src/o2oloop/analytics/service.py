@@ -130,7 +130,7 @@ def _member_frame(session: Session, *, merchant_id: str | None, as_of: datetime)
         # Let the one big aggregate hash in memory instead of spilling to disk (this
         # transaction only).
         session.execute(text("SET LOCAL work_mem = '256MB'"))
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     schema = {
         "merchant_id": pl.String,
         "member_id": pl.String,
@@ -150,7 +150,7 @@ def _member_frame(session: Session, *, merchant_id: str | None, as_of: datetime)
     cells = pl.DataFrame(
         [
             (sid, h3.latlng_to_cell(lat, lng, HOME_RESOLUTION))
-            for sid, lat, lng in session.execute(store_query).tuples()
+            for sid, lat, lng in session.execute(store_query)
         ],
         schema={"store_id": pl.String, "home_cell": pl.String},
         orient="row",

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from o2oloop import clock
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.codes import service as codes
-from o2oloop.customers import phones
-from o2oloop.customers import service as customers
 from o2oloop.db import Database
 from o2oloop.errors import ProblemError
 from o2oloop.merchants import schemas as merchant_schemas
@@ -33,12 +32,25 @@ from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Category
 from o2oloop.offers import schemas as offer_schemas
 from o2oloop.offers import service as offers
+from o2oloop.payments import service as payments
+from o2oloop.payments.provider import deliver_pending_events, webhook_secret
+from o2oloop.sim import logins, prepaid, settlements, stored_value, wallet
+from o2oloop.sim.world import (
+    PLATFORM,
+    TIMEZONE,
+    CityReport,
+    CityRun,
+    DemoMerchant,
+    DemoStore,
+    Progress,
+    Visit,
+)
 from o2oloop.visits import schemas as visit_schemas
 from o2oloop.visits import service as visits
 
+__all__ = ["BEHAVIOUR", "CityReport", "DemoMerchant", "DemoStore", "build_city"]
+
 CENTRE = (31.2304, 121.4737)  # People's Square, Shanghai
-TIMEZONE = "Asia/Shanghai"
-PLATFORM = Principal(key_id="demo", role=Role.PLATFORM_ADMIN)
 
 # True behaviour of consumers, per category: BG/NBD (r, alpha in days, a, b) and
 # Gamma-Gamma (p, q, v) in fen. Analytics should find numbers close to these.
@@ -78,42 +90,6 @@ NAMES = {
     Category.FITNESS: ["Gym", "Yoga Studio", "Climbing Hall", "Boxing Club", "Swim Center"],
     Category.EDUCATION: ["Piano School", "English Center", "Coding Club", "Art Studio", "Math Lab"],
 }
-
-
-@dataclass
-class DemoStore:
-    id: str
-    terminal: Principal
-    latitude: float
-    longitude: float
-
-
-@dataclass
-class DemoMerchant:
-    id: str
-    category: Category
-    stores: list[DemoStore]
-    coupon_ids: list[str]
-    admin_token: str = ""
-
-
-@dataclass
-class CityReport:
-    merchants: int = 0
-    stores: int = 0
-    consumers: int = 0
-    relationships: int = 0
-    visits: int = 0
-    claims: int = 0
-    redemptions: int = 0
-    rejected: int = 0
-    started: datetime | None = None
-    ended: datetime | None = None
-    keys: dict[str, str] = field(default_factory=dict)
-    truth: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-Progress = Callable[[str, int, int], None]
 
 
 def _offset(
@@ -201,7 +177,7 @@ def _build_merchants(
                 if n == 0 and s == 0:
                     report.keys["terminal"] = _token
             coupon_ids = _publish_coupons(session, admin, merchant.id, category)
-            built.append(DemoMerchant(merchant.id, category, stores, coupon_ids, token))
+            built.append(DemoMerchant(merchant.id, category, stores, coupon_ids, token, admin))
             if n == 0:
                 report.keys["merchant_admin"] = token
     report.merchants, report.stores = count, count * stores_each
@@ -281,7 +257,7 @@ def _simulate_relationships(
             truth = BEHAVIOUR[built[merchant].category]
             rate = rng.gamma(truth["r"], 1.0 / truth["alpha"])
             dropout = rng.beta(truth["a"], truth["b"])
-            birth = float(rng.uniform(0, days * 0.8))
+            birth = float(rng.uniform(0, days))  # new members arrive all along
             # Gamma-Gamma: each customer's spend rate nu ~ Gamma(q, v); a visit's spend
             # ~ Gamma(p, nu), so their average spend is p / nu.
             nu = rng.gamma(truth["q"], 1.0 / truth["v"])
@@ -317,6 +293,10 @@ def _visit_moment(
     return local.astimezone(UTC)
 
 
+Ready = Callable[[CityReport], None]
+DAY_CHUNK = 200  # visits per transaction: the server's writers never wait long for the city
+
+
 def build_city(
     db: Database,
     *,
@@ -328,140 +308,219 @@ def build_city(
     days: int = 180,
     end: datetime | None = None,
     progress: Progress | None = None,
+    on_logins: Ready | None = None,
 ) -> CityReport:
-    """Build and run the city; the simulated period ends at `end` (default: now)."""
+    """Build and run the city; the simulated period ends at `end` (default: now).
+
+    `on_logins` is called once the merchants, stores and every printed login exist (a few
+    seconds in), so a caller can let people in while the months of visits fill in behind.
+    """
     rng = np.random.default_rng(seed)
     end = end or clock.now()
     start = (end - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     report = CityReport(started=start, ended=end)
     report.truth = {c.value: dict(v) for c, v in BEHAVIOUR.items()}
-    code_keys = codes.Keys.from_secret(secret_key)
     frozen = clock.FrozenClock(start)
     with clock.using(frozen):
         built = _build_merchants(db, rng, merchants_count, stores_each, report)
         homes = np.array([_offset(rng, CENTRE, 14.0) for _ in range(consumers)])
-        phone_numbers = rng.choice(10**8, size=consumers, replace=False)
+        run = CityRun(
+            db=db,
+            seed=seed,
+            secret_key=secret_key,
+            code_keys=codes.Keys.from_secret(secret_key),
+            frozen=frozen,
+            start=start,
+            end=end,
+            merchants=built,
+            report=report,
+            phone_numbers=rng.choice(10**8, size=consumers, replace=False),
+        )
         relationships = _simulate_relationships(rng, built, homes, days)
         report.consumers, report.relationships = consumers, len(relationships)
-
-        events: list[tuple[datetime, int, int]] = []
-        for r_index, rel in enumerate(relationships):
-            category = built[rel.merchant].category
-            for v_index, day in enumerate(rel.times):
-                events.append((_visit_moment(rng, start, day, category), r_index, v_index))
-        events.sort()
+        events = _visit_events(rng, start, built, relationships)
         # A third of consumers use the app: they claim a coupon before some visits.
         app_users = rng.random(consumers) < 0.35
-        consumer_ids: dict[int, str] = {}
-
-        def phone_of(consumer: int) -> str:
-            return f"139{int(phone_numbers[consumer]):08d}"
-
-        total = len(events)
-        done = 0
-        by_day: dict[int, list[tuple[datetime, int, int]]] = {}
-        for event in events:
-            by_day.setdefault((event[0] - start).days, []).append(event)
-        for day_index in sorted(by_day):
-            with db.transaction() as session:
-                for moment, r_index, v_index in by_day[day_index]:
-                    frozen.set(moment)
-                    rel = relationships[r_index]
-                    merchant = built[rel.merchant]
-                    store = merchant.stores[rel.store]
-                    amount = rel.spends[v_index]
-                    code_text = None
-                    if app_users[rel.consumer] and rng.random() < 0.5:
-                        code_text = _claim_coupon(
-                            session,
-                            rel,
-                            merchant,
-                            moment,
-                            amount,
-                            phone_of,
-                            consumer_ids,
-                            secret_key,
-                            code_keys,
-                            report,
-                        )
-                    if code_text is not None:
-                        try:
-                            codes.redeem(
-                                session,
-                                principal=store.terminal,
-                                code=code_text,
-                                bill_amount=amount,
-                                keys=code_keys,
-                                rate_per_minute=1_000_000,
-                            )
-                            report.redemptions += 1
-                        except (codes.Refused, ProblemError):
-                            # Refusals are decided before anything is written.
-                            report.rejected += 1
-                            code_text = None
-                    visits.record_payment(
-                        session,
-                        principal=store.terminal,
-                        data=visit_schemas.PaymentCreate(
-                            amount=amount,
-                            occurred_at=moment,
-                            phone=phone_of(rel.consumer),
-                            code=code_text,
-                            marketing_consent=bool(rng.random() < 0.6) if v_index == 0 else None,
-                        ),
-                        secret_key=secret_key,
-                    )
-                    report.visits += 1
-                    done += 1
-            if progress is not None:
-                progress("days", done, total)
+        demo_consumer = _demo_consumer(relationships, app_users)
+        with db.transaction() as session:
+            _setup_parts(session, run)
+            _issue_logins(session, run, demo_consumer)
+        if on_logins is not None:
+            on_logins(report)
+        _run_days(run, rng, events, relationships, app_users, progress)
         frozen.set(end)
         with db.transaction() as session:
-            # The demo consumer is a real app user of the city, with codes in the wallet.
-            demo_consumer = next(iter(consumer_ids.values()), None)
-            if demo_consumer is None:
-                demo_consumer = customers.sign_up(session, display_name="Demo consumer")[0].id
-            _, token = keys.issue_key(
-                session, role=Role.CONSUMER, label="demo", consumer_id=demo_consumer
-            )
-            report.keys["consumer"] = token
-            _, admin_token = keys.issue_key(session, role=Role.PLATFORM_ADMIN, label="demo")
-            report.keys["platform_admin"] = admin_token
+            wallet.fill(session, run, demo_consumer)
+        _deliver(run)
     return report
 
 
-def _claim_coupon(
-    session,
-    rel: Relationship,
-    merchant: DemoMerchant,
-    moment: datetime,
-    amount: int,
-    phone_of: Callable[[int], str],
-    consumer_ids: dict[int, str],
-    secret_key: str,
-    code_keys: codes.Keys,
-    report: CityReport,
-) -> str | None:
+def _setup_parts(session: Session, run: CityRun) -> None:
+    """What each part of the city sets up before the first day (offers, programmes, …)."""
+    prepaid.setup(session, run)
+    stored_value.setup(session, run)
+
+
+def _during_visit(session: Session, run: CityRun, visit: Visit) -> None:
+    """At the counter, before the payment is recorded: how the bill is paid."""
+    stored_value.pay_visit(session, run, visit)
+
+
+def _after_visit(session: Session, run: CityRun, visit: Visit) -> None:
+    """What the consumer does on the way out."""
+    prepaid.after_visit(session, run, visit)
+    stored_value.after_visit(session, run, visit)
+
+
+def _end_of_day(run: CityRun) -> None:
+    """The platform's nightly work: provider webhooks, refunds, weekly settlement."""
+    _deliver(run)
+    with run.db.transaction() as session:
+        prepaid.end_of_day(session, run)
+    settlements.end_of_day(run)
+
+
+def _deliver(run: CityRun) -> None:
+    secret = webhook_secret(run.secret_key)
+    deliver_pending_events(run.db, send=payments.local_sender(run.db, secret), secret=secret)
+
+
+def _visit_events(
+    rng: np.random.Generator,
+    start: datetime,
+    built: list[DemoMerchant],
+    relationships: list[Relationship],
+) -> list[tuple[datetime, int, int]]:
+    events: list[tuple[datetime, int, int]] = []
+    for r_index, rel in enumerate(relationships):
+        category = built[rel.merchant].category
+        for v_index, day in enumerate(rel.times):
+            events.append((_visit_moment(rng, start, day, category), r_index, v_index))
+    events.sort()
+    return events
+
+
+def _demo_consumer(relationships: list[Relationship], app_users: np.ndarray) -> int:
+    """An app user who is a customer of the first merchant (whose terminal is printed)."""
+    for rel in relationships:
+        if rel.merchant == 0 and app_users[rel.consumer]:
+            return rel.consumer
+    return relationships[0].consumer if relationships else 0
+
+
+def _issue_logins(session: Session, run: CityRun, demo_consumer: int) -> None:
+    report = run.report
+    _, token = keys.issue_key(
+        session,
+        role=Role.CONSUMER,
+        label="demo",
+        consumer_id=run.consumer_id(session, demo_consumer),
+    )
+    report.keys["consumer"] = token
+    _, admin_token = keys.issue_key(session, role=Role.PLATFORM_ADMIN, label="demo")
+    report.keys["platform_admin"] = admin_token
+    report.logins.update(logins.create(session, run))
+
+
+def _run_days(
+    run: CityRun,
+    rng: np.random.Generator,
+    events: list[tuple[datetime, int, int]],
+    relationships: list[Relationship],
+    app_users: np.ndarray,
+    progress: Progress | None,
+) -> None:
+    by_day: dict[int, list[tuple[datetime, int, int]]] = {}
+    for event in events:
+        by_day.setdefault((event[0] - run.start).days, []).append(event)
+    done, total = 0, len(events)
+    for day_index in sorted(by_day):
+        todays = by_day[day_index]
+        for first in range(0, len(todays), DAY_CHUNK):
+            with run.db.transaction() as session:
+                for moment, r_index, v_index in todays[first : first + DAY_CHUNK]:
+                    rel = relationships[r_index]
+                    merchant = run.merchants[rel.merchant]
+                    visit = Visit(
+                        consumer=rel.consumer,
+                        merchant=merchant,
+                        store=merchant.stores[rel.store],
+                        moment=moment,
+                        amount=rel.spends[v_index],
+                        first=v_index == 0,
+                        app_user=bool(app_users[rel.consumer]),
+                    )
+                    _visit(session, run, rng, visit)
+            done += min(DAY_CHUNK, len(todays) - first)
+        _end_of_day(run)
+        if progress is not None:
+            progress("days", done, total)
+
+
+def _visit(session: Session, run: CityRun, rng: np.random.Generator, visit: Visit) -> None:
+    """One visit at the counter: a code perhaps, the payment with the phone, then the way out."""
+    run.frozen.set(visit.moment)
+    report = run.report
+    code_text = voucher = None
+    if visit.app_user and rng.random() < 0.5:
+        code_text = _claim_coupon(session, run, visit)
+    if code_text is None:
+        code_text = voucher = prepaid.code_for_visit(session, run, visit)
+    if code_text is not None:
+        try:
+            codes.redeem(
+                session,
+                principal=visit.store.terminal,
+                code=code_text,
+                bill_amount=visit.amount,
+                keys=run.code_keys,
+                rate_per_minute=1_000_000,
+            )
+            report.redemptions += 1
+            report.vouchers_used += voucher is not None
+        except (codes.Refused, ProblemError):
+            # Refusals are decided before anything is written.
+            report.rejected += 1
+            code_text = None
+    visit.code = code_text
+    _during_visit(session, run, visit)
+    visits.record_payment(
+        session,
+        principal=visit.store.terminal,
+        data=visit_schemas.PaymentCreate(
+            amount=visit.amount,
+            occurred_at=visit.moment,
+            phone=run.phone_of(visit.consumer),
+            code=code_text,
+            marketing_consent=bool(rng.random() < 0.6) if visit.first else None,
+        ),
+        secret_key=run.secret_key,
+    )
+    report.visits += 1
+    _after_visit(session, run, visit)
+
+
+def _claim_coupon(session: Session, run: CityRun, visit: Visit) -> str | None:
     """The consumer claims the coupon that fits this visit in the app, just before going:
     the quiet-hours one inside its hours, the money-off one for a big enough bill."""
-    local_hour = moment.astimezone(ZoneInfo(TIMEZONE)).hour
+    merchant = visit.merchant
+    local_hour = visit.moment.astimezone(ZoneInfo(TIMEZONE)).hour
     quiet = (10, 16) if merchant.category is Category.FITNESS else (14, 17)
     if quiet[0] <= local_hour < quiet[1]:
         offer_id = merchant.coupon_ids[1]
-    elif amount >= 10_000:
+    elif visit.amount >= 10_000:
         offer_id = merchant.coupon_ids[0]
     else:
         return None
-    if rel.consumer not in consumer_ids:
-        e164 = phones.normalise(phone_of(rel.consumer), "CN")
-        consumer, _ = customers.consumer_by_phone(
-            session, phone_hash=phones.phone_hash(e164, secret_key)
-        )
-        consumer_ids[rel.consumer] = consumer.id
-    principal = Principal(key_id="demo", role=Role.CONSUMER, consumer_id=consumer_ids[rel.consumer])
     try:
-        code = codes.claim(session, principal=principal, offer_id=offer_id, keys=code_keys)
+        with session.begin_nested():
+            code = codes.claim(
+                session,
+                principal=run.app(session, visit.consumer),
+                offer_id=offer_id,
+                keys=run.code_keys,
+            )
     except ProblemError:
         return None
-    report.claims += 1
-    return code_keys.code_text(code.id)
+    run.report.claims += 1
+    return run.code_keys.code_text(code.id)
