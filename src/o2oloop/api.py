@@ -13,7 +13,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,6 +36,8 @@ from o2oloop.offers.api import router as offers_router
 from o2oloop.payments.api import router as payments_router
 from o2oloop.sim.api import router as demo_city_router
 from o2oloop.visits.api import router as visits_router
+from o2oloop.web import errors as web_errors
+from o2oloop.web import routes as web_routes
 
 log = logging.getLogger("o2oloop.api")
 
@@ -72,11 +74,17 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
-    async def _domain(request: Request, exc: ProblemError) -> JSONResponse:
+    async def _domain(request: Request, exc: ProblemError) -> Response:
+        if web_errors.is_page(request):
+            return await _page_error(request, exc.status, exc.detail)
         return _problem_response(exc.to_problem(request.url.path))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if web_errors.is_page(request):
+            return await _page_error(
+                request, 400, "This address or form is not in the expected form."
+            )
         errors = _validation_errors(exc)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(first["loc"]) or "request"
@@ -92,7 +100,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem_response(body)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if web_errors.is_page(request):
+            return await _page_error(request, exc.status_code)
         slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 401:
@@ -101,8 +111,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem_response(body, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)
-    async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
+    async def _busy(request: Request, exc: OperationalError) -> Response:
         log.warning("database unavailable: %s", exc)
+        if web_errors.is_page(request):
+            return web_errors.error_page(request, 503, "The database is busy; retry shortly.")
         body = problem(
             503,
             "database-busy",
@@ -113,8 +125,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem_response(body, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if web_errors.is_page(request):
+            return web_errors.error_page(request, 500, "It was logged; try again in a moment.")
         body = problem(
             500,
             "internal-error",
@@ -123,6 +137,11 @@ def install_error_handlers(app: FastAPI) -> None:
             request.url.path,
         )
         return _problem_response(body)
+
+
+async def _page_error(request: Request, status: int, detail: str = "") -> Response:
+    """An error on a page is a page (resolving the reader may read the session store)."""
+    return await to_thread.run_sync(lambda: web_errors.error_page(request, status, detail))
 
 
 def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -> FastAPI:
@@ -169,6 +188,8 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         demo_city_router,
     ):
         app.include_router(router)
+
+    web_routes.install(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -30,8 +30,10 @@ from o2oloop.config import Settings
 from o2oloop.db import Database
 from o2oloop.events import Event
 from o2oloop.idempotency import service as idempotency
+from o2oloop.notify.email import EmailSender, MemorySender, sender_from_settings
 from o2oloop.payments import provider as providers
 from o2oloop.payments.provider import PaymentProvider
+from o2oloop.people import service as people
 
 E = TypeVar("E", bound=Event)
 
@@ -65,6 +67,7 @@ class Periodic:
 class Wiring:
     settings: Settings
     provider: PaymentProvider
+    email: EmailSender = field(default_factory=MemorySender)
     handlers: dict[str, list[Handler]] = field(default_factory=dict)
     periodic: dict[str, Periodic] = field(default_factory=dict)
 
@@ -117,6 +120,12 @@ def _name_of(handler: Callable[..., Any]) -> str:
 # ---- periodic jobs: entry points, so each owns its transactions -------------------------
 
 
+def purge_web_sessions(db: Database) -> int:
+    """Expired sign-in sessions and reset links leave the database."""
+    with db.transaction() as session:
+        return people.purge_expired(session)
+
+
 def refund_expired_vouchers(db: Database) -> int:
     """Refund every unused paid voucher past its expiry, each in its own transaction."""
     refunded = 0
@@ -135,10 +144,19 @@ def analyze_members(db: Database) -> int:
         return analytics.analyze(session).members
 
 
-def bootstrap(settings: Settings, *, provider: PaymentProvider | None = None) -> Wiring:
+def bootstrap(
+    settings: Settings,
+    *,
+    provider: PaymentProvider | None = None,
+    email: EmailSender | None = None,
+) -> Wiring:
     """Wire every handler and periodic job; the one call every entry point makes."""
     vouchers.configure(settings.secret_key)
-    wiring = Wiring(settings=settings, provider=provider or providers.DEFAULT_PROVIDER)
+    wiring = Wiring(
+        settings=settings,
+        provider=provider or providers.DEFAULT_PROVIDER,
+        email=email or sender_from_settings(settings),
+    )
     ttl = timedelta(hours=settings.idempotency_ttl_hours)
 
     wiring.every("vouchers.refund_expired", timedelta(minutes=5), refund_expired_vouchers)
@@ -146,4 +164,5 @@ def bootstrap(settings: Settings, *, provider: PaymentProvider | None = None) ->
         "idempotency.purge", timedelta(hours=1), lambda db: idempotency.purge_expired(db, ttl=ttl)
     )
     wiring.every("analytics.nightly", timedelta(days=1), analyze_members)
+    wiring.every("people.purge_sessions", timedelta(hours=1), purge_web_sessions)
     return wiring

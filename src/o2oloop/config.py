@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_implicit_tls: bool = False
     mail_from: str = "o2oloop <no-reply@o2oloop.local>"
+    # Page cookies carry `Secure` over HTTPS and in production; set to force either way.
+    cookie_secure: bool | None = None
 
     @property
     def effective_database_url(self) -> str:

@@ -32,6 +32,7 @@ from o2oloop.payments.models import (
     SandboxEvent,
     SandboxRecord,
 )
+from o2oloop.people.models import PasswordReset, Person, SignInEvent, WebSession
 from o2oloop.visits.models import Visit
 
 __all__ = [
@@ -54,7 +55,9 @@ __all__ = [
     "Offer",
     "OfferClaim",
     "OutboxEntry",
+    "PasswordReset",
     "PaymentIntent",
+    "Person",
     "ProcessedWebhookEvent",
     "ProviderOperation",
     "Redemption",
@@ -63,6 +66,7 @@ __all__ = [
     "SandboxRecord",
     "SettlementBatch",
     "SettlementLine",
+    "SignInEvent",
     "Staff",
     "Store",
     "StoreCell",
@@ -70,4 +74,5 @@ __all__ = [
     "StoredValueProgram",
     "Terminal",
     "Visit",
+    "WebSession",
 ]
