@@ -22,6 +22,8 @@ from o2oloop.analytics.api import platform_router as platform_analytics_router
 from o2oloop.analytics.api import router as analytics_router
 from o2oloop.auth.api import router as keys_router
 from o2oloop.bootstrap import Wiring, bootstrap
+from o2oloop.campaigns.api import platform_router as platform_campaigns_router
+from o2oloop.campaigns.api import router as campaigns_router
 from o2oloop.channels.api import router as channels_router
 from o2oloop.codes.api import router as codes_router
 from o2oloop.config import Settings
@@ -32,6 +34,7 @@ from o2oloop.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem
 from o2oloop.idempotency.middleware import IdempotencyMiddleware
 from o2oloop.ledger.api import router as money_router
 from o2oloop.merchants.api import router as merchants_router
+from o2oloop.notify.api import router as notify_router
 from o2oloop.offers.api import router as offers_router
 from o2oloop.payments.api import router as payments_router
 from o2oloop.sim.api import router as demo_city_router
@@ -186,6 +189,9 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         analytics_router,
         platform_analytics_router,
         demo_city_router,
+        campaigns_router,
+        platform_campaigns_router,
+        notify_router,
     ):
         app.include_router(router)
 

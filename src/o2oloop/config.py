@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     mail_from: str = "o2oloop <no-reply@o2oloop.local>"
     # Page cookies carry `Secure` over HTTPS and in production; set to force either way.
     cookie_secure: bool | None = None
+    # Campaigns: the platform-wide global control bucket (basis points of all consumers that
+    # no campaign reaches; 0 = none), the platform-wide frequency cap (one campaign message
+    # per consumer per this many days; 0 = none) and quiet hours in the consumer's timezone.
+    global_control_bps: int = Field(default=0, ge=0, le=5000)
+    platform_cap_days: int = Field(default=1, ge=0, le=365)
+    quiet_hours_start: int = Field(default=21, ge=0, le=23)
+    quiet_hours_end: int = Field(default=9, ge=0, le=23)
 
     @property
     def effective_database_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from o2oloop.analytics.models import FittedModel, MemberScore
 from o2oloop.auth.models import ApiKey
+from o2oloop.campaigns.models import Campaign, CampaignTarget, ContactWindow
 from o2oloop.channels.models import StoreCell, StoreRating
 from o2oloop.codes.models import (
     BatchCodeUse,
@@ -24,6 +25,7 @@ from o2oloop.ledger.models import (
     StoredValueProgram,
 )
 from o2oloop.merchants.models import Merchant, Staff, Store, Terminal
+from o2oloop.notify.models import Message, SandboxSms
 from o2oloop.offers.models import Offer
 from o2oloop.payments.models import (
     PaymentIntent,
@@ -39,10 +41,13 @@ __all__ = [
     "ApiKey",
     "Base",
     "BatchCodeUse",
+    "Campaign",
+    "CampaignTarget",
     "Code",
     "CodeBatch",
     "ConsentEvent",
     "Consumer",
+    "ContactWindow",
     "FittedModel",
     "IdempotencyRecord",
     "Job",
@@ -52,6 +57,7 @@ __all__ = [
     "MemberScore",
     "Membership",
     "Merchant",
+    "Message",
     "Offer",
     "OfferClaim",
     "OutboxEntry",
@@ -64,6 +70,7 @@ __all__ = [
     "RedemptionAttempt",
     "SandboxEvent",
     "SandboxRecord",
+    "SandboxSms",
     "SettlementBatch",
     "SettlementLine",
     "SignInEvent",

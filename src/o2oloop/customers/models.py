@@ -8,9 +8,9 @@ only while the consumer has marketing consent with at least one merchant.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from o2oloop.db import Base, UTCDateTime, str_enum
@@ -28,6 +28,10 @@ class Consumer(Base):
     phone_e164: Mapped[str | None] = mapped_column(String(20))
     # Set when the consumer had their personal data erased; the row stays as a tombstone.
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Given by the consumer themselves (so with their consent): messages and campaigns use them.
+    email: Mapped[str | None] = mapped_column(String(254))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    birthday: Mapped[date | None] = mapped_column(Date)
 
 
 class MemberSource(enum.StrEnum):

@@ -167,6 +167,7 @@ def erase_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
     consumer.display_name = ""
     consumer.phone_hash = None
     consumer.phone_e164 = None
+    consumer.email = consumer.timezone = consumer.birthday = None
     consumer.erased_at = now
     keys.revoke_keys_where(session, consumer_id=cid)
     session.flush()

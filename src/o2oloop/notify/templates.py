@@ -1,0 +1,61 @@
+"""Message templates: `{placeholder}` fields, checked when the template is saved.
+
+A template that names a field the platform does not fill is refused at save time (a 422),
+never discovered half-way through a send.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+
+from o2oloop.errors import InvalidInput
+
+PLACEHOLDERS: dict[str, str] = {
+    "name": "the member's name (or 'there' when unknown)",
+    "merchant": "the merchant's name",
+    "offer": "the offer's title",
+    "code": "the personal code, as typed at the counter",
+    "expiry": "when the code expires, as a date in the consumer's timezone",
+    "store": "the store the offer points to",
+    "unsubscribe_url": "the one-click unsubscribe link",
+}
+MAX_LENGTH = 2000
+
+
+def fields_of(template: str) -> list[str]:
+    """The placeholder names in `template`; raises InvalidInput when it is malformed."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as error:
+        raise InvalidInput(f"template is malformed: {error}", field="template") from None
+    names = []
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier():
+            raise InvalidInput(
+                f"placeholder {{{name}}} must be a plain name such as {{code}}", field="template"
+            )
+        names.append(name)
+    return names
+
+
+def validate(template: str, *, field: str = "template") -> str:
+    """The template itself, when every placeholder is one the platform fills."""
+    if len(template) > MAX_LENGTH:
+        raise InvalidInput(f"{field} is longer than {MAX_LENGTH} characters", field=field)
+    unknown = sorted(set(fields_of(template)) - PLACEHOLDERS.keys())
+    if unknown:
+        raise InvalidInput(
+            f"{field} has unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
+            f"known: {', '.join('{' + k + '}' for k in PLACEHOLDERS)}",
+            field=field,
+            unknown_placeholders=unknown,
+        )
+    return template
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill a validated template; a value missing here renders as an empty string."""
+    return template.format_map({name: values.get(name, "") for name in PLACEHOLDERS})
