@@ -11,7 +11,7 @@ from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.campaigns.policy import Policy
 from o2oloop.customers import service as customers
-from o2oloop.customers.models import Membership
+from o2oloop.customers.models import Membership, MemberSource
 from o2oloop.db import Database
 from o2oloop.visits.models import Visit, VisitSource
 
@@ -41,7 +41,7 @@ def add_member(
     if phone is not None:
         consumer.phone_e164 = phone
     membership, _ = customers.enroll(
-        session, merchant_id=merchant_id, consumer_id=consumer.id, source="pos"
+        session, merchant_id=merchant_id, consumer_id=consumer.id, source=MemberSource.POS
     )
     if consent:
         customers.set_consent(session, membership, granted=True, recorded_by="tests")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from o2oloop.analytics.models import Segment, SpendingLevel
 from o2oloop.campaigns.models import CampaignState, Channel, TriggerKind
@@ -28,15 +28,15 @@ class Audience(BaseModel):
     r_min: int | None = Field(None, ge=1, le=5)
     f_min: int | None = Field(None, ge=1, le=5)
     m_min: int | None = Field(None, ge=1, le=5)
-    clv_min: int | None = Field(None, ge=0)
-    clv_max: int | None = Field(None, ge=0)
+    clv_min: int | None = Field(None, ge=0, le=10**12)
+    clv_max: int | None = Field(None, ge=0, le=10**12)
     spending_levels: list[SpendingLevel] | None = None
     p_alive_min: Share | None = None
     p_alive_max: Share | None = None
-    visits_min: int | None = Field(None, ge=0)
-    visits_max: int | None = Field(None, ge=0)
-    days_since_last_min: float | None = Field(None, ge=0)
-    days_since_last_max: float | None = Field(None, ge=0)
+    visits_min: int | None = Field(None, ge=0, le=10**6)
+    visits_max: int | None = Field(None, ge=0, le=10**6)
+    days_since_last_min: float | None = Field(None, ge=0, le=3650)
+    days_since_last_max: float | None = Field(None, ge=0, le=3650)
     near_store: NearStore | None = None
     # Exclusions.
     exclude_messaged_days: int | None = Field(None, ge=1, le=365)
@@ -113,13 +113,13 @@ class CampaignCreate(BaseModel):
     measured: bool = True
     use_global_control: bool = True
     cap_days: int = Field(7, ge=0, le=365)
-    budget_codes: int | None = None
-    budget_discount: int | None = None
+    budget_codes: int | None = Field(None, le=10_000_000)
+    budget_discount: int | None = Field(None, le=2_000_000_000)
     gross_margin_share: float = Field(0.6, ge=0, le=1)
     attribution_days: int = Field(30, ge=1, le=365)
     pre_period_days: int = Field(90, ge=1, le=730)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
 
 
 class CampaignUpdate(BaseModel):
@@ -133,9 +133,9 @@ class CampaignUpdate(BaseModel):
     message_body: str | None = Field(None, min_length=1, max_length=2000)
     holdout_share: float | None = Field(None, ge=0, le=0.5)
     measured: bool | None = None
-    budget_codes: int | None = None
-    budget_discount: int | None = None
-    ends_at: datetime | None = None
+    budget_codes: int | None = Field(None, le=10_000_000)
+    budget_discount: int | None = Field(None, le=2_000_000_000)
+    ends_at: AwareDatetime | None = None
 
 
 class CampaignRead(BaseModel):
