@@ -61,6 +61,7 @@ from o2oloop.codes import service
 from o2oloop.codes.models import Code, CodeState, OfferClaim, Redemption, RedemptionAttempt
 from o2oloop.customers import service as customers
 from o2oloop.db import Database, new_id
+from o2oloop.idempotency.models import IdempotencyRecord
 from o2oloop.offers.models import Offer
 from o2oloop.offers.rules import code_expires_at
 from o2oloop.offers.service import rules_of
@@ -140,6 +141,11 @@ def start_server(
         start_new_session=True,  # its own process group, so we can stop it and its workers
     )
     handle.close()
+    _wait_ready(process, port, log)
+    return process
+
+
+def _wait_ready(process: subprocess.Popen, port: int, log: Path) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     ready = 0
     while ready < 20:  # several answers in a row, so both workers are likely up
@@ -154,7 +160,6 @@ def start_server(
         except httpx.HTTPError:
             ready = 0
             time.sleep(0.1)
-    return process
 
 
 def _tree(pid: int) -> list[int]:
@@ -344,6 +349,7 @@ def _client(
     token: str,
     codes: list[str],
     bill: int,
+    keys: bool,
     start: Any,
     duration: float,
     out: dict[str, Any],
@@ -362,7 +368,9 @@ def _client(
                 break
             try:
                 response = client.post(
-                    "/v1/terminal/redemptions", json={"code": code, "bill_amount": bill}
+                    "/v1/terminal/redemptions",
+                    json={"code": code, "bill_amount": bill},
+                    headers={"Idempotency-Key": f"till-{code}"} if keys else None,
                 )
                 statuses[str(response.status_code)] += 1
             except httpx.HTTPError as error:
@@ -375,6 +383,7 @@ def load_process(
     base: str,
     jobs: list[tuple[str, list[str]]],
     bill: int,
+    keys: bool,
     ready: Any,
     go: Any,
     duration: float,
@@ -386,7 +395,9 @@ def load_process(
     start = threading.Event()
     outs: list[dict[str, Any]] = [{} for _ in jobs]
     threads = [
-        threading.Thread(target=_client, args=(base, token, codes, bill, start, duration, out))
+        threading.Thread(
+            target=_client, args=(base, token, codes, bill, keys, start, duration, out)
+        )
         for (token, codes), out in zip(jobs, outs, strict=True)
     ]
     for thread in threads:
@@ -410,7 +421,14 @@ def load_process(
 
 
 def run_load(
-    base: str, tokens: list[str], codes: list[str], *, processes: int, duration: float, bill: int
+    base: str,
+    tokens: list[str],
+    codes: list[str],
+    *,
+    processes: int,
+    duration: float,
+    bill: int,
+    keys: bool,
 ) -> dict[str, Any]:
     clients = len(tokens)
     slices = [codes[i::clients] for i in range(clients)]  # distinct codes for every client
@@ -424,6 +442,7 @@ def run_load(
                 base,
                 [(tokens[i], slices[i]) for i in group],
                 bill,
+                keys,
                 ready,
                 go,
                 duration,
@@ -477,7 +496,14 @@ WRK_SCRIPT = Path(__file__).with_name("redemption_wrk.lua")
 
 
 def run_wrk(
-    base: str, tokens: list[str], codes: list[str], *, clients: int, duration: float, tmpdir: Path
+    base: str,
+    tokens: list[str],
+    codes: list[str],
+    *,
+    clients: int,
+    duration: float,
+    tmpdir: Path,
+    keys: bool,
 ) -> dict[str, Any]:
     """The same load from wrk, a C load generator: it leaves the cores to the server."""
     import json
@@ -488,7 +514,13 @@ def run_wrk(
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk); or use --load httpx")
     threads = min(2, clients)  # wrk needs at least one connection per thread
     plan = tmpdir / "codes.txt"
-    plan.write_text("".join(f"{tokens[i % len(tokens)]} {code}\n" for i, code in enumerate(codes)))
+    # A till sends a fresh Idempotency-Key with every redemption (it retries with the same).
+    plan.write_text(
+        "".join(
+            f"{tokens[i % len(tokens)]} {code}" + (f" till-{i}-{code[:4]}\n" if keys else "\n")
+            for i, code in enumerate(codes)
+        )
+    )
     command = [exe, "-t", str(threads), "-c", str(clients), "-d", f"{duration:g}s"]
     command += ["--latency", "--timeout", "30s", "-s", str(WRK_SCRIPT), base, "--"]
     command += [str(plan), str(threads)]
@@ -520,7 +552,6 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="o2o-http-") as tmp:
         tmpdir = Path(tmp)
         url = _support.scratch_url(backend, tmpdir, name)
-        process = None
         try:
             db = _support.migrated(url)
             version = _support.server_version(db)
@@ -533,84 +564,24 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 stores=args.stores,
             )
             db.dispose()
-            env = {
-                **os.environ,
-                "O2O_ENV": "development",
-                "O2O_DATA_DIR": str(tmpdir),
-                "O2O_SECRET_KEY": secret,
-                "O2O_TERMINAL_ATTEMPTS_PER_MINUTE": "1000000000",
-                "O2O_ACCESS_LOG": "true" if args.access_log else "false",
-            }
-            env.pop("O2O_DATABASE_URL", None)
-            if backend == "postgresql":
-                env["O2O_DATABASE_URL"] = url
-            port = _support.free_port()
-            log = tmpdir / "server.log"
-            t0 = time.perf_counter()
-            process = start_server(env, port, tmpdir, log, args.workers)
-            started_s = time.perf_counter() - t0
-            server_pids = _tree(process.pid)
-            cpu_before = cpu_seconds(server_pids)
-            tenant = prepared["tenant"]
-            spy = start_profile(server_pids, args, tmpdir)
-            sampler = WaitSampler(url, name) if backend == "postgresql" else None
-            with sampler or contextlib.nullcontext():
-                tokens = [token for _, token in tenant.terminals]
-                base = f"http://127.0.0.1:{port}"
-                if args.load == "wrk":
-                    load = run_wrk(
-                        base,
-                        tokens,
-                        prepared["codes"],
-                        clients=args.clients,
-                        duration=args.duration,
-                        tmpdir=tmpdir,
-                    )
+            phases: dict[str, Any] = {}
+            for phase in args.phases:
+                if phase == "floor":
+                    phases[phase] = run_floor(backend, url, args, tmpdir)
                 else:
-                    load = run_load(
-                        base,
-                        tokens,
-                        prepared["codes"],
-                        processes=args.load_processes,
-                        duration=args.duration,
-                        bill=5000,
+                    phases[phase] = run_product(
+                        backend, url, name, secret, prepared, args, tmpdir, keys=phase == "keys"
                     )
-            server_cpu = cpu_seconds(server_pids) - cpu_before
-            profile = finish_profile(spy)
-            stop_server(process)
-            process = None
-            db = Database.from_url(url)
-            with db.transaction() as session:
-                redemptions = session.scalar(select(func.count()).select_from(Redemption))
-                redeemed_codes = session.scalar(
-                    select(func.count()).select_from(Code).where(Code.state == CodeState.REDEEMED)
-                )
-                accepted = session.scalar(
-                    select(func.count())
-                    .select_from(RedemptionAttempt)
-                    .where(RedemptionAttempt.accepted.is_(True))
-                )
-                offer = session.get(Offer, prepared["offer_id"])
-                assert offer is not None
-                redeemed_count = offer.redeemed_count
-            db.dispose()
-            log_tail = log.read_text(errors="replace").splitlines()
-            server_errors = [line for line in log_tail if "Traceback" in line or "ERROR" in line]
-            kept_log = None
-            if server_errors or load["errors_by_status"]:
-                kept_log = Path(tempfile.gettempdir()) / f"o2o-bench-{backend}-{os.getpid()}.log"
-                kept_log.write_bytes(log.read_bytes())
-            exceptions = Counter(
-                line.strip()[:300]
-                for line in log_tail
-                if line[:1] != " " and ("Error:" in line or "Exception:" in line)
-            )
         finally:
-            if process is not None:
-                stop_server(process)
             if backend == "postgresql":
                 _support.drop_postgres_database(name)
-    ok = load["redemptions_201"]
+    rate = {k: v["redemptions_per_second"] for k, v in phases.items()}
+    ratios = {}
+    if "keys" in rate and "no_keys" in rate:
+        ratios["keys_over_no_keys"] = round(rate["keys"] / max(rate["no_keys"], 0.1), 3)
+    for phase in ("keys", "no_keys"):
+        if phase in rate and "floor" in rate:
+            ratios[f"{phase}_over_floor"] = round(rate[phase] / max(rate["floor"], 0.1), 3)
     return {
         "benchmark": "redemption_http",
         "database": backend,
@@ -618,36 +589,206 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "clients": args.clients,
         "stores": args.stores,
-        "load_processes": args.load_processes if args.load == "httpx" else None,
+        "load": args.load,
         "duration_target_s": args.duration,
         "codes_prepared": args.count,
         "consumers": args.consumers,
         "prepare_seconds": prepared["seconds"],
-        "server_start_seconds": round(started_s, 2),
+        "access_log": args.access_log,
+        "phases": phases,
+        "ratios": ratios,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **_support.machine(),
+    }
+
+
+def _counts(url: str, offer_id: str) -> dict[str, int]:
+    """What the database holds after a phase (read while the server is idle)."""
+    db = Database.from_url(url)
+    try:
+        with db.reading() as session:
+            offer = session.get(Offer, offer_id)
+            assert offer is not None
+            return {
+                "redemption_rows": session.scalar(select(func.count()).select_from(Redemption)),
+                "codes_redeemed": session.scalar(
+                    select(func.count()).select_from(Code).where(Code.state == CodeState.REDEEMED)
+                ),
+                "accepted_attempts": session.scalar(
+                    select(func.count())
+                    .select_from(RedemptionAttempt)
+                    .where(RedemptionAttempt.accepted.is_(True))
+                ),
+                "offer_redeemed_count": offer.redeemed_count,
+                "idempotency_records": session.scalar(
+                    select(func.count()).select_from(IdempotencyRecord)
+                ),
+            }
+    finally:
+        db.dispose()
+
+
+def run_product(
+    backend: str,
+    url: str,
+    name: str,
+    secret: str,
+    prepared: dict[str, Any],
+    args: argparse.Namespace,
+    tmpdir: Path,
+    *,
+    keys: bool,
+) -> dict[str, Any]:
+    """One phase against `o2oloop serve`: codes of its own, with or without keys."""
+    half = 0 if keys else 1
+    codes = prepared["codes"][half::2]
+    before = _counts(url, prepared["offer_id"])
+    env = {
+        **os.environ,
+        "O2O_ENV": "development",
+        "O2O_DATA_DIR": str(tmpdir),
+        "O2O_SECRET_KEY": secret,
+        "O2O_TERMINAL_ATTEMPTS_PER_MINUTE": "1000000000",
+        "O2O_ACCESS_LOG": "true" if args.access_log else "false",
+    }
+    env.pop("O2O_DATABASE_URL", None)
+    if backend == "postgresql":
+        env["O2O_DATABASE_URL"] = url
+    port = _support.free_port()
+    log = tmpdir / f"server-{'keys' if keys else 'no-keys'}.log"
+    process = None
+    try:
+        process = start_server(env, port, tmpdir, log, args.workers)
+        server_pids = _tree(process.pid)
+        cpu_before = cpu_seconds(server_pids)
+        tenant = prepared["tenant"]
+        spy = start_profile(server_pids, args, tmpdir)
+        sampler = WaitSampler(url, name) if backend == "postgresql" else None
+        with sampler or contextlib.nullcontext():
+            tokens = [token for _, token in tenant.terminals]
+            base = f"http://127.0.0.1:{port}"
+            if args.load == "wrk":
+                load = run_wrk(
+                    base,
+                    tokens,
+                    codes,
+                    clients=args.clients,
+                    duration=args.duration,
+                    tmpdir=tmpdir,
+                    keys=keys,
+                )
+            else:
+                load = run_load(
+                    base,
+                    tokens,
+                    codes,
+                    processes=args.load_processes,
+                    duration=args.duration,
+                    bill=5000,
+                    keys=keys,
+                )
+        server_cpu = cpu_seconds(server_pids) - cpu_before
+        profile = finish_profile(spy)
+        stop_server(process)
+        process = None
+    finally:
+        if process is not None:
+            stop_server(process)
+    after = _counts(url, prepared["offer_id"])
+    made = {k: after[k] - before[k] for k in after}
+    ok = load["redemptions_201"]
+    log_tail = log.read_text(errors="replace").splitlines()
+    server_errors = [line for line in log_tail if "Traceback" in line or "ERROR" in line]
+    kept_log = None
+    if server_errors or load["errors_by_status"]:
+        kept_log = Path(tempfile.gettempdir()) / f"o2o-bench-{backend}-{os.getpid()}-{half}.log"
+        kept_log.write_bytes(log.read_bytes())
+    exceptions = Counter(
+        line.strip()[:300]
+        for line in log_tail
+        if line[:1] != " " and ("Error:" in line or "Exception:" in line)
+    )
+    rows = made["redemption_rows"]
+    return {
+        "idempotency_keys": keys,
         **load,
         "server_cpu_seconds": round(server_cpu, 1),
         "server_cpu_ms_per_request": round(1000 * server_cpu / max(load["requests"], 1), 2),
-        "access_log": args.access_log,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "verified": {
-            "redemption_rows": redemptions,
-            "codes_redeemed": redeemed_codes,
-            "accepted_attempts": accepted,
-            "offer_redeemed_count": redeemed_count,
+            **made,
             # wrk stops with up to one request per connection in flight: the server finishes
             # those, so their rows exist without a 201 having been counted.
-            "answered_after_stop": redemptions - ok,
+            "answered_after_stop": rows - ok,
             # Every code used means the load stopped early and the rate is a lower bound.
-            "codes_ran_out": redemptions >= args.count,
-            "rows_equal_201s": redemptions == redeemed_codes == accepted == redeemed_count
-            and 0 <= redemptions - ok <= (args.clients if args.load == "wrk" else 0),
+            "codes_ran_out": rows >= len(codes),
+            "rows_equal_201s": rows
+            == made["codes_redeemed"]
+            == made["accepted_attempts"]
+            == made["offer_redeemed_count"]
+            and 0 <= rows - ok <= (args.clients if args.load == "wrk" else 0),
+            # With keys, every answer is stored with its redemption (and only then).
+            "answers_stored_with_redemptions": made["idempotency_records"] == (rows if keys else 0),
         },
         "server_log_error_lines": len(server_errors),
         "server_log_exceptions": dict(exceptions.most_common(5)),
         "server_log_kept_at": str(kept_log) if kept_log else None,
         "postgres_wait_events": sampler.result() if sampler else None,
         "profile": profile,
-        **_support.machine(),
+    }
+
+
+FLOOR_APP = Path(__file__).with_name("floor_app.py")
+
+
+def run_floor(backend: str, url: str, args: argparse.Namespace, tmpdir: Path) -> dict[str, Any]:
+    """The bare one-UPDATE endpoint (`floor_app.py`) through uvicorn with as many workers."""
+    import secrets
+
+    import floor_app
+
+    codes = [secrets.token_hex(12) for _ in range(args.count)]
+    db = Database.from_url(url)
+    try:
+        raw = db.engine.raw_connection()
+        try:
+            floor_app.prepare(raw.driver_connection, codes, sqlite=backend == "sqlite")
+        finally:
+            raw.close()
+    finally:
+        db.dispose()
+    port = _support.free_port()
+    command = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(FLOOR_APP.parent)]
+    command += ["--workers", str(args.workers), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--log-level", "warning"]
+    command += ["--access-log" if args.access_log else "--no-access-log"]
+    env = {**os.environ, "FLOOR_DATABASE_URL": url}
+    log = tmpdir / "floor.log"
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    handle.close()
+    try:
+        _wait_ready(process, port, log)
+        pids = _tree(process.pid)
+        cpu_before = cpu_seconds(pids)
+        load = run_wrk(
+            f"http://127.0.0.1:{port}",
+            ["floor"],
+            codes,
+            clients=args.clients,
+            duration=args.duration,
+            tmpdir=tmpdir,
+            keys=False,
+        )
+        server_cpu = cpu_seconds(pids) - cpu_before
+    finally:
+        stop_server(process)
+    return {
+        "endpoint": "bare FastAPI, one conditional UPDATE per request (benchmarks/floor_app.py)",
+        **load,
+        "server_cpu_seconds": round(server_cpu, 1),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(load["requests"], 1), 2),
     }
 
 
@@ -682,12 +823,23 @@ def main() -> None:
         help="load generator: wrk (C, needs the wrk package) or httpx threads in processes",
     )
     parser.add_argument("--load-processes", type=int, default=4, help="httpx load only")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of load in each phase"
+    )
+    parser.add_argument(
+        "--phases",
+        default="keys,no_keys,floor",
+        help="in this order: keys (a fresh Idempotency-Key per request, as tills send), "
+        "no_keys, floor (the bare one-UPDATE endpoint, floor_app.py)",
+    )
     parser.add_argument(
         "--py-spy", action="store_true", help="profile one worker with py-spy during the load"
     )
     args = parser.parse_args()
     args.consumers = max(1, min(args.consumers, args.count))
+    args.phases = [phase.strip() for phase in args.phases.split(",") if phase.strip()]
+    if not set(args.phases) <= {"keys", "no_keys", "floor"}:
+        parser.error("--phases: keys, no_keys and floor")
     summary: dict[str, Any] = {"benchmark": "redemption_http", "summary": True}
     for backend in _support.backends(args.db):
         if backend == "postgresql" and (why := _support.postgres_unavailable()):
@@ -696,11 +848,17 @@ def main() -> None:
         result = run(backend, args)
         _support.emit(result)
         summary[backend] = {
-            "redemptions_per_second": result["redemptions_per_second"],
-            "server_cpu_ms_per_request": result["server_cpu_ms_per_request"],
-            "latency_ms": result["latency_ms"],
-            "errors_by_status": result["errors_by_status"],
-            "verified": result["verified"]["rows_equal_201s"],
+            "ratios": result["ratios"],
+            **{
+                phase: {
+                    "redemptions_per_second": figures["redemptions_per_second"],
+                    "latency_ms": figures["latency_ms"],
+                    "server_cpu_ms_per_request": figures["server_cpu_ms_per_request"],
+                    "errors_by_status": figures["errors_by_status"],
+                    "verified": figures.get("verified", {}).get("rows_equal_201s"),
+                }
+                for phase, figures in result["phases"].items()
+            },
         }
     _support.emit(summary)
 

@@ -1,7 +1,7 @@
 -- wrk script for benchmarks/redemption_http.py: every request redeems a different code.
 --
--- The driver writes one line per code, "<terminal key> <code>", and passes the file as
--- the first script argument. Thread n of N sends lines n, n+N, n+2N, ... so no code is sent
+-- The driver writes one line per code, "<terminal key> <code> [<Idempotency-Key>]", and
+-- passes the file as the first script argument. Thread n of N sends lines n, n+N, n+2N, ... so no code is sent
 -- twice; each request carries its own terminal's key, so the load comes from many terminals.
 -- At the end it prints one JSON line: status counts over all threads and the latency
 -- percentiles (microseconds) that wrk measured.
@@ -23,12 +23,15 @@ function init(args)
    local step = tonumber(args[2])
    requests_of_thread = {}
    for i = number + 1, #lines, step do
-      local token, code = lines[i]:match("^(%S+) (%S+)$")
+      local token, code, key = lines[i]:match("^(%S+) (%S+) ?(%S*)$")
       local body = '{"code":"' .. code .. '","bill_amount":5000}'
       local headers = {
          ["Authorization"] = "Bearer " .. token,
          ["Content-Type"] = "application/json",
       }
+      if key ~= "" then
+         headers["Idempotency-Key"] = key
+      end
       table.insert(requests_of_thread, wrk.format("POST", "/v1/terminal/redemptions", headers, body))
    end
    sent = 0

@@ -31,6 +31,7 @@ from o2oloop.customers.api import members_router
 from o2oloop.customers.api import router as consumers_router
 from o2oloop.db import Database
 from o2oloop.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem
+from o2oloop.http import problem_response
 from o2oloop.idempotency.middleware import IdempotencyMiddleware
 from o2oloop.ledger.api import router as money_router
 from o2oloop.merchants.api import router as merchants_router
@@ -80,7 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(request: Request, exc: ProblemError) -> Response:
         if web_errors.is_page(request):
             return await _page_error(request, exc.status, exc.detail)
-        return _problem_response(exc.to_problem(request.url.path))
+        return problem_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

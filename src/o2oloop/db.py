@@ -15,9 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
@@ -167,7 +168,26 @@ class WriterQueue:
 
     def acquire(self) -> int:
         """Wait for the turn (up to the timeout) in this thread; returns what `release` takes."""
-        descriptor = self._descriptor()
+        return self._lock(self._descriptor())
+
+    def acquire_own(self) -> int:
+        """Wait for a turn held through a descriptor of its own, not this thread's: for a
+        transaction that outlives the thread's part in it (`HeldTransaction`), so the thread
+        can go on to other work that must wait for that turn like anyone else's."""
+        descriptor = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            return self._lock(descriptor)
+        except BaseException:
+            os.close(descriptor)
+            raise
+
+    def release_own(self, descriptor: int) -> None:
+        try:
+            self.release(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def _lock(self, descriptor: int) -> int:
         deadline = time.monotonic() + self.timeout
         pause = 0.0001
         while True:
@@ -346,6 +366,53 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+class AnswerBound(Protocol):
+    """A request whose answer must commit with its change (one with an Idempotency-Key).
+
+    Set for the request by the idempotency middleware (`ANSWER_BOUND`). The request's first
+    `Database.transaction()` calls `begin` on its session (to claim the key in that very
+    transaction) and, instead of committing, leaves the transaction in `held`: the middleware
+    stores the answer in it once the route has answered, and commits both at once.
+    """
+
+    held: HeldTransaction | None
+    answered: bool  # once the answer is out, later transactions (background work) are free
+
+    def begin(self, session: Session) -> None: ...
+
+
+ANSWER_BOUND: ContextVar[AnswerBound | None] = ContextVar("o2oloop_answer_bound", default=None)
+
+
+class HeldTransaction:
+    """A unit of work left open after its `with` block, to be committed with the answer."""
+
+    def __init__(self, session: Session, release: Callable[[], None]) -> None:
+        self.session = session
+        self._release = release
+
+    def commit(self) -> None:
+        try:
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+        finally:
+            self._end()
+
+    def rollback(self) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        try:
+            self.session.close()
+        finally:
+            self._release()
+
+
 class Database:
     """One engine and its session factory; passed to the app, the CLI and the tests."""
 
@@ -373,7 +440,17 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any error."""
+        """One unit of work: commit on success, roll back on any error.
+
+        In a request whose answer is bound to its change (`ANSWER_BOUND`), the commit waits
+        for the answer (see `AnswerBound`); a second transaction in such a request is a
+        savepoint of the first.
+        """
+        bound = ANSWER_BOUND.get()
+        if bound is not None and not bound.answered:
+            with self._answer_bound(bound) as session:
+                yield session
+            return
         if self.writers is None:
             with self._unit_of_work() as session:
                 yield session
@@ -384,6 +461,30 @@ class Database:
                 yield session
         finally:
             self.writers.release(turn)
+
+    @contextmanager
+    def _answer_bound(self, bound: AnswerBound) -> Iterator[Session]:
+        if bound.held is not None:
+            session = bound.held.session
+            with session.begin_nested():
+                yield session
+            return
+        writers = self.writers
+        turn = writers.acquire_own() if writers is not None else None
+
+        def release() -> None:
+            if writers is not None and turn is not None:
+                writers.release_own(turn)
+
+        session = self.sessions()
+        try:
+            bound.begin(session)
+            yield session
+            session.flush()
+        except BaseException:
+            HeldTransaction(session, release).rollback()
+            raise
+        bound.held = HeldTransaction(session, release)
 
     @contextmanager
     def _unit_of_work(self) -> Iterator[Session]:

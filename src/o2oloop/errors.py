@@ -62,6 +62,13 @@ class IdempotencyMismatch(ProblemError):
     )
 
 
+class ServiceBusy(ProblemError):
+    status, slug, title = 503, "database-busy", "Service busy"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retry_after_seconds=1)
+
+
 class IdempotencyInProgress(ProblemError):
     status, slug, title = 409, "idempotency-key-in-progress", "A request with this key is running"
 

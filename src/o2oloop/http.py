@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from o2oloop.auth import service as keys
 from o2oloop.auth.principal import Principal
 from o2oloop.db import Database
-from o2oloop.errors import PROBLEM_MEDIA_TYPE
+from o2oloop.errors import PROBLEM_MEDIA_TYPE, ProblemError
 
 _bearer = HTTPBearer(auto_error=False, description="An o2oloop API key")
 
@@ -80,3 +81,15 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+def problem_response(error: ProblemError, instance: str) -> JSONResponse:
+    """The one rendering of a domain error, with Retry-After when the error says when."""
+    retry_after = error.extensions.get("retry_after_seconds")
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return JSONResponse(
+        error.to_problem(instance),
+        status_code=error.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )

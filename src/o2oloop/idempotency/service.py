@@ -1,21 +1,89 @@
-"""Claim, complete, release and expire idempotency records.
+"""Idempotency-Key records, written in the same transaction as the change they answer for.
 
-The claim is an INSERT against a unique (scope, key): of two concurrent first attempts the
-database lets exactly one in; the other sees the running record and gets a conflict.
+There is no claim of its own: a request's key row is inserted in the transaction that makes
+the request's change, and holds its answer when that transaction commits. So a key row
+exists exactly when the change committed, and always with its answer; a process that dies
+mid-request leaves nothing behind (its transaction rolls back, and the key with it), and a
+retry runs afresh. Two executions with one key meet at the row's unique (scope, key): on
+PostgreSQL the second insert waits for the first transaction and then finds its row; on
+SQLite writers take turns anyway. Whoever finds the key taken drops its own work (its
+transaction rolls back) and answers with the stored answer instead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session
 
 from o2oloop import clock
-from o2oloop.db import Database
-from o2oloop.errors import IdempotencyInProgress, IdempotencyMismatch
+from o2oloop.db import ANSWER_BOUND, Database, HeldTransaction
+from o2oloop.errors import IdempotencyMismatch
 from o2oloop.idempotency.models import IdempotencyRecord
+from o2oloop.prepared import DriverTransaction, Prepared, driver
+
+_records = IdempotencyRecord.__table__
+
+
+def _upsert(insert_into: Any) -> Any:
+    """Insert the key's row; replace it only if it has expired (or is a claim left by an
+    older version, which stored claims of their own): the id, or no row if the key is live."""
+    statement = insert_into(_records).values(
+        scope=bindparam("scope"),
+        key=bindparam("key"),
+        fingerprint=bindparam("fingerprint"),
+        state=bindparam("state"),
+        status_code=bindparam("status_code"),
+        content_type=bindparam("content_type"),
+        body=bindparam("body"),
+        created_at=bindparam("created_at"),
+        completed_at=bindparam("completed_at"),
+    )
+    replaced = ("fingerprint", "state", "status_code", "content_type", "body", "created_at")
+    return statement.on_conflict_do_update(
+        index_elements=[_records.c.scope, _records.c.key],
+        set_={name: statement.excluded[name] for name in (*replaced, "completed_at")},
+        where=(_records.c.created_at < bindparam("expired_before")) | (_records.c.state != "done"),
+    ).returning(_records.c.id)
+
+
+_CLAIM = Prepared(_upsert)
+_LOOKUP = Prepared(
+    select(
+        _records.c.fingerprint,
+        _records.c.state,
+        _records.c.status_code,
+        _records.c.content_type,
+        _records.c.body,
+        _records.c.created_at,
+    ).where(_records.c.scope == bindparam("scope"), _records.c.key == bindparam("key"))
+)
+_ANSWER = Prepared(
+    update(_records)
+    .where(_records.c.id == bindparam("record_id"))
+    .values(
+        state="done",
+        status_code=bindparam("answer_status"),
+        content_type=bindparam("answer_type"),
+        body=bindparam("answer_body"),
+        completed_at=bindparam("answered_at"),
+    )
+)
+
+
+def kept(status: int) -> bool:
+    """Whether an answer is the answer to the request itself (and is stored for retries):
+    not a server failure, a missing credential or a rate limit, which a retry runs afresh."""
+    return status < 500 and status not in (401, 429)
+
+
+def current() -> KeyedRequest | None:
+    """The request with an Idempotency-Key being served here, if it has one."""
+    bound = ANSWER_BOUND.get()
+    return bound if isinstance(bound, KeyedRequest) else None
 
 
 @dataclass(frozen=True)
@@ -25,65 +93,119 @@ class Replay:
     body: bytes
 
 
-def claim(db: Database, *, scope: str, key: str, fingerprint: str, ttl: timedelta) -> Replay | int:
-    """The id of a new running record, or the stored response to replay."""
-    for _ in range(3):
+class AnsweredElsewhere(Exception):
+    """Raised inside a request whose key another execution has answered (or is answering):
+    unwinds the request's own work; the middleware answers with the stored answer."""
+
+
+@dataclass(eq=False)
+class KeyedRequest:
+    """One request with an Idempotency-Key, as the middleware and the route see it."""
+
+    scope: str  # sha256 of the credential: one caller cannot replay another's answers
+    key: str
+    fingerprint: str  # sha256 of method, path, query and body
+    ttl: timedelta
+    held: HeldTransaction | None = None  # the change's transaction, awaiting the answer
+    record_id: int | None = None  # the key's row in `held`
+    replay: Replay | None = None  # the answer stored earlier, found by the route
+    taken: bool = False  # another execution holds the key
+    stored: bool = False  # the route stored its answer with its change itself
+    answered: bool = False  # the app has given its answer (`db.AnswerBound`)
+
+    # ---- the route's transaction ----
+
+    def begin(self, session: Session) -> None:
+        """Claim the key first thing in the change's own transaction (`db.AnswerBound`):
+        the answer is filled in at the end, before the one commit."""
+        self.record_id = self._insert(driver(session), state="running")
+
+    def store_in(
+        self, work: Session | DriverTransaction, *, status: int, content_type: str, body: bytes
+    ) -> None:
+        """Store the answer in the change's own transaction (a route that answers itself)."""
+        self._insert(
+            driver(work), state="done", status_code=status, content_type=content_type, body=body
+        )
+
+    def replay_if_answered(self, work: Session | DriverTransaction) -> None:
+        """In the route's reading: a retry whose answer is stored gets it, and runs nothing."""
+        found = self.lookup(driver(work))
+        if found is not None:
+            self.replay = found
+            raise AnsweredElsewhere
+
+    def _insert(self, tx: DriverTransaction, *, state: str, **answer: Any) -> int:
         now = clock.now()
+        answer.setdefault("status_code", None)
+        answer.setdefault("content_type", None)
+        answer.setdefault("body", None)
+        record_id = tx.scalar(
+            _CLAIM,
+            scope=self.scope,
+            key=self.key,
+            fingerprint=self.fingerprint,
+            state=state,
+            created_at=now,
+            completed_at=now if state == "done" else None,
+            expired_before=now - self.ttl,
+            **answer,
+        )
+        if record_id is None:
+            self.taken = True
+            raise AnsweredElsewhere
+        return record_id
+
+    # ---- the middleware ----
+
+    def finish(self, *, status: int, content_type: str | None, body: bytes) -> None:
+        """Write the answer into the held transaction and commit it with the change."""
+        held = self.held
+        assert held is not None and self.record_id is not None
+        self.held = None
         try:
-            with db.transaction() as session:
-                session.execute(
-                    delete(IdempotencyRecord).where(
-                        IdempotencyRecord.scope == scope,
-                        IdempotencyRecord.key == key,
-                        IdempotencyRecord.created_at < now - ttl,
-                    )
-                )
-                record = IdempotencyRecord(
-                    scope=scope, key=key, fingerprint=fingerprint, state="running", created_at=now
-                )
-                session.add(record)
-                session.flush()
-                return record.id
-        except IntegrityError:
-            pass
-        with db.transaction() as session:
-            existing = session.scalar(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
-                )
+            driver(held.session).execute(
+                _ANSWER,
+                record_id=self.record_id,
+                answer_status=status,
+                answer_type=content_type,
+                answer_body=body,
+                answered_at=clock.now(),
             )
-            if existing is None:
-                continue  # released between our insert and this read: claim again
-            if existing.fingerprint != fingerprint:
-                raise IdempotencyMismatch(
-                    "this Idempotency-Key was first used with a different method, path or body; "
-                    "use a new key for a different request"
-                )
-            if existing.state != "done":
-                raise IdempotencyInProgress(
-                    "the first request with this Idempotency-Key is still running; retry later"
-                )
-            return Replay(existing.status_code or 200, existing.content_type, existing.body or b"")
-    raise IdempotencyInProgress("could not claim this Idempotency-Key; retry later")
+        except BaseException:
+            held.rollback()
+            raise
+        held.commit()
 
+    def abandon(self) -> None:
+        """Roll back the held transaction: the request did not come to an answer."""
+        held, self.held = self.held, None
+        if held is not None:
+            held.rollback()
 
-def complete(
-    db: Database, *, record_id: int, status_code: int, content_type: str | None, body: bytes
-) -> None:
-    with db.transaction() as session:
-        record = session.get(IdempotencyRecord, record_id)
-        if record is not None:
-            record.state = "done"
-            record.status_code = status_code
-            record.content_type = content_type
-            record.body = body
-            record.completed_at = clock.now()
+    def store(
+        self, tx: DriverTransaction, *, status: int, content_type: str | None, body: bytes
+    ) -> bool:
+        """Store an answer that no change of the request's own came with (an error, say):
+        True, or False if another execution answered first."""
+        try:
+            self._insert(tx, state="done", status_code=status, content_type=content_type, body=body)
+        except AnsweredElsewhere:
+            return False
+        return True
 
-
-def release(db: Database, *, record_id: int) -> None:
-    """Forget a claim whose request did not finish, so a retry may run it."""
-    with db.transaction() as session:
-        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+    def lookup(self, tx: DriverTransaction) -> Replay | None:
+        """The stored answer, None if there is none (or it expired); a different request
+        with the same key is refused."""
+        row = tx.one_or_none(_LOOKUP, scope=self.scope, key=self.key)
+        if row is None or row.state != "done" or row.created_at < clock.now() - self.ttl:
+            return None
+        if row.fingerprint != self.fingerprint:
+            raise IdempotencyMismatch(
+                "this Idempotency-Key was first used with a different method, path or body; "
+                "use a new key for a different request"
+            )
+        return Replay(row.status_code or 200, row.content_type, row.body or b"")
 
 
 def purge_expired(db: Database, *, ttl: timedelta) -> int:
