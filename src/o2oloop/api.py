@@ -39,6 +39,7 @@ from o2oloop.notify.api import router as notify_router
 from o2oloop.offers.api import router as offers_router
 from o2oloop.payments.api import router as payments_router
 from o2oloop.sim.api import router as demo_city_router
+from o2oloop.terminal.api import router as pairing_router
 from o2oloop.visits.api import router as visits_router
 from o2oloop.web import errors as web_errors
 from o2oloop.web import routes as web_routes
@@ -193,6 +194,7 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         campaigns_router,
         platform_campaigns_router,
         notify_router,
+        pairing_router,
     ):
         app.include_router(router)
 

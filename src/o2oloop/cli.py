@@ -440,9 +440,13 @@ def up(
     token = _first_admin_key(db)
     known = _remember_keys(settings, {"platform_admin": token} if token else {})
     db.dispose()
-    if known:
-        _print_keys(known, f"Logins (also in {_keys_file(settings)})")
     bind = f"http://{host or settings.host}:{port or settings.port}"
+    if known:
+        # Paths (the terminal's pairing link) are shown as links to this server.
+        shown = {
+            who: bind + value if value.startswith("/") else value for who, value in known.items()
+        }
+        _print_keys(shown, f"Logins (also in {_keys_file(settings)}); sign in at {bind}/signin")
     if builder is not None:
         console.print(f"the demo city fills in behind: progress at [bold]{bind}/demo-city[/]")
     try:

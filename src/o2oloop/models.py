@@ -35,6 +35,7 @@ from o2oloop.payments.models import (
     SandboxRecord,
 )
 from o2oloop.people.models import PasswordReset, Person, SignInEvent, WebSession
+from o2oloop.terminal.models import TerminalPairing
 from o2oloop.visits.models import Visit
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "StoreRating",
     "StoredValueProgram",
     "Terminal",
+    "TerminalPairing",
     "Visit",
     "WebSession",
 ]

@@ -104,7 +104,7 @@ _MAX_INPUT = 64  # longer input is not a code; refuse before doing any work
 _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
 _INV_CHECK_WEIGHT = pow(CODE_LENGTH, -1, BASE)
 # Look-alikes and typing noise a cashier (or a Chinese IME, via NFKC) produces.
-_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1", "S": "5"})
+LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1", "S": "5"})  # public: the page's hint
 _NOISE = str.maketrans(dict.fromkeys(" \t\r\n-_.\u2010\u2011\u2012\u2013\u2014\u2212", None))
 
 assert BASE == 31 and CODE_LENGTH < BASE
@@ -311,7 +311,7 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).strip().upper()
     if text.startswith(QR_PREFIX):
         text = text[len(QR_PREFIX) :]
-    text = text.translate(_NOISE).translate(_LOOKALIKES)
+    text = text.translate(_NOISE).translate(LOOKALIKES)
     if len(text) != CODE_LENGTH:
         raise CodeFormatError(f"wrong length {len(text)}")
     if any(ch not in _VALUE for ch in text):
