@@ -17,6 +17,7 @@ and add one line here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,12 +26,17 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from o2oloop.analytics import service as analytics
+from o2oloop.analytics.events import SegmentChanged
+from o2oloop.campaigns import runner as campaigns
+from o2oloop.campaigns import triggers as campaign_triggers
+from o2oloop.campaigns.policy import Policy
 from o2oloop.codes import vouchers
 from o2oloop.config import Settings
 from o2oloop.db import Database
 from o2oloop.events import Event
 from o2oloop.idempotency import service as idempotency
 from o2oloop.notify.email import EmailSender, MemorySender, sender_from_settings
+from o2oloop.notify.sms import SandboxSmsProvider
 from o2oloop.payments import provider as providers
 from o2oloop.payments.provider import PaymentProvider
 from o2oloop.people import service as people
@@ -165,4 +171,18 @@ def bootstrap(
     )
     wiring.every("analytics.nightly", timedelta(days=1), analyze_members)
     wiring.every("people.purge_sessions", timedelta(hours=1), purge_web_sessions)
+
+    policy = Policy.from_settings(settings)
+    wiring.on(
+        SegmentChanged,
+        functools.partial(campaign_triggers.on_segment_changed, policy=policy),
+        name="campaigns.on_segment_changed",
+    )
+    wiring.every(
+        "campaigns.run",
+        timedelta(minutes=1),
+        lambda db: campaigns.run_campaigns(
+            db, policy=policy, sms=SandboxSmsProvider(db), email=wiring.email
+        ).summary(),
+    )
     return wiring

@@ -24,6 +24,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 codes_app = typer.Typer(help="Redemption codes.", no_args_is_help=True)
 app.add_typer(codes_app, name="codes")
+campaigns_app = typer.Typer(help="Campaigns and their messages.", no_args_is_help=True)
+app.add_typer(campaigns_app, name="campaigns")
 
 console = Console()
 
@@ -490,3 +492,21 @@ def _run_server(settings: Settings, host: str | None, port: int | None, workers:
 
 if __name__ == "__main__":
     app()
+
+
+@campaigns_app.command("run")
+def campaigns_run() -> None:
+    """Evaluate every due trigger, send pending codes and messages, take delivery reports."""
+    from o2oloop.bootstrap import bootstrap
+    from o2oloop.campaigns.policy import Policy
+    from o2oloop.campaigns.runner import run_campaigns
+    from o2oloop.notify.sms import SandboxSmsProvider
+
+    settings = _settings()
+    db = open_database(settings)
+    wiring = bootstrap(settings)
+    run = run_campaigns(
+        db, policy=Policy.from_settings(settings), sms=SandboxSmsProvider(db), email=wiring.email
+    )
+    console.print_json(json.dumps(run.summary()))
+    db.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from o2oloop.notify.sms import SmsError, SmsProvider
 from o2oloop.payments.provider import verify
 
 log = logging.getLogger("o2oloop.notify")
+ReportPost = Callable[[bytes, dict[str, str]], int]
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 BACKOFF = timedelta(minutes=1)

@@ -61,6 +61,8 @@ class SandboxSms(Base):
     to: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12))  # accepted, delivered, failed
+    # What will become of it, decided on acceptance and told by the delivery report.
+    fate: Mapped[str] = mapped_column(String(12), server_default="delivered")
     report_due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reported: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -73,7 +73,8 @@ class SandboxSmsProvider:
                         reference=reference,
                         to=to,
                         body=body,
-                        status=f"accepted:{fate}",
+                        status="accepted",
+                        fate=fate,
                         report_due_at=now + self.report_after,
                         reported=False,
                         created_at=now,
@@ -98,15 +99,15 @@ def deliver_reports(db: Database, *, post: Post, secret: str, limit: int = 500) 
     posted again next time."""
     now = clock.now()
     with db.reading() as session:
-        due = session.scalars(
-            select(SandboxSms)
+        due = session.execute(
+            select(SandboxSms.provider_id, SandboxSms.reference, SandboxSms.fate)
             .where(SandboxSms.reported.is_(False), SandboxSms.report_due_at <= now)
             .order_by(SandboxSms.report_due_at)
             .limit(limit)
         ).all()
     delivered = 0
     for sms in due:
-        fate = sms.status.partition(":")[2] or "delivered"
+        fate = sms.fate
         body = json.dumps(
             {
                 "id": sms.provider_id,
