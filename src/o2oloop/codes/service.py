@@ -285,6 +285,20 @@ def get_batch(
     return batch
 
 
+def list_batches(
+    session: Session, *, principal: Principal, merchant_id: str, offer_id: str
+) -> list[CodeBatch]:
+    """An offer's bulk batches, newest first."""
+    get_offer(session, principal=principal, merchant_id=merchant_id, offer_id=offer_id)
+    return list(
+        session.scalars(
+            select(CodeBatch)
+            .where(CodeBatch.merchant_id == merchant_id, CodeBatch.offer_id == offer_id)
+            .order_by(CodeBatch.batch_no.desc())
+        )
+    )
+
+
 # ---- redemption --------------------------------------------------------------------------
 #
 # The counter's hot path: a few dozen microseconds of statements in one short transaction,

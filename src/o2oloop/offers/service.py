@@ -56,9 +56,9 @@ def rules_of(offer: Offer | Row[Any]) -> OfferRules:
     )
 
 
-def create_offer(
-    session: Session, *, principal: Principal, merchant_id: str, data: schemas.OfferCreate
-) -> Offer:
+def _check_new_offer(
+    session: Session, principal: Principal, merchant_id: str, data: schemas.OfferCreate
+) -> Merchant:
     require_merchant_admin(principal, merchant_id)
     merchant = session.get(Merchant, merchant_id)
     if merchant is None:
@@ -76,10 +76,22 @@ def create_offer(
         unknown = sorted(set(data.store_ids) - owned)
         if unknown:
             raise InvalidInput(f"store_ids: not stores of this merchant: {', '.join(unknown)}")
-    now = clock.now()
+    return merchant
+
+
+def _offer_values(data: schemas.OfferCreate) -> dict[str, Any]:
     values = data.model_dump(mode="python")
     values["time_windows"] = [w.model_dump() for w in data.time_windows]
     values["topup_tiers"] = [t.model_dump() for t in data.topup_tiers]
+    return values
+
+
+def create_offer(
+    session: Session, *, principal: Principal, merchant_id: str, data: schemas.OfferCreate
+) -> Offer:
+    merchant = _check_new_offer(session, principal, merchant_id, data)
+    now = clock.now()
+    values = _offer_values(data)
     offer = Offer(
         id=new_id("ofr"),
         merchant_id=merchant_id,
@@ -91,6 +103,26 @@ def create_offer(
         **values,
     )
     session.add(offer)
+    session.flush()
+    return offer
+
+
+def revise_draft(
+    session: Session,
+    *,
+    principal: Principal,
+    merchant_id: str,
+    offer_id: str,
+    data: schemas.OfferCreate,
+) -> Offer:
+    """Every field and rule of a draft, replaced: nobody holds a code of it yet."""
+    _check_new_offer(session, principal, merchant_id, data)
+    offer = get_offer(session, principal=principal, merchant_id=merchant_id, offer_id=offer_id)
+    if offer.state is not OfferState.DRAFT:
+        raise Conflict("only a draft can change its kind, benefit and rules")
+    for name, value in _offer_values(data).items():
+        setattr(offer, name, value)
+    offer.updated_at = clock.now()
     session.flush()
     return offer
 

@@ -23,7 +23,7 @@ class FormInvalid(Exception):
         self.errors = errors
 
 
-def _message(error: dict[str, Any]) -> str:
+def message_of(error: dict[str, Any]) -> str:
     kind = error.get("type", "")
     context = error.get("ctx") or {}
     if kind == "missing":
@@ -57,7 +57,7 @@ def validation_errors(
         loc = [str(part) for part in item.get("loc", ())]
         name = loc[0] if loc else GENERAL
         name = (fields or {}).get(name, name)
-        out.setdefault(name, _message(dict(item)))
+        out.setdefault(name, message_of(dict(item)))
     return out
 
 

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from o2oloop.web.console import dashboard
+    from o2oloop.web.console import dashboard, offers
 
-    return [dashboard.router]
+    return [dashboard.router, offers.router]

@@ -32,6 +32,22 @@
       if (rows[i].hidden) { rows[i].hidden = false; var input = rows[i].querySelector("input"); if (input) input.focus(); break; }
     }
   });
+  // Empty optional rows (more time windows) wait behind an "Add" button.
+  var optional = document.querySelectorAll("[data-optional]");
+  for (var j = 0; j < optional.length; j++) optional[j].hidden = true;
+  // An offer form shows the sections of the chosen kind only.
+  var kindForm = document.querySelector("[data-kind-form]");
+  if (kindForm && kindForm.elements.kind) {
+    var showKind = function () {
+      var chosen = kindForm.elements.kind.value;
+      var parts = kindForm.querySelectorAll("[data-kind]");
+      for (var k = 0; k < parts.length; k++) {
+        parts[k].hidden = parts[k].getAttribute("data-kind").split(" ").indexOf(chosen) < 0;
+      }
+    };
+    kindForm.elements.kind.addEventListener("change", showKind);
+    showKind();
+  }
   var first = document.querySelector("[aria-invalid=true]");
   if (first) first.focus();
 })();
