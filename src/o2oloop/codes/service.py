@@ -285,6 +285,23 @@ def get_batch(
     return batch
 
 
+def member_codes(
+    session: Session, *, principal: Principal, merchant_id: str, consumer_id: str, limit: int = 50
+) -> list[tuple[Code, Offer]]:
+    """A member's codes of this merchant's offers, newest first (never the code itself)."""
+    require_merchant_staff(principal, merchant_id)
+    return [
+        (code, offer)
+        for code, offer in session.execute(
+            select(Code, Offer)
+            .join(Offer, Offer.id == Code.offer_id)
+            .where(Code.merchant_id == merchant_id, Code.consumer_id == consumer_id)
+            .order_by(Code.claimed_at.desc())
+            .limit(limit)
+        )
+    ]
+
+
 def list_batches(
     session: Session, *, principal: Principal, merchant_id: str, offer_id: str
 ) -> list[CodeBatch]:

@@ -262,7 +262,7 @@ def _nav(viewer: Viewer) -> list[tuple[str, str]]:
     return [("/admin", t("Platform"))]
 
 
-def _translators(locale: str) -> tuple[Any, Any]:
+def translators(locale: str) -> tuple[Any, Any]:
     """gettext and ngettext that also fill in `%(name)s` placeholders, as Jinja's do."""
     tr = i18n.translations(locale)
 
@@ -287,7 +287,7 @@ def render(
 ) -> HTMLResponse:
     """A page in the reader's locale, with the CSRF token, navigation and formats."""
     viewer = viewer or resolve_viewer(request)
-    gettext, ngettext = _translators(viewer.locale)
+    gettext, ngettext = translators(viewer.locale)
     values: dict[str, Any] = {
         "request": request,
         "viewer": viewer,
@@ -318,8 +318,8 @@ def render(
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     )
     if viewer.new_anonymous and viewer.anonymous:
         set_cookie(response, request, ANON_COOKIE, viewer.anonymous)

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from o2oloop.web.console import dashboard, offers
+    from o2oloop.web.console import dashboard, members, offers
 
-    return [dashboard.router, offers.router]
+    return [dashboard.router, offers.router, members.router]
