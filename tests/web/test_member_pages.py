@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from factories import PLATFORM, make_tenant, terminal_principal
 from sqlalchemy import select
-from web_kit import make_person, sign_in
 
+from factories import PLATFORM, make_tenant, terminal_principal
 from o2oloop import clock
 from o2oloop.analytics import service as analytics
 from o2oloop.customers.models import Membership
 from o2oloop.db import Database
 from o2oloop.visits import schemas
 from o2oloop.visits import service as visits
+from web_kit import make_person, sign_in
 
 SECRET = "test-secret-" + "x" * 32
 

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from o2oloop.web.console import dashboard, members, offers
+    from o2oloop.web.console import dashboard, members, money, offers, stores
 
-    return [dashboard.router, offers.router, members.router]
+    return [dashboard.router, offers.router, members.router, money.router, stores.router]
