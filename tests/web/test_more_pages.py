@@ -4,14 +4,14 @@ field with nothing saved."""
 from __future__ import annotations
 
 import httpx
-from factories import make_tenant
 from sqlalchemy import select
-from web_kit import make_person, sign_in, submit
 
+from factories import make_tenant
 from o2oloop.auth.models import Role
 from o2oloop.db import Database
 from o2oloop.merchants.models import Store
 from o2oloop.people.models import Person
+from web_kit import make_person, sign_in, submit
 
 
 def test_money_page_and_the_stored_value_programme(db: Database, http: httpx.Client) -> None:
@@ -58,7 +58,9 @@ def test_store_hours_past_midnight_and_a_bad_capacity(db: Database, http: httpx.
     assert "past midnight" in http.get("/console/stores").text
 
 
-def test_an_admin_adds_staff_and_a_weak_password_is_refused(db: Database, http: httpx.Client) -> None:
+def test_an_admin_adds_staff_and_a_weak_password_is_refused(
+    db: Database, http: httpx.Client
+) -> None:
     tenant = make_tenant(db)
     sign_in(http, make_person(db, tenant))
     new = {"email": "cashier@example.com", "name": "Li", "role": "merchant_staff"}
