@@ -114,3 +114,28 @@ def test_pairing_over_http(http, db: Database) -> None:
     assert me.status_code == 200 and me.json()["terminal"]["id"] == tenant.terminal_id
     again = http.post("/v1/terminal/pair", json={"code": body["code"]})
     assert again.status_code == 422 and again.json()["type"].endswith("pairing-refused")
+
+
+def test_the_console_shows_a_pairing_code_that_pairs_the_counter(http, db: Database) -> None:
+    import re
+
+    from web_kit import make_person, sign_in
+    from web_kit import submit as submit_form
+
+    tenant, other = make_tenant(db), make_tenant(db)
+    sign_in(http, make_person(db, tenant))
+    listed = http.get("/console/terminals")
+    assert listed.status_code == 200 and "Counter" in listed.text
+    shown = submit_form(
+        http, "/console/terminals", f"/console/terminals/{tenant.terminal_id}/pairing", {}
+    )
+    assert shown.status_code == 200 and "data:image/svg+xml;base64," in shown.text
+    code = re.search(r"data-pairing-code>([0-9A-Z]{4}-[0-9A-Z]{4})<", shown.text).group(1)
+    foreign = submit_form(
+        http, "/console/terminals", f"/console/terminals/{other.terminal_id}/pairing", {}
+    )
+    assert foreign.status_code == 404  # another merchant's terminal, by URL
+    with db.transaction() as session:
+        device = pairing.complete(session, code=code, secret_key=SECRET)
+    assert device.terminal.id == tenant.terminal_id
+    assert '<td class="num">1</td>' in http.get("/console/terminals").text

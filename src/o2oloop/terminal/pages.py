@@ -7,12 +7,8 @@ so a second press (or a retry on a slow connection) replays the first answer.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
-from collections.abc import Callable
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
@@ -20,144 +16,39 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from o2oloop.auth import service as keys
 from o2oloop.auth.principal import Principal
 from o2oloop.codes import codec, qr
 from o2oloop.codes import service as codes
-from o2oloop.db import Database
-from o2oloop.errors import ProblemError, Unauthorized
-from o2oloop.idempotency import service as idempotency
-from o2oloop.money import MINOR_UNITS, Money
-from o2oloop.prepared import driver
-from o2oloop.terminal import desk, pairing
+from o2oloop.errors import ProblemError
+from o2oloop.money import Money
+from o2oloop.terminal import desk
+from o2oloop.terminal.page_kit import (
+    NotPaired,
+    db,
+    device,
+    once,
+    page,
+    parse_amount,
+    plain_amount,
+    settings,
+)
 from o2oloop.web import framework
 from o2oloop.web.framework import CSRF, Form
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
-DEVICE_COOKIE = "o2o_terminal"
-DEVICE_DAYS = 400  # browsers cap a cookie's life at about this
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 
 
-class NotPaired(Exception):
-    """No live terminal key on this device: the page sends it to pairing."""
-
-
-def _db(request: Request) -> Database:
-    return request.app.state.db
-
-
-def _settings(request: Request) -> Any:
-    return request.app.state.settings
-
-
-def _device(request: Request) -> Principal:
-    token = request.cookies.get(DEVICE_COOKIE)
-    if not token:
-        raise NotPaired()
-    try:
-        with _db(request).reading() as session:
-            return keys.authenticate(session, token)
-    except Unauthorized:
-        raise NotPaired() from None
-
-
-def _form_key() -> str:
-    return secrets.token_urlsafe(18)
-
-
-def parse_amount(text: str | None, currency: str, *, required: bool = False) -> int | None:
-    """What the cashier typed ("128", "128.5", "1,280.00") -> minor units; ValueError if not."""
-    cleaned = (text or "").strip().replace(",", "").replace("¥", "").replace("￥", "")
-    if not cleaned:
-        if required:
-            raise ValueError("enter the amount")
-        return None
-    exponent = MINOR_UNITS[currency]
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError("enter an amount such as 128.00") from None
-    minor = value * (10**exponent)
-    if value < 0 or minor != minor.to_integral_value() or minor > 10**11:
-        raise ValueError("enter an amount such as 128.00")
-    return int(minor)
-
-
-def plain_amount(money: Money | None) -> str:
-    """An amount as the cashier would type it ("80.00"), to fill in a form."""
-    if money is None or not money.amount:
-        return ""
-    exponent = MINOR_UNITS[money.currency]
-    return f"{Decimal(money.amount).scaleb(-exponent):.{exponent}f}"
-
-
-def _page(
-    request: Request,
-    template: str,
-    counter: desk.Counter | None,
-    context: dict[str, Any],
-    status: int = 200,
-) -> HTMLResponse:
-    timezone = counter.store.timezone if counter else "UTC"
-    values = {"counter": counter, "form_key": _form_key, "DEVICE_DAYS": DEVICE_DAYS, **context}
-    return framework.render(
-        request, f"terminal/{template}", values, status=status, timezone=timezone
-    )
-
-
-def _once(
-    request: Request, principal: Principal, form: dict[str, str], make: Callable[[], Response]
-) -> Response:
-    """The first answer to this rendered form, however often it is sent.
-
-    A retry after a lost answer (a slow connection, a second press) finds the stored page
-    and runs nothing. Two presses in flight at once both reach the use case, which is
-    exactly-once where it matters (a code is used once); the later one gets the first one's
-    page all the same. (The page's script also sends a form only once.)
-    """
-    key = form.get("form_key", "")
-    if not key or len(key) > 64:
-        return make()
-    settings, db = _settings(request), _db(request)
-    fields = "&".join(f"{k}={v}" for k, v in sorted(form.items()) if k != "form_key")
-    keyed = idempotency.KeyedRequest(
-        scope=f"terminal-page:{principal.terminal_id}",
-        key=key,
-        fingerprint=hashlib.sha256(f"{request.url.path}?{fields}".encode()).hexdigest(),
-        ttl=timedelta(hours=settings.idempotency_ttl_hours),
-    )
-
-    def stored() -> Response | None:
-        with db.reading() as session:
-            replay = keyed.lookup(driver(session))
-        return None if replay is None else HTMLResponse(replay.body, status_code=replay.status_code)
-
-    earlier = stored()
-    if earlier is not None:
-        return earlier
-    response = make()
-    if isinstance(response, HTMLResponse) and idempotency.kept(response.status_code):
-        with db.transaction() as session:
-            first = keyed.store(
-                driver(session), status=response.status_code, content_type="text/html",
-                body=bytes(response.body),
-            )  # fmt: skip
-        if not first:
-            return stored() or response
-    return response
-
-
 def _counter(request: Request, principal: Principal) -> desk.Counter:
-    with _db(request).reading() as session:
+    with db(request).reading() as session:
         found = desk.counter(session, principal)
         session.expunge_all()
         return found
 
 
 def _grace(request: Request) -> timedelta:
-    return timedelta(minutes=_settings(request).redemption_undo_minutes)
+    return timedelta(minutes=settings(request).redemption_undo_minutes)
 
 
 def _desk(
@@ -168,7 +59,7 @@ def _desk(
     status: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    with _db(request).reading() as session:
+    with db(request).reading() as session:
         recent = desk.recent(session, principal=principal, grace=_grace(request))
         session.expunge_all()
     values: dict[str, Any] = {
@@ -184,53 +75,16 @@ def _desk(
         "left": None,
         **context,
     }
-    return _page(request, "desk.html", counter, values, status=status)
+    return page(request, "desk.html", counter, values, status=status)
 
 
 # ---- pairing -------------------------------------------------------------------------------
 
 
-@router.get("/terminal/pair", name="terminal_pair_page", response_class=HTMLResponse)
-def pair_page(request: Request, code: str = "") -> HTMLResponse:
-    return _page(request, "pair.html", None, {"values": {"code": code[:40]}, "errors": {}})
-
-
-@router.post("/terminal/pair", dependencies=CSRF, response_class=HTMLResponse)
-def pair(request: Request, form: Form) -> Response:
-    settings = _settings(request)
-    try:
-        with _db(request).transaction() as session:
-            paired = pairing.complete(
-                session,
-                code=form.get("code", ""),
-                secret_key=settings.secret_key,
-                device=request.headers.get("user-agent", "")[:80],
-            )
-    except ProblemError as refused:
-        return _page(
-            request, "pair.html", None,
-            {"values": form, "errors": {"code": refused.detail}}, status=422,
-        )  # fmt: skip
-    response = RedirectResponse("/terminal", status_code=303)
-    response.set_cookie(
-        DEVICE_COOKIE,
-        paired.token,
-        max_age=DEVICE_DAYS * 86400,
-        httponly=True,
-        samesite="strict",
-        secure=framework.cookie_secure(request),
-        path="/terminal",
-    )
-    return response
-
-
-# ---- the counter ---------------------------------------------------------------------------
-
-
 @router.get("/terminal", response_class=HTMLResponse)
-def desk_page(request: Request) -> Response:
+def deskpage(request: Request) -> Response:
     try:
-        principal = _device(request)
+        principal = device(request)
         counter = _counter(request, principal)
     except (NotPaired, ProblemError):
         return RedirectResponse("/terminal/pair", status_code=303)
@@ -269,18 +123,18 @@ def _check(
     if not code:
         return _desk(request, principal, counter, values=values,
                      errors={"code": "Scan the QR code or type the code."}, status=422)  # fmt: skip
-    settings = _settings(request)
+    config = settings(request)
     found = desk.check(
-        _db(request),
+        db(request),
         principal=principal,
         code=code,
         bill=bill,
-        keys=codes.Keys.from_secret(settings.secret_key),
-        rate_per_minute=settings.terminal_attempts_per_minute,
+        keys=codes.Keys.from_secret(config.secret_key),
+        rate_per_minute=config.terminal_attempts_per_minute,
     )
     if isinstance(found, desk.Refusal):
         return _desk(request, principal, counter, values=values, refusal=found, status=422)
-    return _page(request, "preview.html", counter, {"preview": found, "values": values})
+    return page(request, "preview.html", counter, {"preview": found, "values": values})
 
 
 @router.post("/terminal/check", dependencies=CSRF, response_class=HTMLResponse)
@@ -288,7 +142,7 @@ async def check(request: Request, photo: Annotated[UploadFile | None, File()] = 
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != framework.CSRF_FIELD}
     try:
-        principal = await run_in_threadpool(_device, request)
+        principal = await run_in_threadpool(device, request)
         counter = await run_in_threadpool(_counter, request, principal)
     except (NotPaired, ProblemError):
         return RedirectResponse("/terminal/pair", status_code=303)
@@ -307,44 +161,44 @@ async def check(request: Request, photo: Annotated[UploadFile | None, File()] = 
 @router.post("/terminal/accept", dependencies=CSRF, response_class=HTMLResponse)
 def accept(request: Request, form: Form) -> Response:
     try:
-        principal = _device(request)
+        principal = device(request)
         counter = _counter(request, principal)
     except (NotPaired, ProblemError):
         return RedirectResponse("/terminal/pair", status_code=303)
 
     def make() -> Response:
-        settings = _settings(request)
+        config = settings(request)
         bill = parse_amount(form.get("bill"), counter.merchant.currency)
         done = desk.accept(
-            _db(request),
+            db(request),
             principal=principal,
             code=form.get("code", ""),
             bill=bill,
-            keys=codes.Keys.from_secret(settings.secret_key),
-            rate_per_minute=settings.terminal_attempts_per_minute,
+            keys=codes.Keys.from_secret(config.secret_key),
+            rate_per_minute=config.terminal_attempts_per_minute,
         )
         if isinstance(done, desk.Refusal):
             return _desk(request, principal, counter, values=form, refusal=done, status=422)
-        return _page(
+        return page(
             request, "accepted.html", counter,
-            {"accepted": done, "grace_minutes": _settings(request).redemption_undo_minutes,
+            {"accepted": done, "grace_minutes": settings(request).redemption_undo_minutes,
              "due_text": plain_amount(done.amount_due), "values": {}, "errors": {}},
         )  # fmt: skip
 
-    return _once(request, principal, form, make)
+    return once(request, principal, form, make)
 
 
 @router.post("/terminal/undo", dependencies=CSRF, response_class=HTMLResponse)
 def undo(request: Request, form: Form) -> Response:
     try:
-        principal = _device(request)
+        principal = device(request)
         counter = _counter(request, principal)
     except (NotPaired, ProblemError):
         return RedirectResponse("/terminal/pair", status_code=303)
 
     def make() -> Response:
         try:
-            with _db(request).transaction() as session:
+            with db(request).transaction() as session:
                 codes.undo(
                     session, principal=principal,
                     redemption_id=form.get("redemption_id", ""), grace=_grace(request),
@@ -353,13 +207,13 @@ def undo(request: Request, form: Form) -> Response:
             return _desk(request, principal, counter, problem=refused.detail, status=409)
         return _desk(request, principal, counter, notice="undone")
 
-    return _once(request, principal, form, make)
+    return once(request, principal, form, make)
 
 
 @router.post("/terminal/payment", dependencies=CSRF, response_class=HTMLResponse)
 def payment(request: Request, form: Form) -> Response:
     try:
-        principal = _device(request)
+        principal = device(request)
         counter = _counter(request, principal)
     except (NotPaired, ProblemError):
         return RedirectResponse("/terminal/pair", status_code=303)
@@ -377,11 +231,11 @@ def payment(request: Request, form: Form) -> Response:
         if errors or amount is None:
             return _desk(request, principal, counter, values=form, errors=errors, status=422)
         try:
-            with _db(request).transaction() as session:
+            with db(request).transaction() as session:
                 outcome = desk.record_payment(
                     session, principal=principal, amount=amount, phone=phone or None,
                     consent=consent, redemption_id=form.get("redemption_id") or None,
-                    secret_key=_settings(request).secret_key,
+                    secret_key=settings(request).secret_key,
                 )  # fmt: skip
                 paid = Money(outcome.visit.amount, outcome.visit.currency)
                 new_member = outcome.new_member
@@ -395,19 +249,19 @@ def payment(request: Request, form: Form) -> Response:
                                  refused.detail}, status=422)  # fmt: skip
         return _desk(request, principal, counter, paid=paid, new_member=new_member)
 
-    return _once(request, principal, form, make)
+    return once(request, principal, form, make)
 
 
 @router.post("/terminal/spend", dependencies=CSRF, response_class=HTMLResponse)
 def spend(request: Request, form: Form) -> Response:
     try:
-        principal = _device(request)
+        principal = device(request)
         counter = _counter(request, principal)
     except (NotPaired, ProblemError):
         return RedirectResponse("/terminal/pair", status_code=303)
 
     def make() -> Response:
-        settings = _settings(request)
+        config = settings(request)
         values = {f"spend_{k}": v for k, v in form.items()}
         try:
             amount = parse_amount(form.get("amount"), counter.merchant.currency, required=True)
@@ -416,10 +270,10 @@ def spend(request: Request, form: Form) -> Response:
                          errors={"spend_amount": str(bad)}, status=422)  # fmt: skip
         assert amount is not None
         try:
-            with _db(request).transaction() as session:
+            with db(request).transaction() as session:
                 left = desk.spend(
                     session, principal=principal, phone=form.get("phone", ""), amount=amount,
-                    region=settings.default_phone_region, secret_key=settings.secret_key,
+                    region=config.default_phone_region, secret_key=config.secret_key,
                 )  # fmt: skip
         except ProblemError as refused:
             field = "spend_phone" if refused.extensions.get("field") == "phone" else "spend_amount"
@@ -427,7 +281,7 @@ def spend(request: Request, form: Form) -> Response:
                          errors={field: refused.detail}, status=422)  # fmt: skip
         return _desk(request, principal, counter, spent=Money(amount, left.currency), left=left)
 
-    return _once(request, principal, form, make)
+    return once(request, principal, form, make)
 
 
 @router.get("/terminal/check-character.js", include_in_schema=False)

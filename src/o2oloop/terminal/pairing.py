@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -152,6 +152,19 @@ def complete(session: Session, *, code: str, secret_key: str, device: str = "") 
         .execution_options(synchronize_session=False)
     )
     return Paired(terminal=terminal, store=store, token=token)
+
+
+def live_devices(session: Session, *, terminal_id: str) -> int:
+    """How many paired devices hold a live key of this terminal."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .join(TerminalPairing, TerminalPairing.api_key_id == ApiKey.id)
+            .where(TerminalPairing.terminal_id == terminal_id, ApiKey.revoked_at.is_(None))
+        )
+        or 0
+    )
 
 
 def paired_devices(

@@ -11,9 +11,10 @@ from o2oloop.web import auth_pages, errors, framework
 def page_routers() -> list:
     """Every router of pages, in the order they are tried."""
     from o2oloop.terminal.pages import router as terminal_pages
+    from o2oloop.terminal.pairing_pages import router as pairing_pages
     from o2oloop.web.console import routers as console_routers
 
-    return [auth_pages.router, terminal_pages, *console_routers()]
+    return [auth_pages.router, pairing_pages, terminal_pages, *console_routers()]
 
 
 def install(app: FastAPI) -> None:
