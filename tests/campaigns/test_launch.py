@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from campaign_kit import POLICY, add_member, admin_of
 from factories import make_offer, make_tenant
 from o2oloop import clock
-from o2oloop.campaigns import launch, schemas, send, service
+from o2oloop.campaigns import launch, runner, schemas, service
 from o2oloop.campaigns.models import Arm, Campaign, CampaignState, CampaignTarget, TargetState
 from o2oloop.codes.models import Code
 from o2oloop.customers import service as customers
@@ -40,9 +40,8 @@ def _launch(db, tenant, campaign_id):
         )
 
 
-def _send_all(db, limit=10_000):
-    with db.transaction() as s:
-        return send.send_pending(s, now=clock.now(), policy=POLICY, limit=limit)
+def _send_all(db):
+    return runner.send_all(db, policy=POLICY)
 
 
 def test_a_launch_targets_both_arms_and_sends_each_treated_member_one_code(db, frozen_clock):

@@ -218,10 +218,18 @@ def finish(
     campaign.state = CampaignState.FINISHED
     campaign.finished_at = now
     campaign.finish_reason = reason[:40]
-    session.execute(
-        update(CampaignTarget)
+    pending = (
+        select(CampaignTarget.id)
         .where(CampaignTarget.campaign_id == campaign.id)
         .where(CampaignTarget.state == TargetState.PENDING)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Rows a sender holds are left to it: it finds the campaign finished and skips them.
+        # Waiting for them here, while holding the campaign's row, would be a deadlock.
+        pending = pending.with_for_update(skip_locked=True)
+    session.execute(
+        update(CampaignTarget)
+        .where(CampaignTarget.id.in_(pending.scalar_subquery()))
         .values(state=TargetState.SKIPPED, skip_reason=skip_reason)
         .execution_options(synchronize_session=False)
     )

@@ -67,18 +67,18 @@ def send_pending(
     campaign_id: str | None = None,
     limit: int = BATCH,
 ) -> SendReport:
-    """Send up to `limit` pending targets of running campaigns (one campaign, or all)."""
-    report = SendReport()
+    """Send one batch (up to `limit`) of pending targets of a running campaign (the given
+    one, or the first with any). One batch per transaction keeps the lock order — contact
+    windows by key, then the campaign, then the offer — the same in every transaction, so
+    concurrent senders wait for each other but never deadlock; callers loop."""
     query = select(Campaign.id).where(Campaign.state == CampaignState.RUNNING)
     if campaign_id is not None:
         query = query.where(Campaign.id == campaign_id)
     for cid in session.scalars(query.order_by(Campaign.id)).all():
-        while report.sent + sum(report.skipped.values()) < limit:
-            batch = _pending(session, cid, limit - report.sent - sum(report.skipped.values()))
-            if not batch:
-                break
-            report.add(_send_batch(session, cid, batch, now, policy))
-    return report
+        batch = _pending(session, cid, limit)
+        if batch:
+            return _send_batch(session, cid, batch, now, policy)
+    return SendReport()
 
 
 def _pending(session: Session, campaign_id: str, limit: int) -> list[Any]:
@@ -177,15 +177,16 @@ def _within_caps(
     return set(consumer_ids) - blocked, list(caps)
 
 
-def _room(session: Session, campaign: Campaign, offer: Offer, wanted: int) -> int:
-    """How many codes the budget and the offer's stock still allow (rows locked)."""
+def _room(session: Session, campaign: Campaign, offer: Offer, wanted: int) -> int | None:
+    """How many codes the budget and the offer's stock still allow (rows locked); None when
+    the campaign stopped running meanwhile (paused or finished by someone else)."""
     locked = session.execute(
         select(Campaign.codes_issued, Campaign.discount_committed, Campaign.state)
         .where(Campaign.id == campaign.id)
         .with_for_update()
     ).one()
     if locked.state is not CampaignState.RUNNING:
-        return 0
+        return None
     room = wanted
     if campaign.budget_codes is not None:
         room = min(room, campaign.budget_codes - locked.codes_issued)
@@ -217,7 +218,17 @@ def _send_batch(
     )
     capped = [r for r in batch if r.consumer_id not in allowed]
     batch = [r for r in batch if r.consumer_id in allowed]
+    if scopes:  # two occurrences of one consumer in a batch: the cap lets one through
+        seen: set[str] = set()
+        first = []
+        for r in batch:
+            (capped if r.consumer_id in seen else first).append(r)
+            seen.add(r.consumer_id)
+        batch = first
     room = _room(session, campaign, offer, len(batch)) if batch else 0
+    if room is None:  # paused or finished meanwhile: the rows stay as they are
+        _mark(session, _skip(withdrawn, "consent_withdrawn") + _skip(capped, "frequency_cap"))
+        return report
     over, batch = batch[room:], batch[:room]
     rows = _skip(withdrawn, "consent_withdrawn") + _skip(capped, "frequency_cap")
     report.skip("consent_withdrawn", len(withdrawn))
