@@ -81,11 +81,19 @@ def _terminals(request: Request, viewer: Viewer) -> list[tuple[Any, Any, int]]:
     return rows
 
 
+def _timezone(request: Request, viewer: Viewer) -> str:
+    with db(request).reading() as session:
+        return merchants.get_merchant(
+            session, principal=viewer.principal, merchant_id=viewer.merchant_id
+        ).timezone
+
+
 @router.get("/console/terminals", response_class=HTMLResponse)
 def console_terminals(request: Request, viewer: MerchantPerson) -> HTMLResponse:
     return framework.render(
         request, "terminal/console_terminals.html",
         {"rows": _terminals(request, viewer), "made": None, "qr": ""},
+        timezone=_timezone(request, viewer),
     )  # fmt: skip
 
 
@@ -105,4 +113,5 @@ def console_pairing(request: Request, terminal_id: str, viewer: MerchantPerson) 
         request, "terminal/console_terminals.html",
         {"rows": _terminals(request, viewer), "made": made, "link": link,
          "qr": f"data:image/svg+xml;base64,{image}"},
+        timezone=_timezone(request, viewer),
     )  # fmt: skip
