@@ -17,6 +17,7 @@ from o2oloop import clock
 from o2oloop.auth.principal import Principal
 from o2oloop.campaigns import holdout
 from o2oloop.campaigns.audience import audience_query
+from o2oloop.campaigns.bulk import insert_rows
 from o2oloop.campaigns.models import (
     Arm,
     Campaign,
@@ -28,7 +29,6 @@ from o2oloop.campaigns.models import (
 from o2oloop.campaigns.policy import Policy
 from o2oloop.campaigns.service import AudienceEmpty, audience_of, get_campaign, trigger_of
 from o2oloop.errors import Conflict
-from o2oloop.prepared import dialect_insert
 from o2oloop.visits.models import Visit
 
 ONCE = "launch"
@@ -112,14 +112,12 @@ def record_targets(
                 "store_id": store_id,
             }
         )
-    insert = dialect_insert(session.get_bind().dialect.name)(CampaignTarget)
-    for start in range(0, len(values), 5_000):
-        session.execute(
-            insert.on_conflict_do_nothing(
-                index_elements=["campaign_id", "consumer_id", "occurrence"]
-            ),
-            values[start : start + 5_000],
-        )
+    insert_rows(
+        session,
+        CampaignTarget.__table__,
+        values,
+        ignore_conflicts_on=["campaign_id", "consumer_id", "occurrence"],
+    )
     treated = sum(1 for _, arm in kept if arm is Arm.TREATMENT)
     return Targeted(len(kept), treated, len(kept) - treated)
 

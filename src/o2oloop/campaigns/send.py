@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from o2oloop.campaigns.bulk import insert_rows
 from o2oloop.campaigns.launch import finish
 from o2oloop.campaigns.models import (
     Campaign,
@@ -153,14 +154,11 @@ def _within_caps(
         caps[""] = policy.platform_cap_days
     if not caps or not consumer_ids:
         return set(consumer_ids), list(caps)
-    insert = dialect_insert(session.get_bind().dialect.name)(ContactWindow)
-    session.execute(
-        insert.on_conflict_do_nothing(index_elements=["consumer_id", "scope"]),
-        [
-            {"consumer_id": c, "scope": s, "last_contacted_at": None}
-            for c in consumer_ids
-            for s in caps
-        ],
+    insert_rows(
+        session,
+        ContactWindow.__table__,
+        [{"consumer_id": c, "scope": s} for c in consumer_ids for s in caps],
+        ignore_conflicts_on=["consumer_id", "scope"],
     )
     query = (
         select(ContactWindow.consumer_id, ContactWindow.scope, ContactWindow.last_contacted_at)
@@ -264,7 +262,7 @@ def _issue_and_queue(
             .execution_options(synchronize_session=False)
         )
     codes = _codes(campaign, offer, consumer_ids, now, policy)
-    session.execute(Code.__table__.insert(), codes)
+    insert_rows(session, Code.__table__, codes)
     per_code = max_discount(offer) or 0
     n = len(batch)
     session.execute(
@@ -291,7 +289,7 @@ def _issue_and_queue(
         [{"offer_id": offer.id, "consumer_id": c, "claimed": 1} for c in consumer_ids],
     )
     messages = _messages(session, campaign, offer, batch, codes, now, policy)
-    session.execute(Message.__table__.insert(), messages)
+    insert_rows(session, Message.__table__, messages)
     return [
         {
             "target_id": r.id,
@@ -323,7 +321,7 @@ def _codes(
                 "offer_id": offer.id,
                 "consumer_id": consumer_id,
                 "digest": keys.digest(keys.serial_for(code_id)),
-                "state": CodeState.ACTIVE.value,
+                "state": CodeState.ACTIVE,
                 "claimed_at": now,
                 "expires_at": expires,
                 "price_paid": 0,
@@ -390,7 +388,7 @@ def _messages(
                 "subject": templates.render(campaign.message_subject, values),
                 "body": templates.render(campaign.message_body, values),
                 "member_id": target.member_id,
-                "state": notify.queued_state(channel).value,
+                "state": notify.queued_state(channel),
                 "not_before": notify.not_before(
                     now, zone, start=policy.quiet_hours_start, end=policy.quiet_hours_end
                 )

@@ -1,0 +1,269 @@
+"""Campaigns at scale: launching to 100,000 members, and results with CUPED over 1,000,000.
+
+Usage: ``python benchmarks/campaigns.py [--members 100000] [--results-members 1000000]
+[--backend sqlite|postgresql|both]``; prints JSON.
+
+Launch: consumers and consenting memberships are loaded in bulk (not timed); then, timed, a
+"now" campaign is launched through the service layer (the audience SELECT, the keyed-hash
+arms, the pre-period GROUP BY, the bulk INSERT of targets) and sent by `runner.send_all`
+(consent re-check, caps, budget, one code and one inbox message per treated member, in
+batches of 2,000 per transaction). The floor beside it is a bare executemany INSERT of as
+many rows into `contact_windows` on the same connection type.
+
+Results: 1,000,000 targets (10 % control) and their visits are loaded in bulk (not timed);
+then `results.campaign_results` runs: one GROUP BY over targets and visits into Polars and
+NumPy, raw and CUPED lifts, SRM, costs. Peak memory is the process's max RSS after it (the
+bulk load included) and the traced Python heap peak of the results call alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, insert, select
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _support import (
+    backends,
+    drop_postgres_database,
+    emit,
+    machine,
+    make_coupon,
+    make_tenant,
+    maxrss_mib,
+    migrated,
+    postgres_unavailable,
+    scratch_url,
+    secret_key,
+    server_version,
+)
+
+from o2oloop import clock
+from o2oloop.campaigns import launch, results, runner, schemas, service
+from o2oloop.campaigns.models import Campaign, CampaignTarget, ContactWindow
+from o2oloop.campaigns.policy import Policy
+from o2oloop.customers.models import Consumer, Membership
+from o2oloop.notify.models import Message
+from o2oloop.visits.models import Visit
+
+CHUNK = 20_000
+
+
+def _load_members(db, merchant_id: str, n: int) -> None:
+    now = clock.now()
+    for start in range(0, n, CHUNK):
+        ids = range(start, min(n, start + CHUNK))
+        with db.transaction() as session:
+            session.execute(
+                insert(Consumer),
+                [{"id": f"csm_b{i:09d}", "display_name": f"M{i}", "created_at": now} for i in ids],
+            )
+            session.execute(
+                insert(Membership),
+                [
+                    {
+                        "id": f"mem_b{i:09d}",
+                        "merchant_id": merchant_id,
+                        "consumer_id": f"csm_b{i:09d}",
+                        "source": "pos",
+                        "marketing_consent": True,
+                        "consent_given_at": now,
+                        "visit_count": 1,
+                        "total_spent": 5000,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in ids
+                ],
+            )
+
+
+def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
+    url = scratch_url(backend, tmp, "o2o_bench_campaigns_launch")
+    db = migrated(url)
+    try:
+        policy = Policy(secret_key=secret_key(), platform_cap_days=1)
+        tenant = make_tenant(db)
+        offer_id = make_coupon(db, tenant)
+        _load_members(db, tenant.merchant_id, members)
+        with db.transaction() as session:
+            cid = service.create_campaign(
+                session,
+                principal=tenant.admin,
+                merchant_id=tenant.merchant_id,
+                data=schemas.CampaignCreate(name="Everyone", offer_id=offer_id),
+            ).id
+        started = time.perf_counter()
+        with db.transaction() as session:
+            launch.transition(
+                session,
+                principal=tenant.admin,
+                merchant_id=tenant.merchant_id,
+                campaign_id=cid,
+                action="launch",
+                policy=policy,
+            )
+        targeted = time.perf_counter()
+        sent = runner.send_all(db, policy=policy)
+        done = time.perf_counter()
+        with db.reading() as session:
+            targets = session.scalar(select(func.count()).select_from(CampaignTarget))
+            messages = session.scalar(select(func.count()).select_from(Message))
+        floor_started = time.perf_counter()
+        with db.transaction() as session:
+            for start in range(0, members, CHUNK):
+                session.execute(
+                    insert(ContactWindow),
+                    [
+                        {"consumer_id": f"floor{i}", "scope": "floor", "last_contacted_at": None}
+                        for i in range(start, min(members, start + CHUNK))
+                    ],
+                )
+        floor = time.perf_counter() - floor_started
+        return {
+            "backend": backend,
+            "server": server_version(db),
+            "members": members,
+            "targets": targets,
+            "sent": sent.sent,
+            "messages": messages,
+            "target_seconds": round(targeted - started, 2),
+            "send_seconds": round(done - targeted, 2),
+            "launch_total_seconds": round(done - started, 2),
+            "floor_bulk_insert_seconds": round(floor, 2),
+        }
+    finally:
+        db.dispose()
+        if backend == "postgresql":
+            drop_postgres_database("o2o_bench_campaigns_launch")
+
+
+def _load_results(db, campaign_id: str, merchant_id: str, store_id: str, n: int) -> None:
+    rng = np.random.default_rng(1)
+    now = clock.now()
+    targeted = now - timedelta(days=20)
+    until = targeted + timedelta(days=30)
+    rates = rng.gamma(0.6, 1 / 30, n)
+    arms = np.where(rng.random(n) < 0.1, "control", "treatment")
+    pre = rng.poisson(rates * 90)
+    post = rng.poisson(rates * 20 * np.where(arms == "treatment", 1.3, 1.0))
+    for start in range(0, n, CHUNK):
+        part = range(start, min(n, start + CHUNK))
+        with db.transaction() as session:
+            session.execute(
+                insert(Consumer),
+                [{"id": f"csm_r{i:09d}", "display_name": "", "created_at": now} for i in part],
+            )
+            session.execute(
+                insert(CampaignTarget),
+                [
+                    {
+                        "campaign_id": campaign_id,
+                        "merchant_id": merchant_id,
+                        "consumer_id": f"csm_r{i:09d}",
+                        "member_id": None,
+                        "occurrence": "launch",
+                        "arm": str(arms[i]),
+                        "state": "sent" if arms[i] == "treatment" else "held_out",
+                        "targeted_at": targeted,
+                        "measure_until": until,
+                        "pre_visits": int(pre[i]),
+                        "pre_spend": int(pre[i]) * 6000,
+                    }
+                    for i in part
+                ],
+            )
+            visits = [
+                {
+                    "id": f"vis_r{i:09d}_{k}",
+                    "merchant_id": merchant_id,
+                    "store_id": store_id,
+                    "consumer_id": f"csm_r{i:09d}",
+                    "amount": 6000,
+                    "currency": "CNY",
+                    "occurred_at": targeted + timedelta(days=1 + k),
+                    "source": "pos",
+                    "items": [],
+                    "created_at": now,
+                }
+                for i in part
+                for k in range(int(post[i]))
+            ]
+            if visits:
+                session.execute(insert(Visit), visits)
+
+
+def bench_results(backend: str, n: int, tmp: Path) -> dict[str, object]:
+    url = scratch_url(backend, tmp / "results", "o2o_bench_campaigns_results")
+    (tmp / "results").mkdir(exist_ok=True)
+    db = migrated(url)
+    try:
+        tenant = make_tenant(db)
+        offer_id = make_coupon(db, tenant)
+        with db.transaction() as session:
+            campaign = service.create_campaign(
+                session,
+                principal=tenant.admin,
+                merchant_id=tenant.merchant_id,
+                data=schemas.CampaignCreate(name="Big", offer_id=offer_id),
+            )
+            cid = campaign.id
+        loading = time.perf_counter()
+        _load_results(db, cid, tenant.merchant_id, tenant.store_id, n)
+        loaded = time.perf_counter() - loading
+        tracemalloc.start()
+        started = time.perf_counter()
+        with db.reading() as session:
+            out = results.campaign_results(session, campaign=session.get(Campaign, cid))
+        seconds = time.perf_counter() - started
+        _, heap_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return {
+            "backend": backend,
+            "targets": out["audience"],
+            "load_seconds_untimed_setup": round(loaded, 1),
+            "results_seconds": round(seconds, 2),
+            "python_heap_peak_mib": round(heap_peak / 2**20, 1),
+            "max_rss_mib": maxrss_mib(),
+            "visits_lift_per_member_cuped": round(
+                out["visits"]["cuped"]["difference_per_member"], 4
+            ),
+            "visits_interval_95": [round(x, 4) for x in out["visits"]["cuped"]["interval_95"]],
+            "variance_reduction": round(out["visits"]["variance_reduction"], 3),
+            "srm_p_value": round(out["srm"]["p_value"], 4),
+        }
+    finally:
+        db.dispose()
+        if backend == "postgresql":
+            drop_postgres_database("o2o_bench_campaigns_results")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--results-members", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--only", choices=["launch", "results", "both"], default="both")
+    args = parser.parse_args()
+    out: dict[str, object] = {"benchmark": "campaigns", **machine(), "launch": [], "results": []}
+    for backend in backends(args.backend):
+        if backend == "postgresql" and (reason := postgres_unavailable()):
+            out[f"{backend}_skipped"] = reason
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.only in ("launch", "both"):
+                out["launch"].append(bench_launch(backend, args.members, Path(tmp)))  # type: ignore[attr-defined]
+            if args.only in ("results", "both"):
+                out["results"].append(bench_results(backend, args.results_members, Path(tmp)))  # type: ignore[attr-defined]
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()
