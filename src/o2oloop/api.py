@@ -43,6 +43,7 @@ from o2oloop.terminal.api import router as pairing_router
 from o2oloop.visits.api import router as visits_router
 from o2oloop.web import errors as web_errors
 from o2oloop.web import routes as web_routes
+from o2oloop.webhooks.api import router as webhooks_router
 
 log = logging.getLogger("o2oloop.api")
 
@@ -195,6 +196,7 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         platform_campaigns_router,
         notify_router,
         pairing_router,
+        webhooks_router,
     ):
         app.include_router(router)
 

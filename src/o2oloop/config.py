@@ -52,6 +52,23 @@ class Settings(BaseSettings):
     platform_cap_days: int = Field(default=1, ge=0, le=365)
     quiet_hours_start: int = Field(default=21, ge=0, le=23)
     quiet_hours_end: int = Field(default=9, ge=0, le=23)
+    # Merchant webhooks (o2oloop.webhooks). Outbound requests to private, loopback and
+    # link-local addresses are refused (SSRF) unless the operator allows them.
+    webhooks_allow_private: bool = False
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=15)
+    # Seconds before each attempt, counted from the previous one: Standard Webhooks'
+    # example schedule (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
+    webhooks_retry_schedule: list[float] = Field(
+        default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400], min_length=1
+    )
+    webhooks_retry_jitter: float = Field(default=0.1, ge=0, le=1)
+    # An endpoint is disabled after failing without a success for this long, or this many
+    # attempts in a row, whichever comes first (and at once when it answers 410 Gone).
+    webhooks_disable_after_hours: float = Field(default=120.0, gt=0)
+    webhooks_disable_after_failures: int = Field(default=1000, ge=1)
+    # How long a worker owns a delivery it is sending; a worker that dies mid-delivery
+    # leaves it to be sent again (same webhook-id) once this has passed.
+    webhooks_lease_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def effective_database_url(self) -> str:

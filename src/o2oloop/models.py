@@ -37,6 +37,12 @@ from o2oloop.payments.models import (
 from o2oloop.people.models import PasswordReset, Person, SignInEvent, WebSession
 from o2oloop.terminal.models import TerminalPairing
 from o2oloop.visits.models import Visit
+from o2oloop.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookSequence,
+)
 
 __all__ = [
     "ApiKey",
@@ -84,4 +90,8 @@ __all__ = [
     "TerminalPairing",
     "Visit",
     "WebSession",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookSequence",
 ]

@@ -15,6 +15,7 @@ from factories import PLATFORM, Tenant, bearer, make_member, make_offer, make_te
 from money_kit import make_settlement
 from o2oloop.codes import service as codes
 from o2oloop.db import Database
+from webhooks_kit import make_webhook_delivery
 
 # A valid body for each request schema, so a refusal can only come from tenancy.
 VALID_BODIES: dict[str, dict[str, object]] = {
@@ -36,6 +37,12 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "BatchCreate": {"count": 10},
     "StoredValueProgramUpdate": {"tiers": [{"pay": 100, "bonus": 100_000}]},
     "SettlementCreate": {"cutoff": "2026-01-01T00:00:00Z"},
+    "WebhookEndpointCreate": {
+        "url": "https://hooks.example.com/",
+        "event_types": ["code.redeemed"],
+    },
+    "WebhookEndpointUpdate": {"enabled": False},
+    "SecretRotation": {"overlap_hours": 1},
 }
 
 
@@ -46,7 +53,10 @@ def _path_values(db: Database, victim: Tenant) -> dict[str, str]:
         batch = codes.issue_batch(
             session, principal=PLATFORM, merchant_id=victim.merchant_id, offer_id=offer_id, count=5
         )
+    endpoint_id, delivery_id = make_webhook_delivery(db, victim)
     return {
+        "endpoint_id": endpoint_id,
+        "delivery_id": delivery_id,
         "merchant_id": victim.merchant_id,
         "store_id": victim.store_id,
         "staff_id": victim.staff_id,

@@ -1,0 +1,1 @@
+"""Merchant webhooks: endpoints, signed deliveries fed by the outbox, attempts, replays."""

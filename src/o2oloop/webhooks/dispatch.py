@@ -1,0 +1,77 @@
+"""The worker's side of webhooks: claim due deliveries, send them concurrently, record them.
+
+Each request runs in a thread of a small pool, so a receiver that hangs for the whole
+timeout holds one thread, not the batch; nothing here runs inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+
+from o2oloop.config import Settings
+from o2oloop.db import Database
+from o2oloop.webhooks.deliveries import Claim, claim_due, record_attempt, send
+from o2oloop.webhooks.outbound import Sender
+
+log = logging.getLogger("o2oloop.webhooks")
+
+
+class Dispatcher:
+    """Sends due deliveries for one worker process. Reuse one: it keeps connections alive."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        concurrency: int = 8,
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.concurrency = concurrency
+        self.sender = Sender(
+            timeout=settings.webhooks_timeout_seconds,
+            allow_private=settings.webhooks_allow_private,
+            verify=verify,
+        )
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="webhooks")
+
+    def run_due(self, *, event_id: str | None = None) -> int:
+        """Send one batch of due deliveries (of one event, if given); how many were tried."""
+        claims = claim_due(
+            self.db, settings=self.settings, limit=self.concurrency, event_id=event_id
+        )
+        for _ in self.pool.map(self._deliver, claims):
+            pass
+        return len(claims)
+
+    def drain(self, *, event_id: str | None = None, max_batches: int = 1000) -> int:
+        """Batches until nothing is due; how many deliveries were tried."""
+        total = 0
+        for _ in range(max_batches):
+            tried = self.run_due(event_id=event_id)
+            total += tried
+            if tried == 0:
+                break
+        return total
+
+    def _deliver(self, claim: Claim) -> None:
+        attempted_at, outcome = send(claim, self.sender.post)
+        try:
+            record_attempt(
+                self.db,
+                claim=claim,
+                attempted_at=attempted_at,
+                outcome=outcome,
+                settings=self.settings,
+            )
+        except Exception:
+            # The lease runs out and the delivery is sent again (same webhook-id).
+            log.exception("could not record webhook attempt for %s", claim.delivery_id)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.sender.close()
