@@ -1,38 +1,48 @@
-"""Helpers for webhook tests: stand-in domain events and endpoint registration."""
+"""Helpers for webhook tests: domain events of a merchant, endpoint registration."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from factories import Tenant
 from o2oloop import clock
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
+from o2oloop.codes.events import CodeRedeemed
 from o2oloop.config import Settings
 from o2oloop.db import Database
+from o2oloop.visits.events import VisitRecorded
 from o2oloop.webhooks import deliveries, endpoints, schemas
 
 
-# Stand-ins shaped like the domain events (frozen, kw_only, event_id and occurred_at filled
-# in); the handler knows them by class name.
-@dataclass(frozen=True, kw_only=True)
-class CodeRedeemed:
-    merchant_id: str
-    code_id: str
-    store_id: str
-    amount: int = 0
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    occurred_at: datetime = field(default_factory=clock.now)
+def redeemed(merchant_id: str, *, code_id: str = "cod_1", store_id: str = "sto_1") -> CodeRedeemed:
+    """A code.redeemed event of the merchant's, as the counter records it."""
+    return CodeRedeemed(
+        merchant_id=merchant_id,
+        store_id=store_id,
+        terminal_id="ter_1",
+        offer_id="off_1",
+        redemption_id="red_1",
+        code_id=code_id,
+        batch_id=None,
+        consumer_id=None,
+        bill_amount=12_800,
+        discount_amount=1_000,
+        currency="CNY",
+    )
 
 
-@dataclass(frozen=True, kw_only=True)
-class VisitRecorded:
-    merchant_id: str
-    visit_id: str
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    occurred_at: datetime = field(default_factory=clock.now)
+def visit(merchant_id: str) -> VisitRecorded:
+    return VisitRecorded(
+        merchant_id=merchant_id,
+        store_id="sto_1",
+        visit_id="vis_1",
+        member_id=None,
+        amount=5_000,
+        currency="CNY",
+        visited_at=clock.now(),
+        redemption_id=None,
+    )
 
 
 def admin_of(merchant_id: str) -> Principal:

@@ -26,22 +26,42 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from o2oloop.analytics import service as analytics
-from o2oloop.analytics.events import SegmentChanged
+from o2oloop.analytics.events import MembersScored, SegmentChanged
 from o2oloop.campaigns import runner as campaigns
 from o2oloop.campaigns import triggers as campaign_triggers
 from o2oloop.campaigns.policy import Policy
 from o2oloop.codes import vouchers
+from o2oloop.codes.events import CodeClaimed, CodeRedeemed, RedemptionUndone, VoucherRefunded
 from o2oloop.config import Settings
+from o2oloop.customers.events import MemberEnrolled
 from o2oloop.db import Database
 from o2oloop.events import Event
 from o2oloop.idempotency import service as idempotency
 from o2oloop.notify.email import EmailSender, MemorySender, sender_from_settings
 from o2oloop.notify.sms import SandboxSmsProvider
 from o2oloop.payments import provider as providers
+from o2oloop.payments.events import PaymentFailed, PaymentSucceeded, PayoutFinished
 from o2oloop.payments.provider import PaymentProvider
 from o2oloop.people import service as people
+from o2oloop.visits.events import VisitRecorded
+from o2oloop.webhooks.jobs import WebhookJobs
 
 E = TypeVar("E", bound=Event)
+
+# The events merchants can subscribe to (`webhooks.catalog` describes them).
+WEBHOOK_EVENTS: tuple[type[Event], ...] = (
+    CodeClaimed,
+    CodeRedeemed,
+    RedemptionUndone,
+    VoucherRefunded,
+    VisitRecorded,
+    MemberEnrolled,
+    SegmentChanged,
+    MembersScored,
+    PaymentSucceeded,
+    PaymentFailed,
+    PayoutFinished,
+)
 
 
 @dataclass(frozen=True)
@@ -184,5 +204,14 @@ def bootstrap(
         lambda db: campaigns.run_campaigns(
             db, policy=policy, sms=SandboxSmsProvider(db), email=wiring.email
         ).summary(),
+    )
+
+    webhooks = WebhookJobs(settings)
+    for event_type in WEBHOOK_EVENTS:
+        wiring.on(event_type, webhooks.on_event, name="webhooks.queue")
+    wiring.every(
+        "webhooks.deliver_due",
+        timedelta(seconds=settings.webhooks_sweep_seconds),
+        webhooks.deliver_due,
     )
     return wiring

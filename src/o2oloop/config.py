@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # How long a worker owns a delivery it is sending; a worker that dies mid-delivery
     # leaves it to be sent again (same webhook-id) once this has passed.
     webhooks_lease_seconds: float = Field(default=60.0, gt=0)
+    # How often a worker looks for retries that are due (and deliveries a dead worker left).
+    webhooks_sweep_seconds: float = Field(default=5.0, gt=0)
+    # Requests in flight at once per worker process.
+    webhooks_concurrency: int = Field(default=8, ge=1, le=64)
 
     @property
     def effective_database_url(self) -> str:

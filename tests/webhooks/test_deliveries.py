@@ -17,7 +17,7 @@ from o2oloop.webhooks import deliveries, endpoints, history, schemas
 from o2oloop.webhooks.dispatch import Dispatcher
 from o2oloop.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from webhook_receiver import Answer, Received, receiving
-from webhooks_kit import CodeRedeemed, VisitRecorded, admin_of, register
+from webhooks_kit import admin_of, redeemed, register, visit
 
 
 def _publish(db: Database, *events: Any) -> None:
@@ -75,19 +75,16 @@ def test_a_redeemed_code_reaches_the_receiver_signed_and_verifiable(
         endpoint_id, secret = register(
             db, hook_settings, tenant.merchant_id, receiver.url + "/hook"
         )
-        event = CodeRedeemed(merchant_id=tenant.merchant_id, code_id="cod_1", store_id="sto_1")
+        event = redeemed(tenant.merchant_id, code_id="cod_1")
         _publish(db, event)
         _settle(db, dispatcher)
         (got,) = receiver.wait_for(1)
     body = Webhook(secret).verify(got.body.decode(), got.headers)
     assert body["type"] == "code.redeemed"
     assert body["sequence"] == 1 and body["event_id"] == event.event_id
-    assert body["data"] == {
-        "merchant_id": tenant.merchant_id,
-        "code_id": "cod_1",
-        "store_id": "sto_1",
-        "amount": 0,
-    }
+    assert body["data"]["code_id"] == "cod_1"
+    assert body["data"]["merchant_id"] == tenant.merchant_id
+    assert body["data"]["bill_amount"] == 12_800
     assert body["timestamp"].endswith("Z")
     assert got.headers["webhook-id"].startswith("msg_")
     (attempt,) = _attempts(db, tenant.merchant_id, endpoint_id)
@@ -104,8 +101,8 @@ def test_each_merchant_numbers_its_deliveries_in_sequence(
         register(db, hook_settings, one.merchant_id, receiver.url + "/b")
         register(db, hook_settings, two.merchant_id, receiver.url + "/c")
         for n in range(3):
-            _publish(db, CodeRedeemed(merchant_id=one.merchant_id, code_id=f"c{n}", store_id="s"))
-        _publish(db, CodeRedeemed(merchant_id=two.merchant_id, code_id="x", store_id="s"))
+            _publish(db, redeemed(one.merchant_id, code_id=f"c{n}"))
+        _publish(db, redeemed(two.merchant_id, code_id="x"))
         _settle(db, dispatcher)
         received = receiver.wait_for(7)
     seen: dict[str, list[tuple[int, str]]] = {}
@@ -126,10 +123,10 @@ def test_queueing_is_idempotent_and_follows_subscriptions(
     visits, _ = register(
         db, hook_settings, tenant.merchant_id, "http://127.0.0.1:9/b", ("visit.recorded",)
     )
-    event = CodeRedeemed(merchant_id=tenant.merchant_id, code_id="c", store_id="s")
+    event = redeemed(tenant.merchant_id, code_id="c")
     _publish(db, event)
     _publish(db, event)  # the worker runs a handler again after a crash: nothing new
-    _publish(db, VisitRecorded(merchant_id=other.merchant_id, visit_id="v"))
+    _publish(db, visit(other.merchant_id))
     with db.transaction() as session:
         rows = session.scalars(select(WebhookDelivery)).all()
     assert [(r.endpoint_id, r.event_type) for r in rows] == [(subscribed, "code.redeemed")]
@@ -143,7 +140,7 @@ def test_failures_are_retried_with_the_same_webhook_id_until_delivered(
     answers = iter([Answer(500, b"boom"), Answer(503, b"busy"), Answer(200, b"fine")])
     with receiving(lambda _r: next(answers)) as receiver:
         endpoint_id, secret = register(db, hook_settings, tenant.merchant_id, receiver.url)
-        _publish(db, CodeRedeemed(merchant_id=tenant.merchant_id, code_id="c", store_id="s"))
+        _publish(db, redeemed(tenant.merchant_id, code_id="c"))
         _settle(db, dispatcher)
         received = receiver.wait_for(3)
     assert len({got.headers["webhook-id"] for got in received}) == 1
@@ -173,7 +170,7 @@ def test_a_delivery_fails_when_the_schedule_runs_out_and_a_replay_sends_it_again
 
     with receiving(policy) as receiver:
         endpoint_id, _ = register(db, hook_settings, tenant.merchant_id, receiver.url)
-        _publish(db, CodeRedeemed(merchant_id=tenant.merchant_id, code_id="c", store_id="s"))
+        _publish(db, redeemed(tenant.merchant_id, code_id="c"))
         _settle(db, dispatcher)
         assert len(receiver.received) == len(hook_settings.webhooks_retry_schedule)
         with db.transaction() as session:
@@ -204,9 +201,9 @@ def test_410_gone_disables_the_endpoint_at_once(
     tenant = make_tenant(db)
     with receiving(lambda _r: Answer(410, b"gone")) as receiver:
         endpoint_id, _ = register(db, hook_settings, tenant.merchant_id, receiver.url)
-        _publish(db, CodeRedeemed(merchant_id=tenant.merchant_id, code_id="c", store_id="s"))
+        _publish(db, redeemed(tenant.merchant_id, code_id="c"))
         _settle(db, dispatcher)
-        _publish(db, CodeRedeemed(merchant_id=tenant.merchant_id, code_id="d", store_id="s"))
+        _publish(db, redeemed(tenant.merchant_id, code_id="d"))
         _settle(db, dispatcher)
         assert len(receiver.received) == 1
     endpoint = _endpoint(db, endpoint_id)
@@ -220,7 +217,7 @@ def test_repeated_failures_disable_the_endpoint(db: Database, hook_settings: Set
     try:
         with receiving(lambda _r: Answer(500)) as receiver:
             endpoint_id, _ = register(db, strict, tenant.merchant_id, receiver.url)
-            _publish(db, CodeRedeemed(merchant_id=tenant.merchant_id, code_id="c", store_id="s"))
+            _publish(db, redeemed(tenant.merchant_id, code_id="c"))
             _settle(db, dispatcher)
             assert len(receiver.received) == 3
     finally:
@@ -245,7 +242,7 @@ def test_after_a_rotation_both_secrets_verify_the_same_delivery(
                 data=schemas.SecretRotation(overlap_hours=24),
                 settings=hook_settings,
             )
-        _publish(db, CodeRedeemed(merchant_id=tenant.merchant_id, code_id="c", store_id="s"))
+        _publish(db, redeemed(tenant.merchant_id, code_id="c"))
         _settle(db, dispatcher)
         (got,) = receiver.wait_for(1)
     assert len(got.headers["webhook-signature"].split(" ")) == 2
@@ -265,8 +262,8 @@ def test_a_hanging_receiver_holds_one_delivery_not_the_worker(
             register(db, quick, other.merchant_id, fine.url)
             _publish(
                 db,
-                CodeRedeemed(merchant_id=tenant.merchant_id, code_id="c", store_id="s"),
-                CodeRedeemed(merchant_id=other.merchant_id, code_id="d", store_id="s"),
+                redeemed(tenant.merchant_id, code_id="c"),
+                redeemed(other.merchant_id, code_id="d"),
             )
             started = time.monotonic()
             dispatcher.run_due()
@@ -290,7 +287,7 @@ def test_delivery_to_loopback_is_refused_when_the_operator_does_not_allow_it(
         with receiving() as receiver:
             # Registered while allowed (or a public name that now resolves to loopback).
             endpoint_id, _ = register(db, hook_settings, tenant.merchant_id, receiver.url)
-            _publish(db, CodeRedeemed(merchant_id=tenant.merchant_id, code_id="c", store_id="s"))
+            _publish(db, redeemed(tenant.merchant_id, code_id="c"))
             dispatcher.run_due()
             assert receiver.received == []
     finally:

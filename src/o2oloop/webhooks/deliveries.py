@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 from o2oloop import clock
 from o2oloop.config import Settings
 from o2oloop.db import Database, new_id
+from o2oloop.events import Event
 from o2oloop.prepared import dialect_insert
 from o2oloop.webhooks import schedule, signing
-from o2oloop.webhooks.catalog import webhook_type
+from o2oloop.webhooks.catalog import EVENT_TYPES
 from o2oloop.webhooks.endpoints import signing_secrets_of
 from o2oloop.webhooks.models import (
     DeliveryState,
@@ -43,15 +44,15 @@ _EVENT_META = ("event_id", "occurred_at")
 # ---- from event to deliveries (run by the worker, in its transaction) --------------------
 
 
-def on_domain_event(session: Session, event: Any) -> None:
+def on_domain_event(session: Session, event: Event) -> list[WebhookDelivery]:
     """The outbox handler: a merchant's event becomes one delivery per endpoint subscribed to
     its type. Idempotent by (event id, endpoint): running it again adds nothing."""
-    event_type = webhook_type(type(event).__name__)
-    merchant_id = getattr(event, "merchant_id", None)
-    if event_type is None or merchant_id is None:
-        return
+    event_type = event.name
+    merchant_id = event.merchant
+    if event_type not in EVENT_TYPES or merchant_id is None:
+        return []
     data = {f.name: getattr(event, f.name) for f in fields(event) if f.name not in _EVENT_META}
-    queue_event(
+    return queue_event(
         session,
         merchant_id=merchant_id,
         event_id=str(event.event_id),

@@ -37,7 +37,10 @@ class Dispatcher:
             allow_private=settings.webhooks_allow_private,
             verify=verify,
         )
-        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="webhooks")
+        # Two pools, so a claim never waits in a queue while its lease runs: the sweep's
+        # batch is exactly as large as its pool, and first attempts claim one at a time.
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="webhooks-sweep")
+        self.first_attempts = ThreadPoolExecutor(concurrency, thread_name_prefix="webhooks")
 
     def run_due(self, *, event_id: str | None = None) -> int:
         """Send one batch of due deliveries (of one event, if given); how many were tried."""
@@ -58,6 +61,24 @@ class Dispatcher:
                 break
         return total
 
+    def send_soon(self, *, event_id: str) -> None:
+        """Start the first attempts of one event's deliveries on a sending thread; the
+        caller (a commit hook) does not wait for them."""
+        self.first_attempts.submit(self._send_event, event_id)
+
+    def _send_event(self, event_id: str) -> None:
+        """One claim at a time, each just before its request, until none is left."""
+        while True:
+            try:
+                claims = claim_due(self.db, settings=self.settings, limit=1, event_id=event_id)
+            except Exception:
+                # The sweep will find them: their next attempt is due now.
+                log.exception("could not claim the deliveries of event %s", event_id)
+                return
+            if not claims:
+                return
+            self._deliver(claims[0])
+
     def _deliver(self, claim: Claim) -> None:
         attempted_at, outcome = send(claim, self.sender.post)
         try:
@@ -73,5 +94,6 @@ class Dispatcher:
             log.exception("could not record webhook attempt for %s", claim.delivery_id)
 
     def close(self) -> None:
+        self.first_attempts.shutdown(wait=True)
         self.pool.shutdown(wait=True)
         self.sender.close()
