@@ -3,6 +3,7 @@ as told (a status, a hang, a redirect, a huge body, a slow dribble)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ Policy = Callable[[Received], Answer]
 
 
 class Receiver:
-    def __init__(self, policy: Policy | None = None) -> None:
+    def __init__(self, policy: Policy | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.policy: Policy = policy or (lambda _r: Answer())
         self.received: list[Received] = []
         self.arrived = threading.Condition()
@@ -64,6 +65,10 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _answer(self, handler: BaseHTTPRequestHandler, answer: Answer) -> None:
@@ -96,7 +101,11 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """The first `count` requests, once they have arrived."""
@@ -116,6 +125,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving(policy: Policy | None = None) -> Iterator[Receiver]:
-    with Receiver(policy) as receiver:
+def receiving(
+    policy: Policy | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
+    with Receiver(policy, tls) as receiver:
         yield receiver

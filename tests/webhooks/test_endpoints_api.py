@@ -128,6 +128,8 @@ def test_staff_and_terminals_cannot_manage_endpoints(db: Database, http: httpx.C
         ("https://localhost/hook", "public addresses only"),
         ("https://169.254.169.254/latest", "public addresses only"),
         ("https://hooks.example.com:99999/", "valid URL"),
+        ("https://hooks.exa\u0000mple.com/", "control characters"),
+        ("https://hooks.example.com/a b", "spaces"),
     ],
 )
 def test_urls_refused_at_registration(
@@ -152,3 +154,8 @@ def test_the_event_type_catalogue_is_listed(db: Database, http: httpx.Client) ->
     tenant = make_tenant(db)
     types = http.get("/v1/webhook-event-types", headers=tenant.admin).json()
     assert {"code.redeemed", "visit.recorded", "member.enrolled"} <= {t["type"] for t in types}
+
+
+def test_a_description_with_a_nul_is_refused_not_a_500(db: Database, http: httpx.Client) -> None:
+    answer = _create(http, make_tenant(db), description="ERP\u0000")
+    assert answer.status_code == 422

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -30,10 +31,14 @@ def check_url(url: str, *, settings: Settings) -> str:
     https is required outside development. Host names are checked again, on every attempt,
     against the addresses they resolve to (`outbound`).
     """
+    url = url.strip()
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise InvalidInput("url may not contain spaces or control characters")
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError as error:
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as error:
         raise InvalidInput(f"url is not a valid URL: {error}") from None
     allowed = ("https", "http") if settings.env == "development" else ("https",)
     if parts.scheme not in allowed:

@@ -21,6 +21,13 @@ def _known_types(values: list[str]) -> list[str]:
     return sorted(set(values))
 
 
+def _printable(value: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("may not contain control characters")
+    return value
+
+
+Description = Annotated[Text, AfterValidator(_printable)]
 EventTypes = Annotated[list[str], Field(min_length=1, max_length=50), AfterValidator(_known_types)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 
@@ -31,14 +38,14 @@ class ORM(BaseModel):
 
 class WebhookEndpointCreate(BaseModel):
     url: Url
-    description: Text = ""
+    description: Description = ""
     event_types: EventTypes
     enabled: bool = True
 
 
 class WebhookEndpointUpdate(BaseModel):
     url: Url | None = None
-    description: Text | None = None
+    description: Description | None = None
     event_types: EventTypes | None = None
     # Enabling again (after a disable for failures) starts its failure count afresh.
     enabled: bool | None = None
