@@ -54,3 +54,45 @@ def submit(client: httpx.Client, page: str, action: str, data: dict[str, str]) -
 
 def sign_in(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
     return submit(client, "/signin", "/signin", {"email": email, "password": password})
+
+
+def seed_history(db: Database, tenant: Tenant, *, members: int = 30, days: int = 56) -> None:
+    """Weeks of payments at the tenant's store ending now: regulars, occasional and new
+    members at lunch and dinner hours, then the nightly analysis, so pages have data."""
+    import random
+    from datetime import timedelta
+
+    from factories import terminal_principal
+
+    from o2oloop import clock
+    from o2oloop.analytics import service as analytics
+    from o2oloop.visits import schemas
+    from o2oloop.visits import service as visits
+
+    rng = random.Random(7)
+    end = clock.now()
+    frozen = clock.FrozenClock(end - timedelta(days=days))
+    cycles = [rng.choice([3, 5, 7, 10, 14, 30]) for _ in range(members)]
+    joins = [0 if n < members * 2 // 3 else rng.randrange(days) for n in range(members)]
+    with clock.using(frozen):
+        for day in range(days):
+            moment = end - timedelta(days=days - day)
+            with db.transaction() as session:
+                for n in range(members):
+                    if day < joins[n] or (day + n) % cycles[n]:
+                        continue
+                    hour = rng.choice([3, 4, 4, 5, 10, 11, 11, 12, 13])  # UTC: lunch, dinner
+                    frozen.set(moment.replace(hour=hour, minute=rng.randrange(60)))
+                    visits.record_payment(
+                        session,
+                        principal=terminal_principal(tenant),
+                        data=schemas.PaymentCreate(
+                            amount=rng.randrange(2000, 20000, 100),
+                            phone=f"+861390000{n:04d}",
+                            marketing_consent=n % 3 != 0,
+                        ),
+                        secret_key="test-secret-" + "x" * 32,
+                    )
+        frozen.set(end)
+        with db.transaction() as session:
+            analytics.run_for_merchant(session, principal=PLATFORM, merchant_id=tenant.merchant_id)
