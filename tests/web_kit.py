@@ -63,7 +63,6 @@ def seed_history(db: Database, tenant: Tenant, *, members: int = 30, days: int =
     from datetime import timedelta
 
     from factories import terminal_principal
-
     from o2oloop import clock
     from o2oloop.analytics import service as analytics
     from o2oloop.visits import schemas

@@ -7,16 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+
 from conftest import LiveServer
 from factories import make_tenant
-from sqlalchemy import select
-from web_kit import PASSWORD, make_person, seed_history
-
 from o2oloop.api import create_app
 from o2oloop.config import Settings
 from o2oloop.customers.models import Membership
 from o2oloop.db import Database
 from o2oloop.offers.models import Offer, OfferState
+from web_kit import PASSWORD, make_person, seed_history
 
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
@@ -70,6 +70,7 @@ def test_sign_in_create_and_publish_an_evening_coupon_then_the_dashboard(
         assert offer.state is OfferState.PUBLISHED
         assert offer.time_windows == [{"start": "21:00", "end": "02:00"}]
         assert offer.amount_off == 2000
+        offer_id = offer.id
 
     page.get_by_role("link", name="Dashboard").click()
     assert page.get_by_role("heading", name="Visits per day").is_visible()
@@ -84,7 +85,9 @@ def test_sign_in_create_and_publish_an_evening_coupon_then_the_dashboard(
         "staff": "/console/staff",
     }
     with db.reading() as session:
-        member_id = session.scalars(select(Membership.id).order_by(Membership.visit_count.desc())).first()
+        member_id = session.scalars(
+            select(Membership.id).order_by(Membership.visit_count.desc())
+        ).first()
     pages["member"] = f"/console/members/{member_id}"
     for name, path in pages.items():
         page.goto(url + path)
@@ -94,7 +97,11 @@ def test_sign_in_create_and_publish_an_evening_coupon_then_the_dashboard(
     phone = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True, has_touch=True)
     phone.add_cookies(context.cookies())
     mobile = phone.new_page()
-    for name, path in {"dashboard": "/console", **pages, "offer": f"/console/offers/{offer.id}"}.items():
+    for name, path in {
+        "dashboard": "/console",
+        **pages,
+        "offer": f"/console/offers/{offer_id}",
+    }.items():
         mobile.goto(url + path)
         _shoot(mobile, screenshots, f"{name}-phone")
     mobile.goto(url + "/console")

@@ -75,6 +75,19 @@ class Formats:
         digits = numbers.get_currency_precision(currency)
         return numbers.format_currency(minor / 10**digits, currency, locale=self.babel)
 
+    def money_round(self, minor: int | None, currency: str) -> str:
+        """Whole units, for axis labels and buckets (¥500, not ¥500.00)."""
+        if minor is None:
+            return "—"
+        digits = numbers.get_currency_precision(currency)
+        return numbers.format_currency(
+            round(minor / 10**digits),
+            currency,
+            locale=self.babel,
+            currency_digits=False,
+            format="¤#,##0",
+        )
+
     def number(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:
             return "—"

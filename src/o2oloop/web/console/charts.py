@@ -37,15 +37,24 @@ class BarChart:
     labels: list[tuple[float, str]]  # x-axis labels (x, text)
 
 
-def nice_top(value: float) -> float:
-    """A round number at or above `value` for the top of an axis."""
+def axis(value: float, ticks: int = 4) -> tuple[float, float]:
+    """(top, step): a round step (1, 2 or 5 × 10ⁿ, at least 1) and the multiple of it at or
+    above `value`, so every tick label is a whole number."""
     if value <= 0:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+        return float(ticks), 1.0
+    rough = value / ticks
+    magnitude = 10 ** math.floor(math.log10(rough)) if rough >= 1 else 1
+    step = next(s * magnitude for s in (1, 2, 5, 10) if s * magnitude >= rough)
+    step = max(step, 1)
+    return step * math.ceil(value / step), float(step)
+
+
+def _ticks(top_value: float, step: float, top: float, plot_h: float, fmt) -> list[Tick]:
+    count = round(top_value / step)
+    return [
+        Tick(y=round(top + plot_h - plot_h * k / count, 1), label=fmt(step * k))
+        for k in range(count + 1)
+    ]
 
 
 def bar_chart(
@@ -61,7 +70,7 @@ def bar_chart(
 ) -> BarChart:
     left, right, top, bottom = 44, 8, 10, 26
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = nice_top(max(values, default=0))
+    top_value, step = axis(max(values, default=0))
     slot = plot_w / max(len(values), 1)
     bars = []
     for i, value in enumerate(values):
@@ -78,16 +87,13 @@ def bar_chart(
                 css="bar" if not highlight or highlight[i] else "bar prev",
             )
         )
-    ticks = [
-        Tick(y=round(top + plot_h - plot_h * k / 4, 1), label=tick_format(top_value * k / 4))
-        for k in range(5)
-    ]
-    axis = [
+    ticks = _ticks(top_value, step, top, plot_h, tick_format)
+    labels_at = [
         (round(left + i * slot + slot / 2, 1), labels[i])
         for i in range(len(values))
         if i % every == 0 or i == len(values) - 1
     ]
-    return BarChart(width, height, bars, ticks, top + plot_h, axis)
+    return BarChart(width, height, bars, ticks, top + plot_h, labels_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +117,7 @@ def stacked_chart(
     plot_w, plot_h = width - left - right, height - top - bottom
     count = len(labels)
     totals = [sum(s[i] for s in series) for i in range(count)]
-    top_value = nice_top(max(totals, default=0))
+    top_value, step = axis(max(totals, default=0))
     slot = plot_w / max(count, 1)
     bars = []
     for i in range(count):
@@ -126,10 +132,7 @@ def stacked_chart(
                 round(left + i * slot + slot * 0.2, 1), round(slot * 0.6, 1), parts, labels[i]
             )
         )
-    ticks = [
-        Tick(y=round(top + plot_h - plot_h * k / 4, 1), label=f"{top_value * k / 4:,.0f}")
-        for k in range(5)
-    ]
+    ticks = _ticks(top_value, step, top, plot_h, lambda v: f"{v:,.0f}")
     return bars, ticks, top + plot_h, width, height
 
 

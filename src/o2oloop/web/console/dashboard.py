@@ -16,7 +16,9 @@ from o2oloop.web.framework import CSRF, MerchantPerson
 router = APIRouter(include_in_schema=False, dependencies=CSRF)
 
 
-def _visit_chart(board: numbers.Dashboard, fmt: i18n.Formats) -> charts.BarChart:
+def _visit_chart(
+    board: numbers.Dashboard, fmt: i18n.Formats, *, width: int = 720, height: int = 220
+) -> charts.BarChart:
     days = board.days
     return charts.bar_chart(
         [d.visits for d in days],
@@ -27,6 +29,8 @@ def _visit_chart(board: numbers.Dashboard, fmt: i18n.Formats) -> charts.BarChart
         ],
         every=7,
         highlight=[d.day.weekday() < 5 for d in days],
+        width=width,
+        height=height,
     )
 
 
@@ -40,6 +44,8 @@ def _member_chart(board: numbers.Dashboard, fmt: i18n.Formats, gettext: Any) -> 
             [gettext("%(n)s returning", n=w.returning) for w in weeks],
             [gettext("%(n)s new", n=w.new) for w in weeks],
         ],
+        width=400,
+        height=220,
     )
 
 
@@ -87,6 +93,7 @@ def dashboard(request: Request, viewer: MerchantPerson) -> Response:
             "board": board,
             "merchant": board.merchant,
             "visit_chart": _visit_chart(board, fmt),
+            "visit_chart_small": _visit_chart(board, fmt, width=360, height=200),
             "member_chart": _member_chart(board, fmt, gettext),
             "segments": sizes,
             "segments_as_of": as_of,

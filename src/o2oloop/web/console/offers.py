@@ -189,11 +189,19 @@ def offer_page(request: Request, viewer: MerchantPerson, offer_id: str) -> Respo
 
 
 @router.get("/console/offers/{offer_id}/preview.svg")
-def offer_preview(request: Request, viewer: MerchantPerson, offer_id: str) -> Response:
-    """A QR of a sample code (keyed apart from real codes, so it redeems nowhere)."""
+def offer_preview(
+    request: Request,
+    viewer: MerchantPerson,
+    offer_id: str,
+    sample: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    """The QR of the page's sample code: only codes of the preview key (they redeem nowhere)."""
     _get(request, viewer, offer_id)
-    sample = codec.new_code(PREVIEW_KEYS.code)
-    return Response(qr.qr_svg(sample.payload, scale=6), media_type="image/svg+xml")
+    try:
+        parsed = codec.parse(sample, PREVIEW_KEYS.code)
+    except codec.InvalidCode:
+        parsed = codec.new_code(PREVIEW_KEYS.code)
+    return Response(qr.qr_svg(parsed.payload, scale=6), media_type="image/svg+xml")
 
 
 @router.get("/console/offers/{offer_id}/edit")
