@@ -20,9 +20,13 @@ LAUNCH_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[object]:
-    """A headless chromium; missing chromium fails under CI and skips on a laptop."""
+    """A headless chromium; missing chromium fails under CI and skips on a laptop.
+
+    Per test, not per session: Playwright's sync API keeps an asyncio loop running in this
+    thread while it is open, which other tests in the same worker (asyncio.run) cannot share.
+    """
     if not Path(CHROMIUM).exists():
         message = f"chromium not found at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI"):

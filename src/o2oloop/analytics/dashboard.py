@@ -4,21 +4,23 @@ returning members, value distribution. Read-only; days are the merchant's local 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from babel.numbers import get_currency_precision
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import Integer, case, cast, distinct, func, select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
 from o2oloop.analytics.models import MemberScore
+from o2oloop.analytics.service import Slot, slots_from_counts
 from o2oloop.auth.principal import Principal, require_merchant_staff
 from o2oloop.codes.models import Redemption, RedemptionState
 from o2oloop.customers.models import Membership
 from o2oloop.errors import NotFound
-from o2oloop.merchants.models import Merchant
+from o2oloop.merchants.models import Merchant, Store
 from o2oloop.visits.models import Visit
 
 CHART_DAYS = 28
@@ -127,31 +129,101 @@ def _days(session: Session, merchant_id: str, zone: ZoneInfo, now: datetime) -> 
     ]
 
 
+def _week_index(session: Session, column: Any, start: datetime) -> Any:
+    """Whole weeks from `start` to a UTC column, in SQL (a DST change shifts it an hour)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.floor(func.extract("epoch", column - start) / 604800)
+    naive = start.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    return cast((func.julianday(column) - func.julianday(naive)) / 7, Integer)
+
+
 def _member_weeks(
     session: Session, merchant_id: str, zone: ZoneInfo, now: datetime
 ) -> list[MemberWeek]:
-    """Per week: members whose first visit it was, and members who had come before."""
+    """Per week: members whose first visit it was, and members who had come before.
+
+    Two grouped counts, no join: the members who visited in a week, and the members whose
+    first visit fell in it (who visited that week by definition); the rest returned."""
     today = now.astimezone(zone).date()
     this_monday = today - timedelta(days=today.weekday())
-    weeks = []
-    for back in range(MEMBER_WEEKS - 1, -1, -1):
-        monday = this_monday - timedelta(weeks=back)
-        start, end = _midnight(monday, zone), _midnight(monday + timedelta(days=7), zone)
-        new, returning = session.execute(
-            select(
-                func.count(distinct(case((Membership.first_visit_at >= start, Visit.member_id)))),
-                func.count(distinct(case((Membership.first_visit_at < start, Visit.member_id)))),
-            )
-            .select_from(Visit)
-            .join(Membership, Membership.id == Visit.member_id)
+    first_monday = this_monday - timedelta(weeks=MEMBER_WEEKS - 1)
+    start = _midnight(first_monday, zone)
+    visit_week = _week_index(session, Visit.occurred_at, start)
+    visiting = dict(
+        session.execute(
+            select(visit_week, func.count(distinct(Visit.member_id)))
             .where(
                 Visit.merchant_id == merchant_id,
                 Visit.occurred_at >= start,
-                Visit.occurred_at < min(end, now),
+                Visit.occurred_at < now,
+                Visit.member_id.is_not(None),
             )
-        ).one()
-        weeks.append(MemberWeek(starts=monday, new=int(new), returning=int(returning)))
+            .group_by(visit_week)
+        ).all()
+    )
+    first_week = _week_index(session, Membership.first_visit_at, start)
+    joined = dict(
+        session.execute(
+            select(first_week, func.count())
+            .where(
+                Membership.merchant_id == merchant_id,
+                Membership.first_visit_at >= start,
+                Membership.first_visit_at < now,
+            )
+            .group_by(first_week)
+        ).all()
+    )
+    weeks = []
+    for index in range(MEMBER_WEEKS):
+        members = int(visiting.get(index, 0) or 0)
+        new = min(int(joined.get(index, 0) or 0), members)
+        weeks.append(
+            MemberWeek(
+                starts=first_monday + timedelta(weeks=index), new=new, returning=members - new
+            )
+        )
     return weeks
+
+
+def store_load(
+    session: Session, *, principal: Principal, merchant_id: str, store: Store, weeks: int = 8
+) -> list[Slot]:
+    """Average visits per store-local weekday × hour over the last `weeks` weeks against
+    capacity, counted in SQL (the dashboard shows every store on every load)."""
+    require_merchant_staff(principal, merchant_id)
+    if store.merchant_id != merchant_id:
+        raise NotFound("no store with this id")
+    zone = ZoneInfo(store.timezone)
+    now = clock.now()
+    if session.get_bind().dialect.name == "postgresql":
+        local = func.timezone(zone.key, Visit.occurred_at)
+        weekday = cast(func.extract("isodow", local), Integer) - 1
+        hour = cast(func.extract("hour", local), Integer)
+    else:
+        offset = now.astimezone(zone).utcoffset() or timedelta()
+        shift = f"{int(offset.total_seconds() // 60):+d} minutes"
+        # strftime's %w counts from Sunday = 0; Monday = 0 here.
+        weekday = (cast(func.strftime("%w", Visit.occurred_at, shift), Integer) + 6) % 7
+        hour = cast(func.strftime("%H", Visit.occurred_at, shift), Integer)
+    counts = np.zeros((7, 24), dtype=np.int64)
+    for d, h, n in session.execute(
+        select(weekday, hour, func.count())
+        .where(
+            Visit.store_id == store.id,
+            Visit.merchant_id == merchant_id,
+            Visit.occurred_at >= now - timedelta(weeks=weeks),
+            Visit.occurred_at < now,
+        )
+        .group_by(weekday, hour)
+    ):
+        counts[int(d), int(h)] = int(n)
+    return slots_from_counts(
+        counts,
+        weeks=float(weeks),
+        opening_hours=store.opening_hours,
+        capacity_per_hour=store.capacity_per_hour,
+        capacity_overrides=store.capacity_overrides,
+    )
 
 
 def _clv(session: Session, merchant_id: str, unit: int) -> list[Bucket]:

@@ -72,12 +72,10 @@ def member_rows(
     )
     if where.consent is not None:
         conditions.append(Membership.marketing_consent == where.consent)
-    total = session.scalar(
-        select(func.count())
-        .select_from(MemberScore)
-        .join(Membership, Membership.id == MemberScore.member_id)
-        .where(*conditions)
-    )
+    counted = select(func.count()).select_from(MemberScore)
+    if where.consent is not None:  # the join only when the filter needs it
+        counted = counted.join(Membership, Membership.id == MemberScore.member_id)
+    total = session.scalar(counted.where(*conditions))
     after = _cursor(cursor)
     page = joined.where(*conditions)
     if after is not None:

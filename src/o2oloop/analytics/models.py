@@ -36,7 +36,11 @@ class MemberScore(Base):
     """
 
     __tablename__ = "member_scores"
-    __table_args__ = (Index("ix_member_scores_merchant_segment", "merchant_id", "segment"),)
+    __table_args__ = (
+        Index("ix_member_scores_merchant_segment", "merchant_id", "segment"),
+        # The console's members table pages by value; the dashboard buckets CLV.
+        Index("ix_member_scores_merchant_clv", "merchant_id", "clv"),
+    )
 
     member_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(String(32))

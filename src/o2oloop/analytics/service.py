@@ -704,6 +704,27 @@ def load_slots(
         ).len()
         for d, h, n in grouped.iter_rows():
             counts[int(d), int(h)] = int(n)
+    return slots_from_counts(
+        counts,
+        weeks=weeks,
+        opening_hours=opening_hours,
+        capacity_per_hour=capacity_per_hour,
+        capacity_overrides=capacity_overrides,
+        off_peak_below=off_peak_below,
+    )
+
+
+def slots_from_counts(
+    counts: npt.NDArray[np.int64],
+    *,
+    weeks: float,
+    opening_hours: dict[str, Any],
+    capacity_per_hour: int,
+    capacity_overrides: list[dict[str, Any]],
+    off_peak_below: float = OFF_PEAK_UTILISATION,
+) -> list[Slot]:
+    """`load_slots` from visits already counted per (weekday 0 = Monday, hour): for callers
+    that count in SQL rather than fetch every visit."""
     reference_monday = datetime(2024, 1, 1)  # a Monday; only weekday and time matter
     slots = []
     for d, name in enumerate(WEEKDAYS):

@@ -52,22 +52,18 @@ def _member_chart(board: numbers.Dashboard, fmt: i18n.Formats, gettext: Any) -> 
 def _heatmaps(session: Any, viewer: framework.Viewer, stores: list[Any]) -> list[dict[str, Any]]:
     maps = []
     for store in stores[:6]:
-        load = analytics.store_load(
-            session, principal=viewer.principal, merchant_id=viewer.merchant_id, store_id=store.id
+        slots = numbers.store_load(
+            session, principal=viewer.principal, merchant_id=viewer.merchant_id, store=store
         )
-        open_hours = sorted({s.hour for s in load.slots if s.open})
+        open_hours = sorted({s.hour for s in slots if s.open})
         hours = list(range(open_hours[0], open_hours[-1] + 1)) if open_hours else list(range(8, 23))
-        grid = {(s.weekday, s.hour): s for s in load.slots}
-        weekdays = list(dict.fromkeys(s.weekday for s in load.slots))
         maps.append(
             {
                 "store": store,
                 "hours": hours,
-                "weekdays": weekdays,
-                "grid": grid,
-                "visits": load.visits,
-                "weeks": load.weeks,
-                "quiet": sum(1 for s in load.slots if s.off_peak),
+                "weekdays": list(dict.fromkeys(s.weekday for s in slots)),
+                "grid": {(s.weekday, s.hour): s for s in slots},
+                "quiet": sum(1 for s in slots if s.off_peak),
             }
         )
     return maps
