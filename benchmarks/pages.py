@@ -26,7 +26,7 @@ import uvicorn
 from _support import PLATFORM, emit, free_port, machine, make_tenant, migrated, secret_key
 from sqlalchemy import func, insert, select
 
-from o2oloop import clock
+from o2oloop import clock, migrations
 from o2oloop.analytics.models import MemberScore, Segment, SpendingLevel
 from o2oloop.api import create_app
 from o2oloop.auth.models import Role
@@ -204,6 +204,7 @@ def main() -> None:
     results: list[dict[str, object]] = []
     if args.demo_db.exists():
         demo = Database.from_url(f"sqlite:///{args.demo_db}")
+        migrations.upgrade(demo)
         merchant_id = busiest_merchant(demo)
         if merchant_id:
             with demo.reading() as session:
