@@ -38,6 +38,7 @@ from o2oloop.merchants.api import router as merchants_router
 from o2oloop.notify.api import router as notify_router
 from o2oloop.offers.api import router as offers_router
 from o2oloop.payments.api import router as payments_router
+from o2oloop.reviews.api import router as reviews_router
 from o2oloop.sim.api import router as demo_city_router
 from o2oloop.terminal.api import router as pairing_router
 from o2oloop.visits.api import router as visits_router
@@ -197,6 +198,7 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         notify_router,
         pairing_router,
         webhooks_router,
+        reviews_router,
     ):
         app.include_router(router)
 

@@ -26,6 +26,8 @@ codes_app = typer.Typer(help="Redemption codes.", no_args_is_help=True)
 app.add_typer(codes_app, name="codes")
 campaigns_app = typer.Typer(help="Campaigns and their messages.", no_args_is_help=True)
 app.add_typer(campaigns_app, name="campaigns")
+reviews_app = typer.Typer(help="The public review log.", no_args_is_help=True)
+app.add_typer(reviews_app, name="reviews")
 
 console = Console()
 
@@ -240,6 +242,7 @@ def worker(
     from o2oloop.idempotency import service as idempotency
     from o2oloop.payments import service as payments
     from o2oloop.payments.provider import deliver_pending_events, webhook_secret
+    from o2oloop.reviews.jobs import sign_checkpoint_if_due
 
     settings = _settings()
     db = open_database(settings)
@@ -250,6 +253,7 @@ def worker(
         report = deliver_pending_events(db, send=payments.local_sender(db, secret), secret=secret)
         refunded = _refund_expired(db)
         purged = idempotency.purge_expired(db, ttl=timedelta(hours=settings.idempotency_ttl_hours))
+        sign_checkpoint_if_due(db, settings)
         today = clock.now().date()
         analysed = ""
         if last_analysis != today:
@@ -264,6 +268,43 @@ def worker(
         if once:
             return
         time.sleep(interval)
+
+
+@reviews_app.command("checkpoint")
+def reviews_checkpoint(
+    force: Annotated[bool, typer.Option(help="Sign even if the last one is recent")] = False,
+) -> None:
+    """Sign a checkpoint of the review log if one is due (the worker does this regularly)."""
+    from o2oloop.reviews.jobs import sign_checkpoint_if_due
+
+    settings = _settings()
+    signed = sign_checkpoint_if_due(open_database(settings), settings, force=force)
+    if signed is None:
+        console.print("no checkpoint due: the latest is recent and covers every entry")
+    else:
+        console.print(signed[1], end="", markup=False, highlight=False)
+
+
+@reviews_app.command("verify")
+def reviews_verify(
+    url: Annotated[str, typer.Option(help="The platform's base URL")],
+    state: Annotated[
+        Path | None, typer.Option(help="JSON file with the last verified checkpoint")
+    ] = None,
+    review: Annotated[
+        list[str] | None, typer.Option(help="A review id to prove included (repeatable)")
+    ] = None,
+    vkey: Annotated[
+        str | None, typer.Option(help="The log's verifier key (default: pinned on first use)")
+    ] = None,
+) -> None:
+    """Verify the review log from its public API alone; exits 1 on any inconsistency."""
+    from o2oloop.reviews.verify import verify
+
+    report = verify(url, state_path=state, vkey=vkey, review_ids=review or [])
+    typer.echo(json.dumps(report.as_dict(), indent=2))
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     webhooks_sweep_seconds: float = Field(default=5.0, gt=0)
     # Requests in flight at once per worker process.
     webhooks_concurrency: int = Field(default=8, ge=1, le=64)
+    # The review log: its name in checkpoints (a schema-less URL), its Ed25519 key (32 bytes
+    # in base64; empty derives it from the secret key), how often it signs a checkpoint,
+    # and how long after a visit it may be reviewed.
+    reviews_log_origin: str = "o2oloop.localhost/reviews"
+    reviews_signing_seed: str = ""
+    reviews_checkpoint_every_entries: int = Field(default=64, ge=1)
+    reviews_checkpoint_every_minutes: int = Field(default=10, ge=1)
+    reviews_window_days: int = Field(default=30, ge=1)
 
     @property
     def effective_database_url(self) -> str:

@@ -35,6 +35,16 @@ from o2oloop.payments.models import (
     SandboxRecord,
 )
 from o2oloop.people.models import PasswordReset, Person, SignInEvent, WebSession
+from o2oloop.reviews.models import (
+    LogCheckpoint,
+    LogEntry,
+    LogHead,
+    LogNode,
+    Review,
+    ReviewPhoto,
+    ReviewReply,
+    ReviewVersion,
+)
 from o2oloop.terminal.models import TerminalPairing
 from o2oloop.visits.models import Visit
 from o2oloop.webhooks.models import (
@@ -61,6 +71,10 @@ __all__ = [
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
+    "LogCheckpoint",
+    "LogEntry",
+    "LogHead",
+    "LogNode",
     "MemberScore",
     "Membership",
     "Merchant",
@@ -75,6 +89,10 @@ __all__ = [
     "ProviderOperation",
     "Redemption",
     "RedemptionAttempt",
+    "Review",
+    "ReviewPhoto",
+    "ReviewReply",
+    "ReviewVersion",
     "SandboxEvent",
     "SandboxRecord",
     "SandboxSms",

@@ -2,8 +2,10 @@
 
 Erasure deletes the personal data (phone hash and number, name, memberships, consent log,
 scores) and keeps the visits as anonymous facts (no consumer, no member), so merchants'
-revenue and store-load aggregates stay true. Other domains that hold personal data add
-themselves to EXPORTERS and ERASERS.
+revenue and store-load aggregates stay true. Reviews are exported and erased by an explicit
+call into the reviews domain (their text and author are hidden by a logged moderation entry,
+their ratings keep counting). Other domains that hold personal data add themselves to
+EXPORTERS and ERASERS.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from o2oloop.auth.principal import Principal
 from o2oloop.customers.models import ConsentEvent, Membership
 from o2oloop.customers.service import get_self
 from o2oloop.merchants.models import Merchant, Store
+from o2oloop.reviews import moderation as reviews
 
 # name -> function(session, consumer_id) returning JSON-able data for the export.
 EXPORTERS: dict[str, Callable[[Session, str], Any]] = {}
@@ -137,7 +140,10 @@ def export_consumer(session: Session, *, principal: Principal) -> dict[str, Any]
         "visits": visits,
         "scores": scores,
         "api_keys": api_keys,
-        "other": {name: fn(session, cid) for name, fn in EXPORTERS.items()},
+        "other": {
+            "reviews": reviews.export_consumer_reviews(session, consumer_id=cid),
+            **{name: fn(session, cid) for name, fn in EXPORTERS.items()},
+        },
     }
 
 
@@ -150,6 +156,7 @@ def erase_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
     cid = consumer.id
     for eraser in ERASERS.values():
         eraser(session, cid)
+    reviews_erased = reviews.erase_consumer_reviews(session, consumer_id=cid)
     anonymised = session.execute(
         update(Visit)
         .where(Visit.consumer_id == cid)
@@ -177,4 +184,5 @@ def erase_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
         "erased_at": now,
         "memberships_deleted": deleted,
         "visits_anonymised": anonymised,
+        "reviews_hidden": reviews_erased,
     }

@@ -95,3 +95,4 @@ class ErasureReceipt(BaseModel):
     erased_at: datetime
     memberships_deleted: int
     visits_anonymised: int
+    reviews_hidden: int = 0
