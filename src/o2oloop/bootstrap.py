@@ -43,6 +43,7 @@ from o2oloop.payments import provider as providers
 from o2oloop.payments.events import PaymentFailed, PaymentSucceeded, PayoutFinished
 from o2oloop.payments.provider import PaymentProvider
 from o2oloop.people import service as people
+from o2oloop.reviews.jobs import sign_checkpoint_if_due
 from o2oloop.visits.events import VisitRecorded
 from o2oloop.webhooks.jobs import WebhookJobs
 
@@ -213,5 +214,10 @@ def bootstrap(
         "webhooks.deliver_due",
         timedelta(seconds=settings.webhooks_sweep_seconds),
         webhooks.deliver_due,
+    )
+    wiring.every(
+        "reviews.checkpoint",
+        timedelta(minutes=settings.reviews_checkpoint_every_minutes),
+        lambda db: sign_checkpoint_if_due(db, settings),
     )
     return wiring

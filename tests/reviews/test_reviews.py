@@ -326,3 +326,36 @@ def test_fraud_signals_flag_bursts_and_one_phone_everywhere(db, log_config, froz
     assert "one_phone_many_merchants" in flags[4] and all(
         "one_phone_many_merchants" not in f for f in flags[:4]
     )
+
+
+def test_each_change_records_its_event(db, tenant, log_config) -> None:
+    from o2oloop.jobs.models import OutboxEntry
+
+    visitor = make_visitor(db)
+    review = _post(db, visitor, log_config, visit_id=pay(db, tenant, visitor), rating=3)
+    with db.transaction() as session:
+        service.reply(
+            session,
+            principal=_admin(tenant),
+            review_id=review.id,
+            data=ReplyCreate(text="Thanks"),
+            log_config=log_config,
+        )
+        moderation.hide(
+            session,
+            principal=PLATFORM,
+            review_id=review.id,
+            data=HideCreate(target="reply", reason="illegal_content"),
+            log_config=log_config,
+        )
+    with db.reading() as session:
+        rows = session.execute(
+            select(OutboxEntry.type, OutboxEntry.payload).where(
+                OutboxEntry.merchant_id == tenant.merchant_id,
+                OutboxEntry.type.like("review.%"),
+            )
+        ).all()
+    types = sorted(t for t, _ in rows)
+    assert types == ["review.hidden", "review.posted", "review.replied"]
+    hidden = json.loads(next(p for t, p in rows if t == "review.hidden"))
+    assert hidden["reason"] == "illegal_content" and hidden["log_entry"] == 2

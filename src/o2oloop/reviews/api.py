@@ -148,14 +148,15 @@ def hide(
         return views.review_read(session, review)
 
 
-@router.get("/merchants/{merchant_id}/reviews")
+@router.get("/reviews")
 def list_reviews(
-    merchant_id: str,
+    merchant_id: Annotated[str, Query(max_length=40)],
     db: DB,
     store_id: StoreFilter = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[schemas.ReviewRead]:
+    """A merchant's reviews, public: what each says, or the moderation notice in its place."""
     with db.reading() as session:
         rows, next_cursor = service.list_reviews(
             session, merchant_id=merchant_id, store_id=store_id, cursor=cursor, limit=limit
@@ -163,8 +164,11 @@ def list_reviews(
         return Page(data=[views.review_read(session, r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/merchants/{merchant_id}/ratings")
-def merchant_ratings(merchant_id: str, db: DB, store_id: StoreFilter = None) -> schemas.RatingsRead:
+@router.get("/ratings")
+def merchant_ratings(
+    merchant_id: Annotated[str, Query(max_length=40)], db: DB, store_id: StoreFilter = None
+) -> schemas.RatingsRead:
+    """Ratings of a merchant or one of its stores, with and without campaign-code visits."""
     with db.reading() as session:
         return ratings.ratings(session, merchant_id=merchant_id, store_id=store_id)
 

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from o2oloop import clock
 from o2oloop.auth.principal import Principal, require_platform
 from o2oloop.errors import Conflict, NotFound
+from o2oloop.events import record
 from o2oloop.reviews import log, schemas
+from o2oloop.reviews.events import ReviewHidden
 from o2oloop.reviews.log import LogConfig
 from o2oloop.reviews.models import (
     HideReason,
@@ -31,6 +33,7 @@ from o2oloop.reviews.service import get_review, iso
 
 def _hide(
     session: Session,
+    review: Review,
     rows: list[ReviewVersion] | list[ReviewReply],
     *,
     reason: HideReason,
@@ -58,6 +61,16 @@ def _hide(
                 update(ReviewPhoto).where(ReviewPhoto.version_id == row.id).values(data=None)
             )
     session.flush()
+    record(
+        session,
+        ReviewHidden(
+            merchant_id=review.merchant_id,
+            review_id=review.id,
+            reason=reason.value,
+            by=by.value,
+            log_entry=index,
+        ),
+    )
     return index
 
 
@@ -95,6 +108,7 @@ def hide(
         raise Conflict(f"this {data.target} is already hidden")
     _hide(
         session,
+        review,
         rows,
         reason=HideReason(data.reason),
         by=ModeratorRole.PLATFORM_MODERATOR,
@@ -115,6 +129,7 @@ def erase_consumer_reviews(session: Session, *, consumer_id: str) -> int:
         if rows:
             _hide(
                 session,
+                review,
                 rows,
                 reason=HideReason.ERASURE_REQUEST,
                 by=ModeratorRole.DATA_SUBJECT,

@@ -25,8 +25,10 @@ from o2oloop.codes.models import Redemption, RedemptionState
 from o2oloop.customers.models import Consumer, Membership
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, Forbidden, InvalidInput, NotFound
+from o2oloop.events import record
 from o2oloop.pagination import paginate
 from o2oloop.reviews import log, photos, schemas
+from o2oloop.reviews.events import ReviewPosted, ReviewReplied
 from o2oloop.reviews.log import LogConfig
 from o2oloop.reviews.models import Review, ReviewPhoto, ReviewReply, ReviewVersion, content_of
 from o2oloop.visits.models import Visit, VisitSource
@@ -210,6 +212,19 @@ def _add_version(
     session.flush()
     session.add(version)
     session.flush()
+    record(
+        session,
+        ReviewPosted(
+            merchant_id=review.merchant_id,
+            store_id=review.store_id,
+            review_id=review.id,
+            version=review.version,
+            rating=rating,
+            log_entry=version.entry,
+            campaign_code=review.campaign_code,
+            flags=list(review.flags),
+        ),
+    )
     for position, photo in enumerate(cleaned):
         session.add(
             ReviewPhoto(
@@ -357,6 +372,10 @@ def reply(
     (row.entry,) = log.append(session, [entry], log=log_config)
     session.add(row)
     session.flush()
+    record(
+        session,
+        ReviewReplied(merchant_id=review.merchant_id, review_id=review.id, log_entry=row.entry),
+    )
     return row
 
 
