@@ -70,7 +70,7 @@ def test_a_consumer_reviews_their_verified_visit(db, tenant, log_config, frozen_
     visitor = make_visitor(db)
     visit_id = pay(db, tenant, visitor)
     review = _post(db, visitor, log_config, visit_id=visit_id, rating=4, text="Good noodles")
-    assert review.first_entry == 0 and review.rating == 4 and not review.campaign_code
+    assert review.first_entry == 0 and review.rating == 4 and not review.code_used
     entry = _entry(db, 0)
     assert entry["kind"] == "review" and entry["rating"] == 4 and entry["visit"]["source"] == "pos"
     assert "Good noodles" not in json.dumps(entry)  # the text is committed to, not logged
@@ -88,7 +88,8 @@ def test_a_redemption_is_a_verified_visit_marked_as_using_a_code(
     visitor = make_visitor(db)
     redemption_id = redeem(db, tenant, visitor)
     review = _post(db, visitor, log_config, redemption_id=redemption_id, rating=5)
-    assert review.campaign_code and review.visit_source == "redemption"
+    assert review.code_used and not review.campaign_code
+    assert review.visit_source == "redemption" and _entry(db, 0)["visit"]["code"] is True
     # The payment reported with that redemption is the same visit: no second review.
     visit_id = pay(db, tenant, visitor, redemption_id=redemption_id)
     with pytest.raises(Conflict):
@@ -359,3 +360,58 @@ def test_each_change_records_its_event(db, tenant, log_config) -> None:
     assert types == ["review.hidden", "review.posted", "review.replied"]
     hidden = json.loads(next(p for t, p in rows if t == "review.hidden"))
     assert hidden["reason"] == "illegal_content" and hidden["log_entry"] == 2
+
+
+def test_a_code_a_campaign_issued_marks_the_review(db, tenant, log_config, frozen_clock) -> None:
+    from o2oloop import clock
+    from o2oloop.campaigns.models import Arm, Campaign, CampaignState, CampaignTarget, Channel
+    from o2oloop.codes.models import Redemption
+    from o2oloop.db import new_id
+    from o2oloop.reviews import ratings
+
+    visitor = make_visitor(db)
+    redemption_id = redeem(db, tenant, visitor)
+    plain = make_visitor(db)
+    _post(db, plain, log_config, visit_id=pay(db, tenant, plain), rating=2)
+    with db.transaction() as session:
+        redemption = session.get(Redemption, redemption_id)
+        campaign = Campaign(
+            id=new_id("cmp"),
+            merchant_id=tenant.merchant_id,
+            name="Come back",
+            state=CampaignState.RUNNING,
+            audience={},
+            trigger={},
+            offer_id=redemption.offer_id,
+            channel=Channel.INBOX,
+            message_body="Hi",
+            holdout_bps=1000,
+            cap_days=7,
+            gross_margin_bps=6000,
+            attribution_days=30,
+            pre_period_days=30,
+            currency="CNY",
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+        session.add(campaign)
+        session.flush()
+        session.add(
+            CampaignTarget(
+                campaign_id=campaign.id,
+                merchant_id=tenant.merchant_id,
+                consumer_id=visitor.consumer_id,
+                occurrence="now",
+                arm=Arm.TREATMENT,
+                state="sent",
+                targeted_at=clock.now(),
+                measure_until=clock.now(),
+                code_id=redemption.code_id,
+            )
+        )
+    review = _post(db, visitor, log_config, redemption_id=redemption_id, rating=5)
+    assert review.campaign_code and _entry(db, 1)["visit"]["campaign"] is True
+    with db.reading() as session:
+        shown = ratings.ratings(session, merchant_id=tenant.merchant_id)
+    assert (shown.all.count, shown.all.mean) == (2, 3.5)
+    assert (shown.without_campaign_codes.count, shown.without_campaign_codes.mean) == (1, 2.0)

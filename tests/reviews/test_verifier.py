@@ -209,3 +209,36 @@ def test_public_reads_show_the_moderation_notice(db, http, world) -> None:
     with db.reading() as session:
         assert session.scalar(text("select count(*) from review_checkpoints")) == 1
     assert LogCheckpoint  # the table the checkpoint came from
+
+
+def test_bad_input_over_http_is_a_clear_4xx_and_appends_nothing(db, http, settings, world) -> None:
+    visitor, tenant = world["visitor"], world["tenant"]
+    other = make_tenant(db)
+    stranger = make_visitor(db, secret=settings.secret_key, name="Eve")
+    visit_id = pay(db, tenant, visitor, secret=settings.secret_key)
+    before = http.get("/v1/reviews/log/checkpoint").text
+    with db.reading() as session:
+        size = log.size(session)
+    cases = [
+        (visitor.key, {"visit_id": visit_id, "rating": 4, "text": "x" * 2001}, 422),
+        (visitor.key, {"visit_id": visit_id, "rating": 6}, 422),
+        (visitor.key, {"visit_id": visit_id, "rating": 4, "photos": ["aGVsbG8="]}, 422),
+        (stranger.key, {"visit_id": visit_id, "rating": 1}, 404),
+        (tenant.admin_key, {"visit_id": visit_id, "rating": 5}, 403),
+        (visitor.key, {"rating": 5}, 422),
+    ]
+    for key, body, status in cases:
+        answer = _post(http, "/v1/reviews", key, body)
+        assert answer.status_code == status, (body, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+    replied = _post(
+        http, f"/v1/reviews/{world['reviews'][1]}/reply", other.admin_key, {"text": "x"}
+    )
+    assert replied.status_code == 404
+    again = _post(http, f"/v1/reviews/{world['reviews'][0]}/reply", tenant.admin_key, {"text": "y"})
+    assert again.status_code == 409
+    with db.reading() as session:
+        assert log.size(session) == size
+    assert http.get("/v1/reviews/log/checkpoint").text == before
+    ratings = http.get("/v1/ratings", params={"merchant_id": tenant.merchant_id}).json()
+    assert ratings["all"]["count"] == 2 and ratings["all"]["distribution"]["4"] == 1

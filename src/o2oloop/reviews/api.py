@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from o2oloop.errors import NotFound
@@ -47,7 +47,7 @@ def latest_checkpoint(db: DB) -> PlainTextResponse:
 
 
 @router.get("/reviews/log/entries/{index}")
-def log_entry(index: int, db: DB) -> schemas.EntryRead:
+def log_entry(index: Annotated[int, Path(ge=0, le=2**53)], db: DB) -> schemas.EntryRead:
     with db.reading() as session:
         return views.entry_read(session, index)
 

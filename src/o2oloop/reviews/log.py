@@ -121,8 +121,10 @@ def append(
         entry_rows.append({"idx": start + offset, "body": body, "created_at": now})
         node_rows.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in completed)
     if entry_rows:
-        session.execute(insert(LogEntry), entry_rows)
-        session.execute(insert(LogNode), node_rows)
+        # Core inserts (one executemany each): rows the ORM never needs to track.
+        connection = session.connection()
+        connection.execute(insert(LogEntry.__table__), entry_rows)
+        connection.execute(insert(LogNode.__table__), node_rows)
     head.size = start + len(entry_rows)
     head.peaks = b"".join(peaks)
     head.root = merkle.fold(peaks)

@@ -65,7 +65,10 @@ class LogEntry(Base):
 
     __tablename__ = "review_log_entries"
 
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # On SQLite an INTEGER primary key is the rowid itself: no second index of leaf numbers.
+    idx: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -112,7 +115,8 @@ class Review(Base):
     consumer_id: Mapped[str | None] = mapped_column(ForeignKey("consumers.id"))
     visit_source: Mapped[str] = mapped_column(String(12))
     visited_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # The visit used an offer's code (campaign or not: codes carry no campaign mark yet).
+    # The visit used an offer's code; and that code was issued by a campaign.
+    code_used: Mapped[bool] = mapped_column(Boolean, default=False)
     campaign_code: Mapped[bool] = mapped_column(Boolean, default=False)
     # When the reviewer became a member of the merchant: the new-member burst signal.
     member_since: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -102,7 +102,8 @@ class ReviewRead(BaseModel):
     hidden: HiddenRead | None = None
     verified_visit: Literal["pos", "redemption"]
     visited_on: date
-    campaign_code: bool = Field(description="The visit used an offer's code")
+    code_used: bool = Field(description="The visit used an offer's code")
+    campaign_code: bool = Field(description="That code was issued by a campaign")
     posted_at: datetime
     updated_at: datetime
     reply: ReplyRead | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from o2oloop import clock
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal, require_merchant
+from o2oloop.campaigns.models import CampaignTarget
 from o2oloop.codes.models import Redemption, RedemptionState
 from o2oloop.customers.models import Consumer, Membership
 from o2oloop.db import new_id
@@ -49,6 +51,18 @@ class VerifiedVisit:
     source: str
     occurred_at: datetime
     code_used: bool
+    campaign_code: bool = False
+
+
+def _from_campaign(session: Session, redemption_id: str | None) -> bool:
+    """Whether the visit's redeemed code was issued by a campaign (its target holds it)."""
+    if redemption_id is None:
+        return False
+    code_id = session.scalar(select(Redemption.code_id).where(Redemption.id == redemption_id))
+    if code_id is None:
+        return False
+    issued = select(CampaignTarget.id).where(CampaignTarget.code_id == code_id)
+    return bool(session.scalar(select(issued.exists())))
 
 
 def iso(moment: datetime) -> str:
@@ -104,6 +118,7 @@ def _verified_visit(
             redemption.redeemed_at,
             True,
         )
+    found = dataclasses.replace(found, campaign_code=_from_campaign(session, found.redemption_id))
     if found.occurred_at < clock.now() - window:
         raise InvalidInput(
             f"visits can be reviewed for {window.days} days; this one is older",
@@ -197,7 +212,8 @@ def _add_version(
         "visit": {
             "source": review.visit_source,
             "date": clock.as_utc(review.visited_at).date().isoformat(),
-            "code": review.campaign_code,
+            "code": review.code_used,
+            "campaign": review.campaign_code,
         },
         "content": commitment(salt, content_of(version)),
         "at": iso(version.created_at),
@@ -274,7 +290,8 @@ def post_review(
         consumer_id=consumer_id,
         visit_source=visit.source,
         visited_at=visit.occurred_at,
-        campaign_code=visit.code_used,
+        campaign_code=visit.campaign_code,
+        code_used=visit.code_used,
         member_since=member_since,
         rating=data.rating,
         version=1,

@@ -90,6 +90,7 @@ def review_read(session: Session, review: Review) -> schemas.ReviewRead:
         hidden=hidden_read(latest),
         verified_visit="redemption" if review.visit_source == "redemption" else "pos",
         visited_on=review.visited_at.date(),
+        code_used=review.code_used,
         campaign_code=review.campaign_code,
         posted_at=review.posted_at,
         updated_at=review.updated_at,

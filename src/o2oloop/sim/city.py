@@ -34,7 +34,7 @@ from o2oloop.offers import schemas as offer_schemas
 from o2oloop.offers import service as offers
 from o2oloop.payments import service as payments
 from o2oloop.payments.provider import deliver_pending_events, webhook_secret
-from o2oloop.sim import logins, prepaid, settlements, stored_value, wallet
+from o2oloop.sim import logins, prepaid, reviews, settlements, stored_value, wallet
 from o2oloop.sim.world import (
     PLATFORM,
     TIMEZONE,
@@ -351,6 +351,7 @@ def build_city(
         frozen.set(end)
         with db.transaction() as session:
             wallet.fill(session, run, demo_consumer)
+            reviews.finish(session, run)
         _deliver(run)
     return report
 
@@ -370,6 +371,7 @@ def _after_visit(session: Session, run: CityRun, visit: Visit) -> None:
     """What the consumer does on the way out."""
     prepaid.after_visit(session, run, visit)
     stored_value.after_visit(session, run, visit)
+    reviews.after_visit(session, run, visit)
 
 
 def _end_of_day(run: CityRun) -> None:
@@ -484,7 +486,7 @@ def _visit(session: Session, run: CityRun, rng: np.random.Generator, visit: Visi
             code_text = None
     visit.code = code_text
     _during_visit(session, run, visit)
-    visits.record_payment(
+    outcome = visits.record_payment(
         session,
         principal=visit.store.terminal,
         data=visit_schemas.PaymentCreate(
@@ -496,6 +498,7 @@ def _visit(session: Session, run: CityRun, rng: np.random.Generator, visit: Visi
         ),
         secret_key=run.secret_key,
     )
+    visit.visit_id = outcome.visit.id
     report.visits += 1
     _after_visit(session, run, visit)
 

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -64,6 +65,9 @@ class CityReport:
     top_ups: int = 0
     stored_value_spends: int = 0
     settlements: int = 0
+    reviews: int = 0
+    review_replies: int = 0
+    reviews_hidden: int = 0
     started: datetime | None = None
     ended: datetime | None = None
     keys: dict[str, str] = field(default_factory=dict)
@@ -86,6 +90,7 @@ class Visit:
     first: bool  # the relationship's first visit
     app_user: bool
     code: str | None = None  # the code redeemed at this visit, if any
+    visit_id: str | None = None  # the visit as recorded at the counter
     paid_with_stored_value: bool = False
 
 
@@ -102,6 +107,7 @@ class CityRun:
     report: CityReport
     phone_numbers: np.ndarray
     consumer_ids: dict[int, str] = field(default_factory=dict)
+    parts: dict[str, Any] = field(default_factory=dict)  # each part's own state over the run
     _rngs: dict[str, np.random.Generator] = field(default_factory=dict)
 
     def rng(self, part: str) -> np.random.Generator:

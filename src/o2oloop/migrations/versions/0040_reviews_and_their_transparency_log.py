@@ -34,7 +34,12 @@ def upgrade() -> None:
 
     op.create_table(
         "review_log_entries",
-        sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "idx",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", o2oloop.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("idx", name=op.f("pk_review_log_entries")),
@@ -66,6 +71,7 @@ def upgrade() -> None:
         sa.Column("consumer_id", sa.String(length=32), nullable=True),
         sa.Column("visit_source", sa.String(length=12), nullable=False),
         sa.Column("visited_at", o2oloop.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("code_used", sa.Boolean(), nullable=False),
         sa.Column("campaign_code", sa.Boolean(), nullable=False),
         sa.Column("member_since", o2oloop.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("rating", sa.SmallInteger(), nullable=False),
