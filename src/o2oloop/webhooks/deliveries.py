@@ -232,38 +232,53 @@ def record_attempt(
     db: Database, *, claim: Claim, attempted_at: datetime, outcome: Outcome, settings: Settings
 ) -> WebhookAttempt:
     """Keep the attempt; then, if the lease is still this worker's, schedule what follows."""
-    succeeded = outcome.error is None and schedule.is_success(outcome.status)
     with db.transaction() as session:
-        # Rows are locked before the attempt's insert, which takes a key-share lock on both
-        # (its foreign keys); NO KEY UPDATE does not conflict with that on PostgreSQL.
-        delivery = session.scalars(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.id == claim.delivery_id)
+        return _record(session, claim, attempted_at, outcome, settings)
+
+
+def record_attempts(
+    db: Database, results: list[tuple[Claim, datetime, Outcome]], *, settings: Settings
+) -> None:
+    """A batch's attempts in one transaction (one turn of the writer on SQLite)."""
+    with db.transaction() as session:
+        for claim, attempted_at, outcome in results:
+            _record(session, claim, attempted_at, outcome, settings)
+
+
+def _record(
+    session: Session, claim: Claim, attempted_at: datetime, outcome: Outcome, settings: Settings
+) -> WebhookAttempt:
+    succeeded = outcome.error is None and schedule.is_success(outcome.status)
+    # Rows are locked before the attempt's insert, which takes a key-share lock on both
+    # (its foreign keys); NO KEY UPDATE does not conflict with that on PostgreSQL.
+    delivery = session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == claim.delivery_id)
+        .with_for_update(key_share=True)
+    ).one()
+    if delivery.lease_token == claim.lease_token:
+        endpoint = session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.id == claim.endpoint_id)
             .with_for_update(key_share=True)
         ).one()
-        if delivery.lease_token == claim.lease_token:
-            endpoint = session.scalars(
-                select(WebhookEndpoint)
-                .where(WebhookEndpoint.id == claim.endpoint_id)
-                .with_for_update(key_share=True)
-            ).one()
-            _conclude(delivery, endpoint, outcome, succeeded, settings)
-        attempt = WebhookAttempt(
-            id=new_id("wha"),
-            merchant_id=claim.merchant_id,
-            endpoint_id=claim.endpoint_id,
-            delivery_id=claim.delivery_id,
-            attempted_at=attempted_at,
-            url=claim.url,
-            succeeded=succeeded,
-            status=outcome.status,
-            latency_ms=outcome.latency_ms,
-            response_excerpt=outcome.excerpt,
-            error=outcome.error or (None if succeeded else f"answered {outcome.status}"),
-        )
-        session.add(attempt)
-        session.flush()
-        return attempt
+        _conclude(delivery, endpoint, outcome, succeeded, settings)
+    attempt = WebhookAttempt(
+        id=new_id("wha"),
+        merchant_id=claim.merchant_id,
+        endpoint_id=claim.endpoint_id,
+        delivery_id=claim.delivery_id,
+        attempted_at=attempted_at,
+        url=claim.url,
+        succeeded=succeeded,
+        status=outcome.status,
+        latency_ms=outcome.latency_ms,
+        response_excerpt=outcome.excerpt,
+        error=outcome.error or (None if succeeded else f"answered {outcome.status}"),
+    )
+    session.add(attempt)
+    session.flush()
+    return attempt
 
 
 def _conclude(

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 from o2oloop.config import Settings
 from o2oloop.db import Database
-from o2oloop.webhooks.deliveries import Claim, claim_due, record_attempt, send
-from o2oloop.webhooks.outbound import Sender
+from o2oloop.webhooks.deliveries import Claim, claim_due, record_attempt, record_attempts, send
+from o2oloop.webhooks.outbound import Outcome, Sender
 
 log = logging.getLogger("o2oloop.webhooks")
 
@@ -47,9 +48,19 @@ class Dispatcher:
         claims = claim_due(
             self.db, settings=self.settings, limit=self.concurrency, event_id=event_id
         )
-        for _ in self.pool.map(self._deliver, claims):
-            pass
+        if not claims:
+            return 0
+        results = list(self.pool.map(self._send, claims))
+        try:
+            record_attempts(self.db, results, settings=self.settings)
+        except Exception:
+            # Their leases run out and they are sent again (same webhook-ids).
+            log.exception("could not record a batch of %d webhook attempts", len(results))
         return len(claims)
+
+    def _send(self, claim: Claim) -> tuple[Claim, datetime, Outcome]:
+        attempted_at, outcome = send(claim, self.sender.post)
+        return claim, attempted_at, outcome
 
     def drain(self, *, event_id: str | None = None, max_batches: int = 1000) -> int:
         """Batches until nothing is due; how many deliveries were tried."""
