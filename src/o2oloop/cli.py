@@ -459,7 +459,7 @@ def up(
     port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
     demo_consumers: Annotated[
         int, typer.Option(help="Consumers of the demo city loaded into a new database (0: none)")
-    ] = 20_000,
+    ] = 8_000,
 ) -> None:
     """Newcomer's start: migrate, serve at once, and fill a new database with the demo city
     behind the server (its logins are printed as soon as they exist)."""
@@ -474,6 +474,8 @@ def up(
         console.print("a new database: the demo city builds behind the server, so every page fills")
         builder = launch.start_behind(settings, consumers=demo_consumers)
         try:
+            import o2oloop.api  # noqa: F401  (the server's import, while the city starts)
+
             launch.wait_for_logins(builder, progress.path_in(settings.data_dir))
         except BaseException:
             launch.stop(builder)

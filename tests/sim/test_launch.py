@@ -52,7 +52,10 @@ def test_demo_behind_a_server_reports_progress_and_keeps_its_logins(cli_env) -> 
 
     settings = config.get_settings()
     db = Database.from_url(settings.effective_database_url)
-    with LiveServer(create_app(settings, db)) as live, httpx.Client(base_url=live.url) as client:
+    with (
+        LiveServer(create_app(settings, db)) as live,
+        httpx.Client(base_url=live.url, timeout=60) as client,
+    ):
         page = client.get("/demo-city")
         assert page.status_code == 200 and "100%" in page.text
         assert 'http-equiv="refresh"' not in page.text  # done: the page stops refreshing
@@ -65,7 +68,7 @@ def test_the_progress_page_refreshes_while_the_city_builds(settings, sqlite_db) 
     progress.write(path, state="logins_ready", done=30, total=60)  # this process: alive
     with (
         LiveServer(create_app(settings, sqlite_db)) as live,
-        httpx.Client(base_url=live.url) as client,
+        httpx.Client(base_url=live.url, timeout=60) as client,
     ):
         page = client.get("/demo-city")
     assert "45%" in page.text and 'http-equiv="refresh"' in page.text
@@ -81,7 +84,7 @@ def test_a_stopped_city_says_so(settings, sqlite_db) -> None:
     path.write_text(json.dumps(found))
     with (
         LiveServer(create_app(settings, sqlite_db)) as live,
-        httpx.Client(base_url=live.url) as client,
+        httpx.Client(base_url=live.url, timeout=60) as client,
     ):
         page = client.get("/demo-city")
     assert "stopped before it was complete" in page.text

@@ -244,9 +244,16 @@ def _simulate_relationships(
     )
     store_owner = np.array([i for i, m in enumerate(built) for _ in m.stores])
     relationships: list[Relationship] = []
-    for consumer, home in enumerate(consumer_homes):
-        distance = np.hypot(store_points[:, 0] - home[0], store_points[:, 1] - home[1])
-        nearest = np.argsort(distance)[:8]
+    # Every consumer's eight nearest stores at once (a consumers x stores matrix), not a
+    # sort per consumer: this is on the way to the city's first logins.
+    distances = np.hypot(
+        consumer_homes[:, None, 0] - store_points[None, :, 0],
+        consumer_homes[:, None, 1] - store_points[None, :, 1],
+    )
+    nearest_stores = np.argsort(distances, axis=1)[:, :8]
+    first_store_of = {m: int(np.flatnonzero(store_owner == m)[0]) for m in set(store_owner)}
+    for consumer in range(len(consumer_homes)):
+        nearest = nearest_stores[consumer]
         chosen_stores = rng.choice(nearest, size=1 + int(rng.random() < 0.35), replace=False)
         seen_merchants: set[int] = set()
         for store_index in chosen_stores:
@@ -270,7 +277,7 @@ def _simulate_relationships(
                     break
                 times.append(nxt)
             spends = [max(100, int(rng.gamma(truth["p"], 1.0 / nu))) for _ in times]
-            local_store = int(store_index - np.flatnonzero(store_owner == merchant)[0])
+            local_store = int(store_index) - first_store_of[merchant]
             relationships.append(Relationship(consumer, merchant, local_store, times, spends))
     return relationships
 
@@ -338,7 +345,6 @@ def build_city(
         )
         relationships = _simulate_relationships(rng, built, homes, days)
         report.consumers, report.relationships = consumers, len(relationships)
-        events = _visit_events(rng, start, built, relationships)
         # A third of consumers use the app: they claim a coupon before some visits.
         app_users = rng.random(consumers) < 0.35
         demo_consumer = _demo_consumer(relationships, app_users)
@@ -347,6 +353,7 @@ def build_city(
             _issue_logins(session, run, demo_consumer)
         if on_logins is not None:
             on_logins(report)
+        events = _visit_events(rng, start, built, relationships)
         _run_days(run, rng, events, relationships, app_users, progress)
         frozen.set(end)
         with db.transaction() as session:

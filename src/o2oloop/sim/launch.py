@@ -7,6 +7,7 @@ the months of visits and the analysis fill in behind, with progress at /demo-cit
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -52,7 +53,11 @@ def build(
         remember({**report.keys, **report.logins})
         note("logins_ready", done=0, total=0, seconds=time.perf_counter() - started)
 
+    parent = os.getppid()
+
     def days_done(_what: str, done: int, total: int) -> None:
+        if behind and os.getppid() != parent:  # the server is gone: so is its city
+            raise SystemExit("the server that started the demo city has stopped")
         note("logins_ready", done=done, total=total, seconds=time.perf_counter() - started)
         tenth = 10 * done // max(total, 1)
         if behind and tenth > step["shown"]:

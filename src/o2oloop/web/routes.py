@@ -12,9 +12,10 @@ def page_routers() -> list:
     """Every router of pages, in the order they are tried."""
     from o2oloop.terminal.pages import router as terminal_pages
     from o2oloop.terminal.pairing_pages import router as pairing_pages
+    from o2oloop.web.admin import router as admin_pages
     from o2oloop.web.console import routers as console_routers
 
-    return [auth_pages.router, pairing_pages, terminal_pages, *console_routers()]
+    return [auth_pages.router, pairing_pages, terminal_pages, admin_pages, *console_routers()]
 
 
 def install(app: FastAPI) -> None:
