@@ -167,8 +167,7 @@ def refund_expired_vouchers(db: Database) -> int:
 
 
 def analyze_members(db: Database) -> int:
-    with db.transaction() as session:
-        return analytics.analyze(session).members
+    return analytics.analyze_in_batches(db).members
 
 
 def bootstrap(

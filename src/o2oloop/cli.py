@@ -257,8 +257,7 @@ def worker(
         today = clock.now().date()
         analysed = ""
         if last_analysis != today:
-            with db.transaction() as session:
-                summary = analytics.analyze(session)
+            summary = analytics.analyze_in_batches(db)
             last_analysis = today
             analysed = f", {summary.members:,} members analysed"
         console.print(
@@ -383,8 +382,7 @@ def analyze(
         def advance(done: int, total: int, merchant_id: str) -> None:
             bar.update(task, total=total, completed=done, description=f"scored {merchant_id}")
 
-        with db.transaction() as session:
-            summary = analytics.analyze(session, merchant_id=merchant, as_of=at, progress=advance)
+        summary = analytics.analyze_in_batches(db, merchant_id=merchant, as_of=at, progress=advance)
         bar.update(task, description="committed")
     console.print(
         f"analysed {summary.members:,} members of {summary.merchants:,} merchants "

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
@@ -362,8 +362,41 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_after_idle(engine)
+    return engine
+
+
+IDLE_PING_SECONDS = 5.0
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only if it sat idle for a while.
+
+    A ping on every checkout (`pool_pre_ping`) is one more round trip per transaction, and
+    round trips are what a redemption on PostgreSQL mostly waits on. A connection in steady
+    use has just answered; one that idled (past a restart of the server, say) is pinged,
+    and a dead one replaced before any request sees it. A connection that dies mid-use is
+    dropped when its error shows it (SQLAlchemy for sessions, `_abandon` for lean work).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()
+        except engine.dialect.loaded_dbapi.Error as dead:
+            raise DisconnectionError("pooled connection found dead") from dead  # pool retries
 
 
 class AnswerBound(Protocol):
@@ -382,6 +415,17 @@ class AnswerBound(Protocol):
 
 
 ANSWER_BOUND: ContextVar[AnswerBound | None] = ContextVar("o2oloop_answer_bound", default=None)
+
+
+@contextmanager
+def answer_not_bound() -> Iterator[None]:
+    """Work in a request that commits as it goes, answer or not: for work too long for one
+    transaction and safe to run again (a retry after a crash repeats it)."""
+    token = ANSWER_BOUND.set(None)
+    try:
+        yield
+    finally:
+        ANSWER_BOUND.reset(token)
 
 
 class HeldTransaction:
@@ -455,12 +499,14 @@ class Database:
             with self._unit_of_work() as session:
                 yield session
             return
-        turn = self.writers.acquire()
+        # A turn of its own: the thread that began the transaction may not be the one
+        # that ends it (FastAPI runs a dependency's two halves in any pool thread).
+        turn = self.writers.acquire_own()
         try:
             with self._unit_of_work() as session:
                 yield session
         finally:
-            self.writers.release(turn)
+            self.writers.release_own(turn)
 
     @contextmanager
     def _answer_bound(self, bound: AnswerBound) -> Iterator[Session]:
@@ -567,11 +613,14 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        """A read-only unit of work: on SQLite it does not take the write lock."""
+        """A read-only unit of work: on SQLite it does not take the write lock.
+
+        Closed, not rolled back: its transaction ends as the connection goes back to the
+        pool, and what it loaded stays readable (a rollback would expire it).
+        """
         session = self.read_sessions()
         try:
             yield session
-            session.rollback()
         finally:
             session.close()
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
 from o2oloop.auth import service as keys
 from o2oloop.auth.principal import Principal
@@ -22,6 +24,13 @@ _bearer = HTTPBearer(auto_error=False, description="An o2oloop API key")
 
 async def get_db(request: Request) -> Database:
     return request.app.state.db
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    """A read-only unit of work for a route that only reads: on SQLite it takes no writer
+    lock, so it never waits for a writer (write-ahead log readers)."""
+    with request.app.state.db.reading() as session:
+        yield session
 
 
 async def bearer_token(
@@ -53,6 +62,8 @@ async def idempotency_key(
 
 
 DB = Annotated[Database, Depends(get_db)]
+# A route that only reads asks for `Reading`; one that writes opens `db.transaction()`.
+Reading = Annotated[Session, Depends(read_session, scope="function")]
 Caller = Annotated[Principal, Depends(current_principal)]
 Token = Annotated[str | None, Depends(bearer_token)]
 Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of the last page")]

@@ -110,3 +110,74 @@ def test_one_consumer_racing_a_limit_of_2_gets_2_codes(db: Database) -> None:
 
     successes, _ = _hammer(claim)
     assert successes == 2
+
+
+def test_concurrent_batch_issuances_of_different_offers_all_succeed(db: Database) -> None:
+    from factories import PLATFORM
+
+    tenant = make_tenant(db)
+    offers = [make_offer(db, tenant) for _ in range(8)]
+    barrier = threading.Barrier(len(offers))
+    numbers: list[int] = []
+    failures: list[BaseException] = []
+
+    def issue(offer_id: str) -> None:
+        barrier.wait()
+        try:
+            with db.transaction() as session:
+                batch = service.issue_batch(
+                    session,
+                    principal=PLATFORM,
+                    merchant_id=tenant.merchant_id,
+                    offer_id=offer_id,
+                    count=10,
+                )
+                numbers.append(batch.batch_no)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=issue, args=(o,)) for o in offers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(numbers) == list(range(1, len(offers) + 1))
+
+
+def test_concurrent_undos_take_a_redemption_back_once(db: Database) -> None:
+    from datetime import timedelta
+
+    from o2oloop.offers.models import OfferStoreRedemptions
+
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    consumer_id, _ = make_consumer(db)
+    with db.transaction() as session:
+        code = service.claim(
+            session, principal=consumer_principal(consumer_id), offer_id=offer_id, keys=KEYS
+        )
+    terminal = terminal_principal(tenant)
+    with db.transaction() as session:
+        redeemed = service.redeem(
+            session,
+            principal=terminal,
+            code=KEYS.code_text(code.id),
+            bill_amount=None,
+            keys=KEYS,
+            rate_per_minute=1000,
+        )
+
+    def undo() -> None:
+        with db.transaction() as session:
+            service.undo(
+                session,
+                principal=terminal,
+                redemption_id=redeemed.redemption.id,
+                grace=timedelta(minutes=10),
+            )
+
+    assert _hammer(undo) == (1, THREADS - 1)
+    with db.reading() as session:
+        count = session.get(OfferStoreRedemptions, (offer_id, tenant.store_id))
+        assert count is not None and count.redeemed == 0

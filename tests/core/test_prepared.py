@@ -635,3 +635,24 @@ def test_a_connection_that_died_leaves_the_pool(pg_db: Database) -> None:
             assert transaction.scalar(BACKEND_PID) != pid
     finally:
         db.dispose()
+
+
+def test_a_connection_that_died_while_idle_is_replaced_before_use(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping per checkout, but one for a connection that sat idle: the transaction after
+    a server restart gets a live connection, not an error."""
+    from o2oloop import db as db_module
+
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
+    url = pg_db.engine.url.render_as_string(hide_password=False)
+    db = Database.from_url(url, pool_size=1, max_overflow=0)
+    try:
+        with db.lean(write=False) as transaction:
+            pid = transaction.scalar(BACKEND_PID)
+        with pg_db.engine.connect() as admin:
+            admin.execute(select(func.pg_terminate_backend(pid)))
+        with db.lean(write=False) as transaction:
+            assert transaction.scalar(BACKEND_PID) != pid
+    finally:
+        db.dispose()

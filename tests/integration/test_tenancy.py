@@ -157,3 +157,9 @@ def test_missing_or_bad_keys_get_401(db: Database, http: httpx.Client, credentia
         response = http.request(method, url, headers=headers)
         assert response.status_code == 401, (method, url, response.text)
         assert response.json()["status"] == 401
+
+
+def test_405_names_every_method_of_the_path(http) -> None:
+    response = http.delete("/v1/merchants")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}

@@ -47,7 +47,7 @@ from o2oloop.auth.principal import (
     require_merchant_staff,
     require_platform,
 )
-from o2oloop.db import new_id
+from o2oloop.db import Database, new_id
 from o2oloop.errors import InvalidInput, NotFound
 from o2oloop.merchants.hours import WEEKDAYS, capacity_at, is_open
 from o2oloop.merchants.models import Merchant, Store
@@ -574,14 +574,132 @@ def analyze(
     )
 
 
-def run_for_merchant(
-    session: Session, *, principal: Principal, merchant_id: str
+SCORE_BATCH = 5_000  # members written per transaction by `analyze_in_batches`
+
+
+def analyze_in_batches(
+    db: Database,
+    *,
+    merchant_id: str | None = None,
+    as_of: datetime | None = None,
+    progress: Progress | None = None,
+    batch: int = SCORE_BATCH,
 ) -> AnalysisSummary:
+    """`analyze` for a live platform: never one long write transaction.
+
+    Visits are read in a read-only transaction (on SQLite it waits for no writer, and no
+    writer waits for it), models are fitted and members scored outside any transaction,
+    and a merchant's scores are then replaced `batch` members per short transaction, so a
+    till's redemption never waits behind more than one batch. Between batches a merchant's
+    scores are part old, part new; each row is whole.
+    """
+    started = time.perf_counter()
+    as_of = _aware_utc(as_of or clock.now())
+    as_of_epoch = as_of.timestamp()
+    with db.reading() as session:
+        frame = _member_frame(session, merchant_id=merchant_id, as_of=as_of)
+        stored_platform = _stored_platform_models(session)
+    platform: Models | None = None
+    if merchant_id is None:
+        platform = _platform_models(_history(frame, as_of_epoch))
+        with db.transaction() as session:
+            _save_model(session, None, platform, as_of)
+    parts = frame.partition_by("merchant_id", as_dict=True, maintain_order=True)
+    if merchant_id is not None and not parts:
+        parts = {(merchant_id,): frame}
+    total, members, fallbacks = len(parts), 0, 0
+    computed_at = clock.now().astimezone(UTC)
+    for done, (key, part) in enumerate(parts.items(), start=1):
+        mid = str(key[0])
+        models = None
+        if part.height:
+            h = _history(part, as_of_epoch)
+            bg, gg = _fit(h)
+            if bg is None or gg is None:
+                if platform is None:
+                    platform = stored_platform or _platform_models(
+                        _history(_all_members(db, as_of), as_of_epoch)
+                    )
+                fallbacks += 1
+            models = Models(
+                bgnbd=bg or platform.bgnbd,  # type: ignore[union-attr]
+                gg=gg or platform.gg,  # type: ignore[union-attr]
+                platform_fallback=bg is None or gg is None,
+                customers=part.height,
+            )
+            scores = _score_frame(part, h, score(h, models), as_of, computed_at)
+            for start in range(0, scores.height, batch):
+                _replace_scores(db, mid, scores.slice(start, batch), as_of)
+            members += part.height
+        with db.transaction() as session:
+            # Members no longer there (erased, say) keep no score of an earlier run.
+            session.execute(
+                delete(MemberScore).where(
+                    MemberScore.merchant_id == mid, MemberScore.computed_at < computed_at
+                )
+            )
+            if models is not None:
+                _save_model(session, mid, models, as_of)
+                events.record(
+                    session, MembersScored(merchant_id=mid, members=part.height, as_of=as_of)
+                )
+        if progress is not None:
+            progress(done, total, mid)
+    return AnalysisSummary(
+        merchants=total,
+        members=members,
+        platform_fallbacks=fallbacks,
+        as_of=as_of,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _aware_utc(as_of: datetime) -> datetime:
+    if as_of.tzinfo is None:
+        raise InvalidInput("as_of needs a timezone")
+    return as_of.astimezone(UTC)
+
+
+def _all_members(db: Database, as_of: datetime) -> pl.DataFrame:
+    with db.reading() as session:
+        return _member_frame(session, merchant_id=None, as_of=as_of)
+
+
+def _replace_scores(db: Database, merchant_id: str, scores: pl.DataFrame, as_of: datetime) -> None:
+    """One short transaction: these members' scores replaced, their segment changes recorded."""
+    ids = scores.get_column("member_id").to_list()
+    with db.transaction() as session:
+        before = dict(
+            session.execute(
+                select(MemberScore.member_id, MemberScore.segment).where(
+                    MemberScore.member_id.in_(ids)
+                )
+            ).all()
+        )
+        session.execute(delete(MemberScore).where(MemberScore.member_id.in_(ids)))
+        session.flush()
+        _write_scores(session, scores)
+        events.record_all(
+            session,
+            [
+                SegmentChanged(merchant_id=merchant_id, member_id=member, before=old, after=new)
+                for member, new in scores.select("member_id", "segment").iter_rows()
+                if (old := _value(before.get(member))) != new
+            ],
+        )
+
+
+def _value(segment: Segment | None) -> str | None:
+    return None if segment is None else segment.value
+
+
+def run_for_merchant(db: Database, *, principal: Principal, merchant_id: str) -> AnalysisSummary:
     """A merchant admin refreshes their own scores now."""
     require_merchant_admin(principal, merchant_id)
-    if session.get(Merchant, merchant_id) is None:
-        raise NotFound("no merchant with this id")
-    return analyze(session, merchant_id=merchant_id)
+    with db.reading() as session:
+        if session.get(Merchant, merchant_id) is None:
+            raise NotFound("no merchant with this id")
+    return analyze_in_batches(db, merchant_id=merchant_id)
 
 
 # ---- reading scores ------------------------------------------------------------------------

@@ -8,18 +8,17 @@ from o2oloop.auth import schemas, service
 from o2oloop.auth.models import ApiKey, Role
 from o2oloop.auth.principal import require_platform
 from o2oloop.errors import NotFound
-from o2oloop.http import DB, IDEMPOTENT, Caller, problems
+from o2oloop.http import DB, IDEMPOTENT, Caller, Reading, problems
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=problems(401, 403, 404, 422))
 
 
 @router.get("/me")
-def whoami(db: DB, caller: Caller) -> schemas.KeyRead:
-    with db.transaction() as session:
-        key = session.get(ApiKey, caller.key_id)
-        if key is None:
-            raise NotFound("no API key with this id")
-        return schemas.KeyRead.model_validate(key)
+def whoami(session: Reading, caller: Caller) -> schemas.KeyRead:
+    key = session.get(ApiKey, caller.key_id)
+    if key is None:
+        raise NotFound("no API key with this id")
+    return schemas.KeyRead.model_validate(key)
 
 
 @router.post("", status_code=201, dependencies=IDEMPOTENT)

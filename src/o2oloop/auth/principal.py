@@ -50,6 +50,26 @@ def require_merchant_staff(principal: Principal, merchant_id: str) -> None:
         raise Forbidden("terminal keys can act only through /v1/terminal")
 
 
+def require_consumer(principal: Principal, detail: str = "this needs a consumer key") -> str:
+    """The calling consumer's id; any other key is refused."""
+    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
+        raise Forbidden(detail)
+    return principal.consumer_id
+
+
+def require_terminal(principal: Principal, detail: str = "this needs a terminal key") -> str:
+    """The calling terminal's id (its key also names its store and merchant); any other key
+    is refused."""
+    if (
+        principal.role is not Role.TERMINAL
+        or principal.terminal_id is None
+        or principal.store_id is None
+        or principal.merchant_id is None
+    ):
+        raise Forbidden(detail)
+    return principal.terminal_id
+
+
 def require_platform(principal: Principal) -> None:
     if not principal.is_platform:
         raise Forbidden("this needs a platform admin key")

@@ -16,7 +16,17 @@ from o2oloop.codes import export, qr, schemas, service, vouchers
 from o2oloop.codes.models import Code
 from o2oloop.db import Database
 from o2oloop.errors import PROBLEM_MEDIA_TYPE, InvalidInput
-from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Token, problem_response, problems
+from o2oloop.http import (
+    DB,
+    IDEMPOTENT,
+    Caller,
+    Cursor,
+    Limit,
+    Reading,
+    Token,
+    problem_response,
+    problems,
+)
 from o2oloop.idempotency import service as idempotency
 from o2oloop.offers.models import Offer
 from o2oloop.pagination import Page
@@ -82,12 +92,11 @@ def refund(code_id: str, request: Request, db: DB, caller: Caller) -> schemas.Cl
 
 @router.get("/consumers/me/codes")
 def wallet(
-    request: Request, db: DB, caller: Caller, cursor: Cursor = None, limit: Limit = 50
+    request: Request, session: Reading, caller: Caller, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[schemas.ClaimedCode]:
     keys = _keys(request)
-    with db.transaction() as session:
-        rows, next_cursor = service.wallet(session, principal=caller, cursor=cursor, limit=limit)
-        return Page(data=[_claimed(c, o, keys) for c, o in rows], next_cursor=next_cursor)
+    rows, next_cursor = service.wallet(session, principal=caller, cursor=cursor, limit=limit)
+    return Page(data=[_claimed(c, o, keys) for c, o in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -98,14 +107,13 @@ def wallet(
 def wallet_qr(
     code_id: str,
     request: Request,
-    db: DB,
+    session: Reading,
     caller: Caller,
     format: Annotated[str, Query(pattern="^(png|svg)$")] = "png",
 ) -> Response:
     keys = _keys(request)
-    with db.transaction() as session:
-        code = service.own_code(session, principal=caller, code_id=code_id)
-        payload = service.codec.qr_payload(keys.code_text(code.id))
+    code = service.own_code(session, principal=caller, code_id=code_id)
+    payload = service.codec.qr_payload(keys.code_text(code.id))
     if format == "svg":
         return Response(qr.qr_svg(payload), media_type="image/svg+xml")
     return Response(qr.qr_png(payload), media_type="image/png")
@@ -132,13 +140,10 @@ def issue_batch(
     responses={200: {"content": {"text/csv": {}}}},
 )
 def export_batch(
-    merchant_id: str, batch_id: str, request: Request, db: DB, caller: Caller
+    merchant_id: str, batch_id: str, request: Request, session: Reading, caller: Caller
 ) -> StreamingResponse:
     keys = _keys(request)
-    with db.transaction() as session:
-        batch = service.get_batch(
-            session, principal=caller, merchant_id=merchant_id, batch_id=batch_id
-        )
+    batch = service.get_batch(session, principal=caller, merchant_id=merchant_id, batch_id=batch_id)
 
     filename = f"o2oloop-batch-{batch.batch_no}.csv"
     return StreamingResponse(
@@ -283,18 +288,15 @@ def undo(redemption_id: str, request: Request, db: DB, caller: Caller) -> schema
 @router.get("/merchants/{merchant_id}/redemption-attempts")
 def attempts(
     merchant_id: str,
-    db: DB,
+    session: Reading,
     caller: Caller,
     cursor: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="next_cursor of the last page")
     ] = None,
     limit: Limit = 50,
 ) -> schemas.AttemptPage:
-    with db.transaction() as session:
-        rows = service.list_attempts(
-            session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
-        )
-        data = [schemas.AttemptRead.model_validate(r) for r in rows]
-        return schemas.AttemptPage(
-            data=data, next_cursor=data[-1].id if len(data) == limit else None
-        )
+    rows = service.list_attempts(
+        session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
+    )
+    data = [schemas.AttemptRead.model_validate(r) for r in rows]
+    return schemas.AttemptPage(data=data, next_cursor=data[-1].id if len(data) == limit else None)

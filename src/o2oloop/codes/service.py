@@ -13,15 +13,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from o2oloop import clock, events
-from o2oloop.auth.models import Role
 from o2oloop.auth.principal import (
     Principal,
     get_owned,
+    require_consumer,
     require_merchant_admin,
     require_merchant_staff,
+    require_terminal,
 )
 from o2oloop.codes import codec
 from o2oloop.codes.events import CodeClaimed, CodeRedeemed, RedemptionUndone
@@ -62,6 +64,7 @@ from o2oloop.pagination import paginate
 from o2oloop.prepared import DriverTransaction, Prepared, dialect_insert, driver
 
 MAX_BATCH = 1_000_000
+BATCH_NUMBER_TRIES = 20
 
 
 class CodeRejected(ProblemError):
@@ -122,9 +125,7 @@ def _violations(violations: list[Violation]) -> RuleViolation:
 def claim(session: Session, *, principal: Principal, offer_id: str, keys: Keys) -> Code:
     """A consumer claims one code of a free offer; stock and the per-customer limit hold
     under any concurrency because both are conditional UPDATEs."""
-    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
-        raise Forbidden("claiming needs a consumer key")
-    consumer_id = principal.consumer_id
+    consumer_id = require_consumer(principal, "claiming needs a consumer key")
     offer = session.get(Offer, offer_id)
     if offer is None or offer.state is not OfferState.PUBLISHED:
         raise NotFound("no published offer with this id")
@@ -258,23 +259,29 @@ def issue_batch(
     )
     if taken.rowcount != 1:
         raise RuleViolation("not enough stock left on this offer for that many codes")
-    next_no = (session.scalar(select(func.max(CodeBatch.batch_no))) or 0) + 1
-    if next_no > codec.MAX_BATCH_NO:
-        raise Conflict("the platform has used every batch number")
     now = clock.now()
-    batch = CodeBatch(
-        id=new_id("bat"),
-        merchant_id=merchant_id,
-        offer_id=offer.id,
-        batch_no=next_no,
-        count=count,
-        created_at=now,
-        expires_at=code_expires_at(rules_of(offer), now),
-    )
-    session.add(batch)
-    session.flush()
-    session.refresh(offer)
-    return batch
+    for _ in range(BATCH_NUMBER_TRIES):
+        next_no = (session.scalar(select(func.max(CodeBatch.batch_no))) or 0) + 1
+        if next_no > codec.MAX_BATCH_NO:
+            raise Conflict("the platform has used every batch number")
+        batch = CodeBatch(
+            id=new_id("bat"),
+            merchant_id=merchant_id,
+            offer_id=offer.id,
+            batch_no=next_no,
+            count=count,
+            created_at=now,
+            expires_at=code_expires_at(rules_of(offer), now),
+        )
+        try:
+            with session.begin_nested():
+                session.add(batch)
+                session.flush()
+        except IntegrityError:
+            continue  # a concurrent issuance (of any offer) took this number: the next one
+        session.refresh(offer)
+        return batch
+    raise Conflict("every batch number tried was taken by a concurrent issuance; retry")
 
 
 def get_batch(
@@ -503,8 +510,7 @@ Work = Session | DriverTransaction
 
 def counter_of(work: Work, principal: Principal) -> Counter:
     """The terminal's counter, refused if the terminal or its store has been deactivated."""
-    if principal.role is not Role.TERMINAL or principal.terminal_id is None:
-        raise Forbidden("this needs a terminal key")
+    require_terminal(principal)
     since = clock.now() - timedelta(minutes=1)
     row = driver(work).one_or_none(_AT_WORK, terminal_id=principal.terminal_id, since=since)
     if row is None:
@@ -886,6 +892,7 @@ def undo(
             OfferStoreRedemptions.offer_id == redemption.offer_id,
             OfferStoreRedemptions.store_id == redemption.store_id,
         )
+        .where(OfferStoreRedemptions.redeemed > 0)  # never below zero
         .values(redeemed=OfferStoreRedemptions.redeemed - 1)
         .execution_options(synchronize_session=False)
     )
@@ -930,8 +937,7 @@ def wallet_state(code: Code, now: datetime) -> str:
 def wallet(
     session: Session, *, principal: Principal, cursor: str | None, limit: int
 ) -> tuple[list[tuple[Code, Offer]], str | None]:
-    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
-        raise Forbidden("the wallet needs a consumer key")
+    require_consumer(principal, "the wallet needs a consumer key")
     codes, next_cursor = paginate(
         session,
         select(Code).where(Code.consumer_id == principal.consumer_id),
@@ -947,8 +953,7 @@ def wallet(
 
 
 def own_code(session: Session, *, principal: Principal, code_id: str) -> Code:
-    if principal.role is not Role.CONSUMER:
-        raise Forbidden("this needs a consumer key")
+    require_consumer(principal)
     code = session.get(Code, code_id)
     if code is None or code.consumer_id != principal.consumer_id:
         raise NotFound("no code with this id in your wallet")

@@ -15,13 +15,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from o2oloop import clock, events
-from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal
+from o2oloop.auth.principal import Principal, require_consumer
 from o2oloop.codes import service as codes
 from o2oloop.codes.events import VoucherRefunded
 from o2oloop.codes.models import Code, CodeState, OfferClaim
 from o2oloop.config import get_settings
-from o2oloop.errors import Conflict, Forbidden, NotFound
+from o2oloop.errors import Conflict, NotFound
 from o2oloop.ledger import service as ledger
 from o2oloop.money import Money
 from o2oloop.offers.models import Offer, OfferKind, OfferState
@@ -45,8 +44,7 @@ def buy(
     session: Session, *, principal: Principal, offer_id: str, behaviour: str | None = None
 ) -> PaymentIntent:
     """Start buying a voucher: stock and the per-customer limit are taken now, atomically."""
-    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
-        raise Forbidden("buying needs a consumer key")
+    require_consumer(principal, "buying needs a consumer key")
     offer = session.get(Offer, offer_id)
     if offer is None or offer.state is not OfferState.PUBLISHED:
         raise NotFound("no published offer with this id")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from o2oloop.customers import privacy, schemas, service
 from o2oloop.customers.models import Consumer, Membership, MemberSource
-from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
+from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.pagination import Page
 
 router = APIRouter(prefix="/v1/consumers", tags=["consumers"], responses=problems(401, 403, 422))
@@ -29,9 +29,8 @@ def sign_up(data: schemas.ConsumerCreate, db: DB) -> schemas.ConsumerCreated:
 
 
 @router.get("/me")
-def me(db: DB, caller: Caller) -> schemas.ConsumerRead:
-    with db.transaction() as session:
-        return schemas.ConsumerRead.model_validate(service.get_self(session, principal=caller))
+def me(session: Reading, caller: Caller) -> schemas.ConsumerRead:
+    return schemas.ConsumerRead.model_validate(service.get_self(session, principal=caller))
 
 
 def _consent(membership: Membership, merchant_name: str) -> schemas.ConsentRead:
@@ -48,11 +47,10 @@ def _consent(membership: Membership, merchant_name: str) -> schemas.ConsentRead:
 
 
 @router.get("/me/consents", responses=problems(404))
-def list_consents(db: DB, caller: Caller) -> list[schemas.ConsentRead]:
+def list_consents(session: Reading, caller: Caller) -> list[schemas.ConsentRead]:
     """Every merchant the consumer is a member of, and the marketing consent each holds."""
-    with db.transaction() as session:
-        rows = service.list_own_memberships(session, principal=caller)
-        return [_consent(m, merchant.name) for m, merchant in rows]
+    rows = service.list_own_memberships(session, principal=caller)
+    return [_consent(m, merchant.name) for m, merchant in rows]
 
 
 @router.post("/me/consents", dependencies=IDEMPOTENT, responses=problems(404))
@@ -69,12 +67,9 @@ def set_consent(data: schemas.ConsentUpdate, db: DB, caller: Caller) -> schemas.
 
 
 @router.get("/me/export", responses=problems(404))
-def export(db: DB, caller: Caller) -> schemas.ConsumerExport:
+def export(session: Reading, caller: Caller) -> schemas.ConsumerExport:
     """Everything the platform holds about the calling consumer."""
-    with db.transaction() as session:
-        return schemas.ConsumerExport.model_validate(
-            privacy.export_consumer(session, principal=caller)
-        )
+    return schemas.ConsumerExport.model_validate(privacy.export_consumer(session, principal=caller))
 
 
 @router.post("/me/erase", dependencies=IDEMPOTENT, responses=problems(404))
@@ -113,7 +108,7 @@ def member_read(membership: Membership, consumer: Consumer) -> schemas.MemberRea
 def list_members(
     merchant_id: str,
     request: Request,
-    db: DB,
+    session: Reading,
     caller: Caller,
     marketing_consent: bool | None = None,
     source: MemberSource | None = None,
@@ -123,27 +118,26 @@ def list_members(
     limit: Limit = 50,
 ) -> Page[schemas.MemberRead]:
     secret_key = request.app.state.settings.secret_key
-    with db.transaction() as session:
-        rows, next_cursor = service.list_members(
-            session,
-            principal=caller,
-            merchant_id=merchant_id,
-            secret_key=secret_key,
-            marketing_consent=marketing_consent,
-            source=source,
-            phone=phone,
-            member_card=member_card,
-            cursor=cursor,
-            limit=limit,
-        )
-        return Page(data=[member_read(m, c) for m, c in rows], next_cursor=next_cursor)
+    rows, next_cursor = service.list_members(
+        session,
+        principal=caller,
+        merchant_id=merchant_id,
+        secret_key=secret_key,
+        marketing_consent=marketing_consent,
+        source=source,
+        phone=phone,
+        member_card=member_card,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(data=[member_read(m, c) for m, c in rows], next_cursor=next_cursor)
 
 
 @members_router.get("/{member_id}")
 def get_member(
     merchant_id: str,
     member_id: str,
-    db: DB,
+    session: Reading,
     caller: Caller,
     visits: Annotated[int, Query(ge=0, le=200, description="How many latest visits")] = 50,
 ) -> schemas.MemberDetail:
@@ -151,19 +145,18 @@ def get_member(
     from o2oloop.visits import schemas as visit_schemas
     from o2oloop.visits import service as visit_service
 
-    with db.transaction() as session:
-        membership, consumer = service.get_member(
-            session, principal=caller, merchant_id=merchant_id, member_id=member_id
-        )
-        latest = visit_service.member_visits(
-            session, merchant_id=merchant_id, member_id=member_id, limit=visits
-        )
-        score = analytics.member_score(session, member_id=membership.id)
-        return schemas.MemberDetail(
-            member=member_read(membership, consumer),
-            visits=[visit_schemas.VisitRead.model_validate(v) for v in latest],
-            score=score,
-        )
+    membership, consumer = service.get_member(
+        session, principal=caller, merchant_id=merchant_id, member_id=member_id
+    )
+    latest = visit_service.member_visits(
+        session, merchant_id=merchant_id, member_id=member_id, limit=visits
+    )
+    score = analytics.member_score(session, member_id=membership.id)
+    return schemas.MemberDetail(
+        member=member_read(membership, consumer),
+        visits=[visit_schemas.VisitRead.model_validate(v) for v in latest],
+        score=score,
+    )
 
 
 @members_router.post("/{member_id}/consent", dependencies=IDEMPOTENT)

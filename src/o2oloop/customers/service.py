@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from o2oloop import clock, events
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal, get_owned, require_merchant_staff
+from o2oloop.auth.principal import Principal, get_owned, require_consumer, require_merchant_staff
 from o2oloop.customers import phones
 from o2oloop.customers.events import MemberEnrolled
 from o2oloop.customers.models import ConsentEvent, Consumer, Membership, MemberSource
 from o2oloop.db import new_id
-from o2oloop.errors import Conflict, Forbidden, NotFound
+from o2oloop.errors import Conflict, NotFound
 from o2oloop.merchants.models import Merchant
 from o2oloop.pagination import paginate
 
@@ -32,12 +32,6 @@ def sign_up(session: Session, *, display_name: str = "") -> tuple[Consumer, str]
     session.flush()
     _, token = keys.issue_key(session, role=Role.CONSUMER, consumer_id=consumer.id)
     return consumer, token
-
-
-def require_consumer(principal: Principal) -> str:
-    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
-        raise Forbidden("this needs a consumer key")
-    return principal.consumer_id
 
 
 def get_self(session: Session, *, principal: Principal) -> Consumer:

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from o2oloop import clock
 from o2oloop.auth.principal import require_platform
-from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
+from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.ledger import reconciliation, schemas, settlement, stored_value
 from o2oloop.ledger import service as ledger
 from o2oloop.pagination import Page, page_of
@@ -37,33 +37,31 @@ def set_stored_value_program(
 
 @router.get("/merchants/{merchant_id}/stored-value/program")
 def get_stored_value_program(
-    merchant_id: str, db: DB, caller: Caller
+    merchant_id: str, session: Reading, caller: Caller
 ) -> schemas.StoredValueProgramRead:
-    with db.transaction() as session:
-        program = stored_value.get_program(session, principal=caller, merchant_id=merchant_id)
-        return schemas.StoredValueProgramRead.model_validate(program)
+    program = stored_value.get_program(session, principal=caller, merchant_id=merchant_id)
+    return schemas.StoredValueProgramRead.model_validate(program)
 
 
 @router.get("/merchants/{merchant_id}/stored-value/balances")
 def list_stored_value_balances(
-    merchant_id: str, db: DB, caller: Caller, cursor: Cursor = None, limit: Limit = 50
+    merchant_id: str, session: Reading, caller: Caller, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[schemas.StoredValueBalance]:
-    with db.transaction() as session:
-        rows, next_cursor = stored_value.merchant_balances(
-            session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
-        )
-        return Page(
-            data=[
-                schemas.StoredValueBalance(
-                    merchant_id=merchant_id,
-                    consumer_id=row.consumer_id or "",
-                    balance=row.balance,
-                    currency=row.currency,
-                )
-                for row in rows
-            ],
-            next_cursor=next_cursor,
-        )
+    rows, next_cursor = stored_value.merchant_balances(
+        session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
+    )
+    return Page(
+        data=[
+            schemas.StoredValueBalance(
+                merchant_id=merchant_id,
+                consumer_id=row.consumer_id or "",
+                balance=row.balance,
+                currency=row.currency,
+            )
+            for row in rows
+        ],
+        next_cursor=next_cursor,
+    )
 
 
 @router.post("/merchants/{merchant_id}/stored-value/refund-all", dependencies=IDEMPOTENT)
@@ -97,18 +95,17 @@ def top_up_stored_value(
 
 
 @router.get("/consumers/me/stored-value")
-def my_stored_value(db: DB, caller: Caller) -> list[schemas.StoredValueBalance]:
-    with db.transaction() as session:
-        return [
-            schemas.StoredValueBalance(
-                merchant_id=merchant.id,
-                merchant_name=merchant.name,
-                consumer_id=account.consumer_id or "",
-                balance=account.balance,
-                currency=account.currency,
-            )
-            for account, merchant in stored_value.consumer_balances(session, principal=caller)
-        ]
+def my_stored_value(session: Reading, caller: Caller) -> list[schemas.StoredValueBalance]:
+    return [
+        schemas.StoredValueBalance(
+            merchant_id=merchant.id,
+            merchant_name=merchant.name,
+            consumer_id=account.consumer_id or "",
+            balance=account.balance,
+            currency=account.currency,
+        )
+        for account, merchant in stored_value.consumer_balances(session, principal=caller)
+    ]
 
 
 @router.post("/terminal/stored-value/spends", status_code=201, dependencies=IDEMPOTENT)
@@ -134,11 +131,12 @@ def spend_stored_value(
 
 
 @router.get("/merchants/{merchant_id}/balances")
-def merchant_balances(merchant_id: str, db: DB, caller: Caller) -> schemas.MerchantBalances:
-    with db.transaction() as session:
-        return schemas.MerchantBalances(
-            **ledger.merchant_summary(session, principal=caller, merchant_id=merchant_id)
-        )
+def merchant_balances(
+    merchant_id: str, session: Reading, caller: Caller
+) -> schemas.MerchantBalances:
+    return schemas.MerchantBalances(
+        **ledger.merchant_summary(session, principal=caller, merchant_id=merchant_id)
+    )
 
 
 @router.post("/merchants/{merchant_id}/settlements", dependencies=IDEMPOTENT)
@@ -155,31 +153,29 @@ def run_settlement(
 
 @router.get("/merchants/{merchant_id}/settlements")
 def list_settlements(
-    merchant_id: str, db: DB, caller: Caller, cursor: Cursor = None, limit: Limit = 50
+    merchant_id: str, session: Reading, caller: Caller, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[schemas.SettlementRead]:
-    with db.transaction() as session:
-        rows, next_cursor = settlement.list_batches(
-            session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
-        )
-        return page_of(schemas.SettlementRead, rows, next_cursor)
+    rows, next_cursor = settlement.list_batches(
+        session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
+    )
+    return page_of(schemas.SettlementRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/settlements/{settlement_id}")
 def get_settlement(
-    merchant_id: str, settlement_id: str, db: DB, caller: Caller
+    merchant_id: str, settlement_id: str, session: Reading, caller: Caller
 ) -> schemas.Statement:
     """The batch and its statement: every redemption, commission, reversal, refund, spend."""
-    with db.transaction() as session:
-        batch = settlement.get_batch(
-            session, principal=caller, merchant_id=merchant_id, settlement_id=settlement_id
-        )
-        return schemas.Statement(
-            settlement=schemas.SettlementRead.model_validate(batch),
-            lines=[
-                schemas.StatementLineRead(**line.__dict__)
-                for line in settlement.statement_lines(session, batch)
-            ],
-        )
+    batch = settlement.get_batch(
+        session, principal=caller, merchant_id=merchant_id, settlement_id=settlement_id
+    )
+    return schemas.Statement(
+        settlement=schemas.SettlementRead.model_validate(batch),
+        lines=[
+            schemas.StatementLineRead(**line.__dict__)
+            for line in settlement.statement_lines(session, batch)
+        ],
+    )
 
 
 @router.get(
@@ -187,12 +183,13 @@ def get_settlement(
     response_class=Response,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def get_settlement_csv(merchant_id: str, settlement_id: str, db: DB, caller: Caller) -> Response:
-    with db.transaction() as session:
-        batch = settlement.get_batch(
-            session, principal=caller, merchant_id=merchant_id, settlement_id=settlement_id
-        )
-        body = settlement.statement_csv(session, batch)
+def get_settlement_csv(
+    merchant_id: str, settlement_id: str, session: Reading, caller: Caller
+) -> Response:
+    batch = settlement.get_batch(
+        session, principal=caller, merchant_id=merchant_id, settlement_id=settlement_id
+    )
+    body = settlement.statement_csv(session, batch)
     return Response(
         body,
         media_type="text/csv; charset=utf-8",
@@ -204,13 +201,12 @@ def get_settlement_csv(merchant_id: str, settlement_id: str, db: DB, caller: Cal
 
 
 @router.get("/ledger/reconciliation")
-def reconciliation_report(db: DB, caller: Caller) -> schemas.ReconciliationReport:
+def reconciliation_report(session: Reading, caller: Caller) -> schemas.ReconciliationReport:
     """Platform admin: every difference between the books, the provider and settlements."""
     require_platform(caller)
-    with db.transaction() as session:
-        differences = reconciliation.report(session)
-        return schemas.ReconciliationReport(
-            generated_at=clock.now(),
-            ok=not differences,
-            differences=[schemas.DifferenceRead(**d.as_dict()) for d in differences],
-        )
+    differences = reconciliation.report(session)
+    return schemas.ReconciliationReport(
+        generated_at=clock.now(),
+        ok=not differences,
+        differences=[schemas.DifferenceRead(**d.as_dict()) for d in differences],
+    )

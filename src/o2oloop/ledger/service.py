@@ -13,7 +13,7 @@ Commission rounding rule (documented once, used everywhere): the platform's comm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -421,14 +421,6 @@ def refund_voucher(
         source=escrow,
         kind=TransactionKind.VOUCHER_REFUND,
         reference=reference,
-    )
-
-
-def accounts_of_merchant(session: Session, merchant_id: str) -> Iterable[LedgerAccount]:
-    return session.scalars(
-        select(LedgerAccount)
-        .where(LedgerAccount.merchant_id == merchant_id)
-        .order_by(LedgerAccount.kind, LedgerAccount.id)
     )
 
 

@@ -17,16 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
-from o2oloop.auth.models import Role
 from o2oloop.auth.principal import (
     Principal,
+    require_consumer,
     require_merchant,
     require_merchant_admin,
     require_merchant_staff,
     require_platform,
+    require_terminal,
 )
 from o2oloop.customers.models import Consumer
-from o2oloop.errors import Conflict, Forbidden, InvalidInput, NotFound
+from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import (
     AccountKind,
@@ -87,12 +88,6 @@ def get_program(session: Session, *, principal: Principal, merchant_id: str) -> 
 # ---- top-up ------------------------------------------------------------------------------
 
 
-def _consumer_id(principal: Principal) -> str:
-    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
-        raise Forbidden("this needs a consumer key")
-    return principal.consumer_id
-
-
 def start_top_up(
     session: Session,
     *,
@@ -139,7 +134,7 @@ def top_up_for_consumer(
 ) -> PaymentIntent:
     return start_top_up(
         session,
-        consumer_id=_consumer_id(principal),
+        consumer_id=require_consumer(principal),
         merchant_id=merchant_id,
         amount=amount,
         behaviour=behaviour,
@@ -220,8 +215,7 @@ def spend(
 def spend_at_terminal(
     session: Session, *, principal: Principal, consumer_id: str, amount: int
 ) -> tuple[LedgerTransaction, Money]:
-    if principal.role is not Role.TERMINAL or principal.merchant_id is None:
-        raise Forbidden("this needs a terminal key")
+    require_terminal(principal)
     return spend(
         session,
         merchant_id=principal.merchant_id,
@@ -237,7 +231,7 @@ def spend_at_terminal(
 def consumer_balances(
     session: Session, *, principal: Principal
 ) -> list[tuple[LedgerAccount, Merchant]]:
-    consumer_id = _consumer_id(principal)
+    consumer_id = require_consumer(principal)
     return list(
         session.execute(
             select(LedgerAccount, Merchant)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
+from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.merchants import schemas, service
 from o2oloop.pagination import Page, page_of
 
@@ -26,20 +26,18 @@ def create_merchant(
 
 @router.get("/merchants")
 def list_merchants(
-    db: DB, caller: Caller, cursor: Cursor = None, limit: Limit = 50
+    session: Reading, caller: Caller, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[schemas.MerchantRead]:
-    with db.transaction() as session:
-        rows, next_cursor = service.list_merchants(
-            session, principal=caller, cursor=cursor, limit=limit
-        )
-        return page_of(schemas.MerchantRead, rows, next_cursor)
+    rows, next_cursor = service.list_merchants(
+        session, principal=caller, cursor=cursor, limit=limit
+    )
+    return page_of(schemas.MerchantRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}")
-def get_merchant(merchant_id: str, db: DB, caller: Caller) -> schemas.MerchantRead:
-    with db.transaction() as session:
-        merchant = service.get_merchant(session, principal=caller, merchant_id=merchant_id)
-        return schemas.MerchantRead.model_validate(merchant)
+def get_merchant(merchant_id: str, session: Reading, caller: Caller) -> schemas.MerchantRead:
+    merchant = service.get_merchant(session, principal=caller, merchant_id=merchant_id)
+    return schemas.MerchantRead.model_validate(merchant)
 
 
 @router.patch("/merchants/{merchant_id}")
@@ -74,22 +72,20 @@ def create_store(
 
 @router.get("/merchants/{merchant_id}/stores")
 def list_stores(
-    merchant_id: str, db: DB, caller: Caller, cursor: Cursor = None, limit: Limit = 50
+    merchant_id: str, session: Reading, caller: Caller, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[schemas.StoreRead]:
-    with db.transaction() as session:
-        rows, next_cursor = service.list_stores(
-            session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
-        )
-        return page_of(schemas.StoreRead, rows, next_cursor)
+    rows, next_cursor = service.list_stores(
+        session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
+    )
+    return page_of(schemas.StoreRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/stores/{store_id}")
-def get_store(merchant_id: str, store_id: str, db: DB, caller: Caller) -> schemas.StoreRead:
-    with db.transaction() as session:
-        store = service.get_store(
-            session, principal=caller, merchant_id=merchant_id, store_id=store_id
-        )
-        return schemas.StoreRead.model_validate(store)
+def get_store(
+    merchant_id: str, store_id: str, session: Reading, caller: Caller
+) -> schemas.StoreRead:
+    store = service.get_store(session, principal=caller, merchant_id=merchant_id, store_id=store_id)
+    return schemas.StoreRead.model_validate(store)
 
 
 @router.patch("/merchants/{merchant_id}/stores/{store_id}")
@@ -131,22 +127,20 @@ def create_staff(
 
 @router.get("/merchants/{merchant_id}/staff")
 def list_staff(
-    merchant_id: str, db: DB, caller: Caller, cursor: Cursor = None, limit: Limit = 50
+    merchant_id: str, session: Reading, caller: Caller, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[schemas.StaffRead]:
-    with db.transaction() as session:
-        rows, next_cursor = service.list_staff(
-            session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
-        )
-        return page_of(schemas.StaffRead, rows, next_cursor)
+    rows, next_cursor = service.list_staff(
+        session, principal=caller, merchant_id=merchant_id, cursor=cursor, limit=limit
+    )
+    return page_of(schemas.StaffRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/staff/{staff_id}")
-def get_staff(merchant_id: str, staff_id: str, db: DB, caller: Caller) -> schemas.StaffRead:
-    with db.transaction() as session:
-        staff = service.get_staff(
-            session, principal=caller, merchant_id=merchant_id, staff_id=staff_id
-        )
-        return schemas.StaffRead.model_validate(staff)
+def get_staff(
+    merchant_id: str, staff_id: str, session: Reading, caller: Caller
+) -> schemas.StaffRead:
+    staff = service.get_staff(session, principal=caller, merchant_id=merchant_id, staff_id=staff_id)
+    return schemas.StaffRead.model_validate(staff)
 
 
 @router.patch("/merchants/{merchant_id}/staff/{staff_id}")
@@ -193,33 +187,31 @@ def create_terminal(
 @router.get("/merchants/{merchant_id}/terminals")
 def list_terminals(
     merchant_id: str,
-    db: DB,
+    session: Reading,
     caller: Caller,
     store_id: str | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[schemas.TerminalRead]:
-    with db.transaction() as session:
-        rows, next_cursor = service.list_terminals(
-            session,
-            principal=caller,
-            merchant_id=merchant_id,
-            store_id=store_id,
-            cursor=cursor,
-            limit=limit,
-        )
-        return page_of(schemas.TerminalRead, rows, next_cursor)
+    rows, next_cursor = service.list_terminals(
+        session,
+        principal=caller,
+        merchant_id=merchant_id,
+        store_id=store_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return page_of(schemas.TerminalRead, rows, next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/terminals/{terminal_id}")
 def get_terminal(
-    merchant_id: str, terminal_id: str, db: DB, caller: Caller
+    merchant_id: str, terminal_id: str, session: Reading, caller: Caller
 ) -> schemas.TerminalRead:
-    with db.transaction() as session:
-        terminal = service.get_terminal(
-            session, principal=caller, merchant_id=merchant_id, terminal_id=terminal_id
-        )
-        return schemas.TerminalRead.model_validate(terminal)
+    terminal = service.get_terminal(
+        session, principal=caller, merchant_id=merchant_id, terminal_id=terminal_id
+    )
+    return schemas.TerminalRead.model_validate(terminal)
 
 
 @router.patch("/merchants/{merchant_id}/terminals/{terminal_id}")
@@ -245,10 +237,9 @@ def deactivate_terminal(
 
 
 @router.get("/terminal/me")
-def terminal_self(db: DB, caller: Caller) -> schemas.TerminalSelf:
-    with db.transaction() as session:
-        terminal, store = service.terminal_self(session, principal=caller)
-        return schemas.TerminalSelf(
-            terminal=schemas.TerminalRead.model_validate(terminal),
-            store=schemas.StoreRead.model_validate(store),
-        )
+def terminal_self(session: Reading, caller: Caller) -> schemas.TerminalSelf:
+    terminal, store = service.terminal_self(session, principal=caller)
+    return schemas.TerminalSelf(
+        terminal=schemas.TerminalRead.model_validate(terminal),
+        store=schemas.StoreRead.model_validate(store),
+    )

@@ -17,6 +17,7 @@ from o2oloop.auth.principal import (
     require_merchant_admin,
     require_merchant_staff,
     require_platform,
+    require_terminal,
 )
 from o2oloop.channels.store_index import index_store
 from o2oloop.db import new_id
@@ -355,8 +356,7 @@ def _deactivate_terminal(session: Session, terminal: Terminal) -> None:
 
 def terminal_self(session: Session, *, principal: Principal) -> tuple[Terminal, Store]:
     """The calling terminal and the store it is bound to."""
-    if principal.role is not Role.TERMINAL or principal.terminal_id is None:
-        raise Forbidden("this needs a terminal key")
+    require_terminal(principal)
     terminal = session.get(Terminal, principal.terminal_id)
     store = session.get(Store, principal.store_id)
     if terminal is None or store is None:

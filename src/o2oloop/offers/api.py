@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
+from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.offers import schemas, service
 from o2oloop.offers.models import OfferState
 from o2oloop.pagination import Page, page_of
@@ -28,32 +28,30 @@ def create_offer(
 @router.get("/merchants/{merchant_id}/offers")
 def list_offers(
     merchant_id: str,
-    db: DB,
+    session: Reading,
     caller: Caller,
     state: OfferState | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[schemas.OfferRead]:
-    with db.transaction() as session:
-        return _page(
-            *service.list_offers(
-                session,
-                principal=caller,
-                merchant_id=merchant_id,
-                state=state,
-                cursor=cursor,
-                limit=limit,
-            )
+    return _page(
+        *service.list_offers(
+            session,
+            principal=caller,
+            merchant_id=merchant_id,
+            state=state,
+            cursor=cursor,
+            limit=limit,
         )
+    )
 
 
 @router.get("/merchants/{merchant_id}/offers/{offer_id}")
-def get_offer(merchant_id: str, offer_id: str, db: DB, caller: Caller) -> schemas.OfferRead:
-    with db.transaction() as session:
-        offer = service.get_offer(
-            session, principal=caller, merchant_id=merchant_id, offer_id=offer_id
-        )
-        return schemas.OfferRead.model_validate(offer)
+def get_offer(
+    merchant_id: str, offer_id: str, session: Reading, caller: Caller
+) -> schemas.OfferRead:
+    offer = service.get_offer(session, principal=caller, merchant_id=merchant_id, offer_id=offer_id)
+    return schemas.OfferRead.model_validate(offer)
 
 
 @router.patch("/merchants/{merchant_id}/offers/{offer_id}")
@@ -92,20 +90,18 @@ for _action in service.TRANSITIONS:
 
 @router.get("/offers")
 def browse_offers(
-    db: DB,
+    session: Reading,
     caller: Caller,
     merchant_id: str | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[schemas.OfferRead]:
     """Published offers any signed-in consumer may claim or buy."""
-    with db.transaction() as session:
-        return _page(
-            *service.list_published(session, merchant_id=merchant_id, cursor=cursor, limit=limit)
-        )
+    return _page(
+        *service.list_published(session, merchant_id=merchant_id, cursor=cursor, limit=limit)
+    )
 
 
 @router.get("/offers/{offer_id}")
-def published_offer(offer_id: str, db: DB, caller: Caller) -> schemas.OfferRead:
-    with db.transaction() as session:
-        return schemas.OfferRead.model_validate(service.get_published(session, offer_id=offer_id))
+def published_offer(offer_id: str, session: Reading, caller: Caller) -> schemas.OfferRead:
+    return schemas.OfferRead.model_validate(service.get_published(session, offer_id=offer_id))

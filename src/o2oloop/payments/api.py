@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Request
 from o2oloop.auth.models import Role
 from o2oloop.db import Database
 from o2oloop.errors import Forbidden
-from o2oloop.http import DB, Caller, problems
+from o2oloop.http import Caller, Reading, problems
 from o2oloop.payments import schemas, service
 from o2oloop.payments.provider import webhook_secret
 
@@ -59,13 +59,14 @@ async def sandbox_webhook(
 
 
 @router.get("/consumers/me/payment-intents/{payment_intent_id}")
-def get_payment_intent(payment_intent_id: str, db: DB, caller: Caller) -> schemas.PaymentIntentRead:
+def get_payment_intent(
+    payment_intent_id: str, session: Reading, caller: Caller
+) -> schemas.PaymentIntentRead:
     if caller.role is not Role.CONSUMER and not caller.is_platform:
         raise Forbidden("this needs a consumer key")
-    with db.transaction() as session:
-        intent = service.get_intent(
-            session,
-            payment_intent_id=payment_intent_id,
-            consumer_id=None if caller.is_platform else caller.consumer_id,
-        )
-        return schemas.PaymentIntentRead.model_validate(intent)
+    intent = service.get_intent(
+        session,
+        payment_intent_id=payment_intent_id,
+        consumer_id=None if caller.is_platform else caller.consumer_id,
+    )
+    return schemas.PaymentIntentRead.model_validate(intent)

@@ -84,8 +84,7 @@ def build(
     try:
         report = run(days_done) if behind else _with_bar(run, console)
         note("analysing", seconds=time.perf_counter() - started)
-        with db.transaction() as session:
-            analytics.analyze(session)
+        analytics.analyze_in_batches(db)  # short writes: the server keeps answering
     except BaseException as failed:
         note("failed", error=type(failed).__name__)
         raise

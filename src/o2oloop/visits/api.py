@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
-from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
+from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.pagination import Page, page_of
 from o2oloop.visits import schemas, service
 
@@ -49,7 +49,7 @@ def record_payment(
 @router.get("/merchants/{merchant_id}/visits")
 def list_visits(
     merchant_id: str,
-    db: DB,
+    session: Reading,
     caller: Caller,
     store_id: Annotated[str | None, Query(max_length=40)] = None,
     member_id: Annotated[str | None, Query(max_length=40)] = None,
@@ -58,16 +58,15 @@ def list_visits(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[schemas.VisitRead]:
-    with db.transaction() as session:
-        rows, next_cursor = service.list_visits(
-            session,
-            principal=caller,
-            merchant_id=merchant_id,
-            store_id=store_id,
-            member_id=member_id,
-            since=since,
-            until=until,
-            cursor=cursor,
-            limit=limit,
-        )
-        return page_of(schemas.VisitRead, rows, next_cursor)
+    rows, next_cursor = service.list_visits(
+        session,
+        principal=caller,
+        merchant_id=merchant_id,
+        store_id=store_id,
+        member_id=member_id,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+    return page_of(schemas.VisitRead, rows, next_cursor)

@@ -10,12 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock, events
-from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal, require_merchant_staff
+from o2oloop.auth.principal import Principal, require_merchant_staff, require_terminal
 from o2oloop.customers import service as customers
 from o2oloop.customers.models import Membership, MemberSource
 from o2oloop.db import new_id
-from o2oloop.errors import Conflict, Forbidden, InvalidInput, NotFound
+from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.merchants.models import Merchant, Store
 from o2oloop.pagination import paginate
 from o2oloop.visits import schemas
@@ -57,8 +56,7 @@ def check_occurred_at(occurred_at: datetime | None, now: datetime) -> datetime:
 
 
 def _terminal_context(session: Session, principal: Principal) -> tuple[Merchant, Store]:
-    if principal.role is not Role.TERMINAL or principal.store_id is None:
-        raise Forbidden("payments are recorded by a terminal key")
+    require_terminal(principal, "payments are recorded by a terminal key")
     merchant = session.get(Merchant, principal.merchant_id)
     store = session.get(Store, principal.store_id)
     if merchant is None or store is None or store.merchant_id != merchant.id:
@@ -200,16 +198,6 @@ def add_visit(
             redemption_id=redemption_id,
         ),
     )
-    return visit
-
-
-def link_redemption(session: Session, *, visit_id: str, redemption_id: str) -> Visit:
-    """Attach the redemption a visit's code turned into (called by the codes domain)."""
-    visit = session.get(Visit, visit_id)
-    if visit is None:
-        raise NotFound("no visit with this id")
-    visit.redemption_id = redemption_id
-    session.flush()
     return visit
 
 
