@@ -102,7 +102,7 @@ def platform_segment_sizes(session: Reading, caller: Caller) -> schemas.SegmentS
 def run_analysis(merchant_id: str, db: DB, caller: Caller) -> schemas.AnalysisRun:
     """Re-fit and re-score this merchant's members now (the worker also does it daily)."""
     with answer_not_bound():  # many short transactions, and safe to run again
-        summary = service.run_for_merchant(db, principal=caller, merchant_id=merchant_id)
+        summary = service.refresh_merchant(db, principal=caller, merchant_id=merchant_id)
     return schemas.AnalysisRun(
         merchants=summary.merchants,
         members=summary.members,

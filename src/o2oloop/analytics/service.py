@@ -693,8 +693,18 @@ def _value(segment: Segment | None) -> str | None:
     return None if segment is None else segment.value
 
 
-def run_for_merchant(db: Database, *, principal: Principal, merchant_id: str) -> AnalysisSummary:
-    """A merchant admin refreshes their own scores now."""
+def run_for_merchant(
+    session: Session, *, principal: Principal, merchant_id: str
+) -> AnalysisSummary:
+    """A merchant admin refreshes their own scores now, in the caller's transaction."""
+    require_merchant_admin(principal, merchant_id)
+    if session.get(Merchant, merchant_id) is None:
+        raise NotFound("no merchant with this id")
+    return analyze(session, merchant_id=merchant_id)
+
+
+def refresh_merchant(db: Database, *, principal: Principal, merchant_id: str) -> AnalysisSummary:
+    """A merchant admin refreshes their own scores now, in short transactions."""
     require_merchant_admin(principal, merchant_id)
     with db.reading() as session:
         if session.get(Merchant, merchant_id) is None:
