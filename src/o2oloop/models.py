@@ -3,7 +3,19 @@
 from o2oloop.analytics.models import FittedModel, MemberScore
 from o2oloop.auth.models import ApiKey
 from o2oloop.campaigns.models import Campaign, CampaignTarget, ContactWindow
-from o2oloop.channels.models import StoreCell, StoreRating
+from o2oloop.channels.models import (
+    ChannelDaily,
+    CodeAttribution,
+    ConsumerTouch,
+    Publication,
+    Referral,
+    ReferralProgram,
+    ReferralReward,
+    Share,
+    SharerPeriod,
+    StoreCell,
+    StoreRating,
+)
 from o2oloop.codes.models import (
     BatchCodeUse,
     Code,
@@ -60,10 +72,13 @@ __all__ = [
     "BatchCodeUse",
     "Campaign",
     "CampaignTarget",
+    "ChannelDaily",
     "Code",
+    "CodeAttribution",
     "CodeBatch",
     "ConsentEvent",
     "Consumer",
+    "ConsumerTouch",
     "ContactWindow",
     "FittedModel",
     "IdempotencyRecord",
@@ -87,8 +102,12 @@ __all__ = [
     "Person",
     "ProcessedWebhookEvent",
     "ProviderOperation",
+    "Publication",
     "Redemption",
     "RedemptionAttempt",
+    "Referral",
+    "ReferralProgram",
+    "ReferralReward",
     "Review",
     "ReviewPhoto",
     "ReviewReply",
@@ -98,6 +117,8 @@ __all__ = [
     "SandboxSms",
     "SettlementBatch",
     "SettlementLine",
+    "Share",
+    "SharerPeriod",
     "SignInEvent",
     "Staff",
     "Store",

@@ -154,18 +154,7 @@ def _open_now(db, store_id, at: datetime) -> bool:
     with db.reading() as session:
         row = session.get(Store, store_id)
         assert row is not None
-        store = nearby.NearbyStore(
-            row.id,
-            row.merchant_id,
-            row.name,
-            row.latitude,
-            row.longitude,
-            row.timezone,
-            row.opening_hours,
-            "catering",
-            0.0,
-        )
-        return nearby.open_now(store, at)
+        return nearby.open_now(row.opening_hours, row.timezone, at)
 
 
 def test_open_now_across_midnight_in_the_store_timezone(db):
@@ -238,6 +227,39 @@ def test_sort_by_value_and_cursor_paging_visit_every_offer_once(db, frozen_clock
             if cursor is None:
                 break
     assert seen == list(reversed(offers))
+
+
+def test_distance_paging_over_many_merchants_matches_one_big_page(db, frozen_clock):
+    """Nearest-first reading stops early; every page must still be exactly the right slice."""
+    rng = random.Random(3)
+    for _ in range(30):
+        tenant = make_tenant(db)
+        for _ in range(rng.randint(0, 2)):
+            lat, lng = destination(31.23, 121.47, rng.uniform(0, 360), rng.uniform(0, 3_000))
+            _store(db, tenant, lat, lng)
+        for _ in range(rng.randint(1, 3)):
+            make_offer(db, tenant)
+    query = {"latitude": 31.231, "longitude": 121.471, "radius_m": 2_500}
+    with db.reading() as session:
+        everything, _ = nearby.search(
+            session, query=nearby.NearbyQuery(**query, limit=100), now=clock.now()
+        )
+        paged: list = []
+        cursor = None
+        while True:
+            found, cursor = nearby.search(
+                session,
+                query=nearby.NearbyQuery(**query, limit=7, cursor=cursor),
+                now=clock.now(),
+            )
+            paged += found
+            if cursor is None:
+                break
+    assert [(f.offer.id, f.store.id) for f in paged] == [
+        (f.offer.id, f.store.id) for f in everything
+    ]
+    distances = [f.distance_m for f in everything]
+    assert distances == sorted(distances) and len(everything) >= 30
 
 
 def test_api_answers_and_converts_gcj02(db, http, frozen_clock):

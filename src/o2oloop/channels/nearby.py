@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from o2oloop.channels import geo
@@ -51,7 +51,6 @@ class NearbyStore:
     latitude: float
     longitude: float
     timezone: str
-    opening_hours: dict[str, Any]
     category: str
     distance_m: float
 
@@ -79,9 +78,9 @@ _OFFER_COLUMNS = (
     Offer.discount_cap,
     Offer.price,
     Offer.face_value,
-    Offer.topup_tiers,
+    cast(Offer.topup_tiers, Text).label("topup_tiers"),
     Offer.min_spend,
-    Offer.store_ids,
+    cast(Offer.store_ids, Text).label("store_ids"),
     Offer.total_stock,
     Offer.issued_count,
     Offer.valid_until,
@@ -103,13 +102,22 @@ def value_of(offer: Any) -> int:
     if offer.kind is OfferKind.VOUCHER:
         return max(0, (offer.face_value or 0) - (offer.price or 0))
     if offer.kind is OfferKind.STORED_VALUE:
-        return max((int(t.get("bonus", 0)) for t in offer.topup_tiers or ()), default=0)
+        tiers = json.loads(offer.topup_tiers or "[]") or ()
+        return max((int(t.get("bonus", 0)) for t in tiers), default=0)
     return 0
 
 
-def open_now(store: NearbyStore, now: datetime) -> bool:
+def open_now(hours: dict[str, Any], timezone: str, now: datetime) -> bool:
     """Open at this instant by the store's own wall clock (so DST and midnight hold)."""
-    return is_open(store.opening_hours, now.astimezone(ZoneInfo(store.timezone)))
+    return is_open(hours, now.astimezone(ZoneInfo(timezone)))
+
+
+def _hours(session: Session, store_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Opening hours of these stores: decoded only for the stores a page shows or filters."""
+    rows = session.execute(
+        select(Store.id, Store.opening_hours).where(Store.id.in_(list(store_ids)))
+    )
+    return {store_id: hours for store_id, hours in rows}
 
 
 def _candidate_stores(session: Session, query: NearbyQuery) -> list[NearbyStore]:
@@ -122,7 +130,6 @@ def _candidate_stores(session: Session, query: NearbyQuery) -> list[NearbyStore]
             Store.latitude,
             Store.longitude,
             Store.timezone,
-            Store.opening_hours,
             Merchant.category,
         )
         .join(StoreCell, StoreCell.store_id == Store.id)
@@ -133,7 +140,7 @@ def _candidate_stores(session: Session, query: NearbyQuery) -> list[NearbyStore]
         statement = statement.where(Merchant.category == query.category)
     found = []
     lat, lng, radius = query.latitude, query.longitude, query.radius_m
-    for row in session.execute(statement):
+    for row in session.connection().execute(statement):
         distance = geo.haversine_m(lat, lng, row.latitude, row.longitude)
         if distance <= radius:
             found.append(NearbyStore(*row, distance_m=distance))  # type: ignore[misc]
@@ -152,7 +159,7 @@ def _offers_of(
     )
     if kind is not None:
         statement = statement.where(Offer.kind == kind)
-    return list(session.execute(statement))
+    return list(session.connection().execute(statement))
 
 
 def _ratings(session: Session, store_ids: Sequence[str]) -> dict[str, float]:
@@ -202,17 +209,57 @@ def search(
         raise InvalidInput(f"radius_m must be above 0 and at most {MAX_RADIUS_M}")
     after = decode_cursor(query.cursor, query.sort) if query.cursor else None
     stores = _candidate_stores(session, query)
+    hours: dict[str, dict[str, Any]] = {}
     if query.open_now is not None:
-        stores = [s for s in stores if open_now(s, now) is query.open_now]
+        hours = _hours(session, [s.id for s in stores])
+        stores = [s for s in stores if open_now(hours[s.id], s.timezone, now) is query.open_now]
     by_merchant: dict[str, list[NearbyStore]] = {}
-    for store in stores:
+    for store in stores:  # nearest first, so merchants come in order of their nearest store
         by_merchant.setdefault(store.merchant_id, []).append(store)
     if not by_merchant:
         return [], None
-    offers = _offers_of(session, list(by_merchant), query.kind, now)
     ratings = _ratings(session, [s.id for s in stores]) if query.sort == "rating" else {}
+    if query.sort == "distance":
+        results = _nearest_first(session, by_merchant, query, after, now)
+    else:
+        results = _ranked(session, list(by_merchant), by_merchant, query, after, ratings, now)
+    results.sort(key=lambda r: r[0])
+    page = results[: query.limit]
+    missing = [store.id for _, _, store, _, _ in page if store.id not in hours]
+    if missing:
+        hours.update(_hours(session, missing))
+    shaped = [
+        NearbyOffer(
+            offer=offer,
+            store=store,
+            distance_m=store.distance_m,
+            open_now=open_now(hours[store.id], store.timezone, now),
+            value=value,
+            rating=rating,
+            key=key,
+        )
+        for key, offer, store, value, rating in page
+    ]
+    next_cursor = encode_cursor(page[-1][0]) if len(results) > query.limit else None
+    return shaped, next_cursor
+
+
+_Ranked = tuple[tuple[Any, ...], Any, NearbyStore, int, float | None]
+_CHUNK = 24  # merchants whose offers are read at a time when nearest come first
+
+
+def _ranked(
+    session: Session,
+    merchant_ids: list[str],
+    by_merchant: dict[str, list[NearbyStore]],
+    query: NearbyQuery,
+    after: tuple[Any, ...] | None,
+    ratings: dict[str, float],
+    now: datetime,
+) -> list[_Ranked]:
+    """Every offer of these merchants past the cursor, with its sort key."""
     results = []
-    for offer in offers:
+    for offer in _offers_of(session, merchant_ids, query.kind, now):
         if offer.total_stock is not None and offer.issued_count >= offer.total_stock:
             continue
         store = _nearest_valid_store(by_merchant[offer.merchant_id], offer.store_ids)
@@ -224,28 +271,37 @@ def search(
         if after is not None and key <= after:
             continue
         results.append((key, offer, store, value, rating))
-    results.sort(key=lambda r: r[0])
-    page = results[: query.limit]
-    shaped = [
-        NearbyOffer(
-            offer=offer,
-            store=store,
-            distance_m=store.distance_m,
-            open_now=open_now(store, now),
-            value=value,
-            rating=rating,
-            key=key,
-        )
-        for key, offer, store, value, rating in page
-    ]
-    next_cursor = encode_cursor(page[-1][0]) if len(results) > query.limit else None
-    return shaped, next_cursor
+    return results
 
 
-def _nearest_valid_store(
-    stores: list[NearbyStore], store_ids: list[str] | None
-) -> NearbyStore | None:
-    if store_ids is None:
+def _nearest_first(
+    session: Session,
+    by_merchant: dict[str, list[NearbyStore]],
+    query: NearbyQuery,
+    after: tuple[Any, ...] | None,
+    now: datetime,
+) -> list[_Ranked]:
+    """Offers by distance, reading merchants nearest first and stopping once no farther
+    merchant can place an offer on this page (its nearest store is past the page's last)."""
+    past = after[0] if after is not None else -1.0
+    # A merchant whose every store is nearer than the cursor has nothing left to show.
+    merchants = [m for m, stores in by_merchant.items() if stores[-1].distance_m >= past]
+    results: list[_Ranked] = []
+    for start in range(0, len(merchants), _CHUNK):
+        chunk = merchants[start : start + _CHUNK]
+        results += _ranked(session, chunk, by_merchant, query, after, {}, now)
+        if len(results) > query.limit and start + _CHUNK < len(merchants):
+            results.sort(key=lambda r: r[0])
+            last_needed = results[query.limit][0][0]
+            if by_merchant[merchants[start + _CHUNK]][0].distance_m > last_needed:
+                break
+    return results
+
+
+def _nearest_valid_store(stores: list[NearbyStore], store_ids: str | None) -> NearbyStore | None:
+    """The nearest store the offer is valid at (`store_ids` as stored: JSON text or NULL)."""
+    allowed_ids = json.loads(store_ids) if store_ids else None
+    if allowed_ids is None:
         return stores[0]
-    allowed = set(store_ids)
+    allowed = set(allowed_ids)
     return next((s for s in stores if s.id in allowed), None)
