@@ -26,6 +26,8 @@ from o2oloop.bootstrap import Wiring, bootstrap
 from o2oloop.campaigns.api import platform_router as platform_campaigns_router
 from o2oloop.campaigns.api import router as campaigns_router
 from o2oloop.channels.api import router as channels_router
+from o2oloop.channels.api import tracking_router
+from o2oloop.channels.counts import Counts
 from o2oloop.codes.api import router as codes_router
 from o2oloop.config import Settings
 from o2oloop.customers.api import members_router
@@ -173,6 +175,7 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         yield
+        app.state.channel_counts.flush()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -187,6 +190,7 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
     app.state.db = db
     app.state.settings = settings
     app.state.wiring = wiring or bootstrap(settings)
+    app.state.channel_counts = Counts(db)
     install_error_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,
@@ -214,6 +218,7 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         pairing_router,
         webhooks_router,
         reviews_router,
+        tracking_router,
     ):
         app.include_router(router)
 

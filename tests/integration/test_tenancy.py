@@ -43,6 +43,10 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     },
     "WebhookEndpointUpdate": {"enabled": False},
     "SecretRotation": {"overlap_hours": 1},
+    "PublicationCreate": {"channel": "web"},
+    "ReferralProgramIn": {"reward_kind": "stored_value", "reward_amount": 100},
+    "ProposalsCreate": {"below": 0.5},
+    "ProposalAccept": {"weeks": 1},
 }
 
 
@@ -54,9 +58,12 @@ def _path_values(db: Database, victim: Tenant) -> dict[str, str]:
             session, principal=PLATFORM, merchant_id=victim.merchant_id, offer_id=offer_id, count=5
         )
     endpoint_id, delivery_id = make_webhook_delivery(db, victim)
+    publication_id, proposal_id = _channel_rows(db, victim, offer_id)
     return {
         "endpoint_id": endpoint_id,
         "delivery_id": delivery_id,
+        "publication_id": publication_id,
+        "proposal_id": proposal_id,
         "merchant_id": victim.merchant_id,
         "store_id": victim.store_id,
         "staff_id": victim.staff_id,
@@ -66,6 +73,39 @@ def _path_values(db: Database, victim: Tenant) -> dict[str, str]:
         "member_id": make_member(db, victim),
         "settlement_id": make_settlement(db, victim.merchant_id),
     }
+
+
+def _channel_rows(db: Database, victim: Tenant, offer_id: str) -> tuple[str, str]:
+    """A publication of the victim's offer and an off-peak proposal for its store."""
+    from o2oloop.channels import publications
+    from o2oloop.channels.models import OffPeakProposal, ProposalState
+    from o2oloop.channels.schemas import PublicationCreate
+    from o2oloop.clock import now
+    from o2oloop.db import new_id
+
+    with db.transaction() as session:
+        publication = publications.publish(
+            session,
+            principal=PLATFORM,
+            merchant_id=victim.merchant_id,
+            offer_id=offer_id,
+            data=PublicationCreate(channel="sms"),
+        )
+        proposal = OffPeakProposal(
+            id=new_id("opp"),
+            merchant_id=victim.merchant_id,
+            store_id=victim.store_id,
+            weekday=1,
+            start_hour=14,
+            end_hour=16,
+            per_slot_cap=5,
+            amount_off=500,
+            average_utilisation=0.1,
+            state=ProposalState.PROPOSED,
+            created_at=now(),
+        )
+        session.add(proposal)
+        return publication.id, proposal.id
 
 
 def _merchant_scoped_operations(spec: dict) -> list[tuple[str, str, str | None]]:

@@ -37,7 +37,8 @@ def test_small_city_runs_the_loop(sqlite_db: Database, frozen_clock) -> None:
     assert _count(sqlite_db, Store) == 12
     assert _count(sqlite_db, Visit) == report.visits > 600
     assert _count(sqlite_db, Redemption) == report.redemptions > 0
-    assert _count(sqlite_db, Membership) == report.relationships
+    # Every relationship makes a member; friends brought by shares become members too.
+    assert _count(sqlite_db, Membership) >= report.relationships
     with sqlite_db.transaction() as session:
         first, last = session.execute(
             select(func.min(Visit.occurred_at), func.max(Visit.occurred_at))
@@ -110,3 +111,19 @@ def test_same_seed_same_city(sqlite_template, tmp_path, frozen_clock) -> None:
         )
         db.dispose()
     assert counts[0] == counts[1]
+
+
+def test_the_city_shows_channels_shares_nearby_and_steering(sqlite_db: Database, frozen_clock):
+    from o2oloop.channels.models import CodeAttribution, Publication, Referral, ReferralReward
+
+    report = build_city(
+        sqlite_db, secret_key="s" * 40, seed=5, merchants_count=6, consumers=400, days=60
+    )
+    figures = report.channels
+    assert figures["publications"] == _count(sqlite_db, Publication) == 24
+    assert figures["channel_claims"] > 0 and figures["share_claims"] > 0
+    assert _count(sqlite_db, CodeAttribution) == figures["channel_claims"] + figures["share_claims"]
+    assert _count(sqlite_db, Referral) > 0
+    assert figures["rewards"] == _count(sqlite_db, ReferralReward) > 0
+    assert figures["nearby_searches"] == 100 and figures["nearby_results"] > 0
+    assert figures["offpeak_proposals"] > 0 and figures["slot_claims"] > 0

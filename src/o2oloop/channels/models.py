@@ -195,3 +195,39 @@ class ReferralReward(Base):
     ledger_transaction_id: Mapped[str | None] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProposalState(enum.StrEnum):
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+
+
+class OffPeakProposal(Base):
+    """A windowed offer the platform suggests for a store's quiet hours, sized to them."""
+
+    __tablename__ = "offpeak_proposals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)  # 0 = Monday
+    start_hour: Mapped[int] = mapped_column(Integer)
+    end_hour: Mapped[int] = mapped_column(Integer)  # exclusive; 24 = midnight
+    per_slot_cap: Mapped[int] = mapped_column(Integer)
+    amount_off: Mapped[int] = mapped_column(Integer)
+    average_utilisation: Mapped[float] = mapped_column(Float)
+    state: Mapped[ProposalState] = mapped_column(str_enum(ProposalState))
+    offer_id: Mapped[str | None] = mapped_column(ForeignKey("offers.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SlotIssuance(Base):
+    """Codes of a steering offer issued for one hour of one day: never above `cap`."""
+
+    __tablename__ = "slot_issuance"
+
+    offer_id: Mapped[str] = mapped_column(ForeignKey("offers.id"), primary_key=True)
+    slot_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    cap: Mapped[int] = mapped_column(Integer)
+    issued: Mapped[int] = mapped_column(Integer, default=0)

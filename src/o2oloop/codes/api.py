@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from o2oloop import clock
 from o2oloop.auth.principal import Principal
 from o2oloop.auth.service import authenticate
+from o2oloop.channels import claims as channel_claims
 from o2oloop.codes import export, qr, schemas, service, vouchers
 from o2oloop.codes.models import Code
 from o2oloop.db import Database
@@ -60,10 +61,21 @@ def _claimed(code: Code, offer: Offer, keys: service.Keys) -> schemas.ClaimedCod
 
 
 @router.post("/offers/{offer_id}/claim", status_code=201, dependencies=IDEMPOTENT)
-def claim(offer_id: str, request: Request, db: DB, caller: Caller) -> schemas.ClaimedCode:
+def claim(
+    offer_id: str,
+    request: Request,
+    db: DB,
+    caller: Caller,
+    via: Annotated[
+        str | None, Query(max_length=80, description="the tracking or share link's token")
+    ] = None,
+) -> schemas.ClaimedCode:
     keys = _keys(request)
     with db.transaction() as session:
         code = service.claim(session, principal=caller, offer_id=offer_id, keys=keys)
+        channel_claims.after_claim(
+            session, code=code, token=via, secret=request.app.state.settings.secret_key
+        )
         offer = session.get(Offer, code.offer_id)
         assert offer is not None
         return _claimed(code, offer, keys)

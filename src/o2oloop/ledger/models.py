@@ -62,6 +62,7 @@ class TransactionKind(enum.StrEnum):
     PAYOUT_PAID = "payout_paid"  # payouts in transit → provider clearing
     PAYOUT_FAILED = "payout_failed"  # payouts in transit → merchant payable
     REVERSAL = "reversal"  # the exact negation of an earlier transaction
+    REFERRAL_REWARD = "referral_reward"  # merchant payable → a sharer's stored-value escrow
     ADJUSTMENT = "adjustment"  # anything else (tests, benchmarks, manual corrections)
 
 

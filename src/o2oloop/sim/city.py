@@ -34,7 +34,7 @@ from o2oloop.offers import schemas as offer_schemas
 from o2oloop.offers import service as offers
 from o2oloop.payments import service as payments
 from o2oloop.payments.provider import deliver_pending_events, webhook_secret
-from o2oloop.sim import logins, prepaid, reviews, settlements, stored_value, wallet
+from o2oloop.sim import channels, logins, prepaid, reviews, settlements, stored_value, wallet
 from o2oloop.sim.world import (
     PLATFORM,
     TIMEZONE,
@@ -356,6 +356,7 @@ def build_city(
         events = _visit_events(rng, start, built, relationships)
         _run_days(run, rng, events, relationships, app_users, progress)
         frozen.set(end)
+        channels.run(run, homes)
         with db.transaction() as session:
             wallet.fill(session, run, demo_consumer)
             reviews.finish(session, run)

@@ -73,6 +73,7 @@ class CityReport:
     keys: dict[str, str] = field(default_factory=dict)
     logins: dict[str, str] = field(default_factory=dict)  # people's sign-ins (email, password)
     truth: dict[str, dict[str, float]] = field(default_factory=dict)
+    channels: dict[str, Any] = field(default_factory=dict)  # sim/channels.py's figures
 
 
 Progress = Callable[[str, int, int], None]

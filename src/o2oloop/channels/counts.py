@@ -1,0 +1,127 @@
+"""Impressions and clicks, counted in memory and written in batches.
+
+An impression (an offer shown in a listing or a nearby search) or a click (a tracking link
+opened) must not cost a write transaction each: the counts gather per (offer, channel,
+link, day) and one upsert per key is written at most every `interval` seconds (or when
+`max_keys` keys are pending), by whichever request comes by after that, and on shutdown.
+A crash loses at most that interval's counts; claims, redemptions and revenue are never
+counted this way (they are rows of their own).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from o2oloop import clock
+from o2oloop.channels.models import Channel, ChannelDaily
+from o2oloop.db import Database
+from o2oloop.offers.models import Offer
+from o2oloop.prepared import dialect_insert
+
+Key = tuple[str, str, str, date]  # offer id, channel, link id ("" for none), day
+
+
+class Counts:
+    def __init__(self, db: Database, *, interval: float = 1.0, max_keys: int = 5_000) -> None:
+        self.db = db
+        self.interval = interval
+        self.max_keys = max_keys
+        self._lock = threading.Lock()
+        self._impressions: Counter[Key] = Counter()
+        self._clicks: Counter[Key] = Counter()
+        self._since = time.monotonic()
+
+    def impressions(self, offer_ids: Iterable[str], channel: Channel) -> None:
+        today = clock.now().date()
+        with self._lock:
+            for offer_id in offer_ids:
+                self._impressions[(offer_id, channel.value, "", today)] += 1
+        self.flush_if_due()
+
+    def click(self, offer_id: str, channel: Channel, link_id: str) -> None:
+        with self._lock:
+            self._clicks[(offer_id, channel.value, link_id, clock.now().date())] += 1
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        with self._lock:
+            pending = len(self._impressions) + len(self._clicks)
+            due = pending and (
+                pending >= self.max_keys or time.monotonic() - self._since >= self.interval
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            impressions, clicks = self._impressions, self._clicks
+            self._impressions, self._clicks = Counter(), Counter()
+            self._since = time.monotonic()
+        if not impressions and not clicks:
+            return
+        rows = {key: [n, 0] for key, n in impressions.items()}
+        for key, n in clicks.items():
+            rows.setdefault(key, [0, 0])[1] += n
+        try:
+            with self.db.transaction() as session:
+                write(session, rows)
+        except Exception:
+            with self._lock:  # not lost: they go out with the next batch
+                self._impressions.update(impressions)
+                self._clicks.update(clicks)
+            raise
+
+
+def write(session: Session, rows: dict[Key, list[int]]) -> None:
+    """Add the counts to their rows, creating rows that do not exist yet (in key order, so
+    two writers never wait for each other's rows in opposite orders)."""
+    insert = dialect_insert(session.get_bind().dialect.name)
+    for (offer_id, channel, link_id, day), (impressions, clicks) in sorted(rows.items()):
+        statement = insert(ChannelDaily).values(
+            offer_id=offer_id,
+            channel=channel,
+            link_id=link_id,
+            day=day,
+            impressions=impressions,
+            clicks=clicks,
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["offer_id", "channel", "link_id", "day"],
+                set_={
+                    "impressions": ChannelDaily.impressions + statement.excluded.impressions,
+                    "clicks": ChannelDaily.clicks + statement.excluded.clicks,
+                },
+            )
+        )
+
+
+def totals(
+    session: Session, *, merchant_id: str, offer_id: str | None
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """(channel, link id) → (impressions, clicks) over every day, for one offer or all of
+    the merchant's."""
+    statement = (
+        select(
+            ChannelDaily.channel,
+            ChannelDaily.link_id,
+            func.sum(ChannelDaily.impressions),
+            func.sum(ChannelDaily.clicks),
+        )
+        .join(Offer, Offer.id == ChannelDaily.offer_id)
+        .where(Offer.merchant_id == merchant_id)
+        .group_by(ChannelDaily.channel, ChannelDaily.link_id)
+    )
+    if offer_id is not None:
+        statement = statement.where(ChannelDaily.offer_id == offer_id)
+    return {
+        (channel.value, link_id): (int(impressions), int(clicks))
+        for channel, link_id, impressions, clicks in session.execute(statement)
+    }
