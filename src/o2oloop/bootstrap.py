@@ -30,8 +30,10 @@ from o2oloop.analytics.events import MembersScored, SegmentChanged
 from o2oloop.campaigns import runner as campaigns
 from o2oloop.campaigns import triggers as campaign_triggers
 from o2oloop.campaigns.policy import Policy
+from o2oloop.channels import referrals
 from o2oloop.codes import vouchers
 from o2oloop.codes.events import CodeClaimed, CodeRedeemed, RedemptionUndone, VoucherRefunded
+from o2oloop.codes.service import Keys
 from o2oloop.config import Settings
 from o2oloop.customers.events import MemberEnrolled
 from o2oloop.db import Database
@@ -191,6 +193,18 @@ def bootstrap(
     )
     wiring.every("analytics.nightly", timedelta(days=1), analyze_members)
     wiring.every("people.purge_sessions", timedelta(hours=1), purge_web_sessions)
+
+    code_keys = Keys.from_secret(settings.secret_key)
+    wiring.on(
+        CodeRedeemed,
+        functools.partial(referrals.on_code_redeemed, keys=code_keys),
+        name="channels.reward_referral",
+    )
+    wiring.every(
+        "channels.referral_sweep",
+        timedelta(minutes=5),
+        lambda db: referrals.sweep(db, keys=code_keys),
+    )
 
     policy = Policy.from_settings(settings)
     wiring.on(

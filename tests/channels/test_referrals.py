@@ -220,3 +220,34 @@ def test_concurrent_redemptions_of_friends_codes_pay_exactly_the_cap(pg_db, froz
         states = [r.state for r in session.scalars(select(Referral))]
     assert states.count(ReferralState.REWARDED) == 3
     assert states.count(ReferralState.CAPPED) == 5
+
+
+def test_the_wired_handler_pays_from_the_redemptions_event(shop, settings):
+    from o2oloop import events
+    from o2oloop.bootstrap import bootstrap
+    from o2oloop.codes.events import CodeRedeemed
+    from o2oloop.jobs.models import OutboxEntry
+
+    db, tenant, offer_id, reward_offer = shop
+    _program(db, tenant, reward_kind="coupon", reward_offer_id=reward_offer)
+    sharer, _ = make_consumer(db)
+    friend, _ = make_consumer(db)
+    _, text = _claim(db, friend, offer_id, _share(db, sharer, offer_id))
+    redemption_id = _redeem(db, tenant, text)
+    with db.reading() as session:
+        rows = session.execute(
+            select(OutboxEntry.type, OutboxEntry.payload).where(
+                OutboxEntry.type == CodeRedeemed.name
+            )
+        ).all()
+    redeemed = [events.from_json(name, payload) for name, payload in rows]
+    assert [e.redemption_id for e in redeemed] == [redemption_id]
+    handler = bootstrap(settings.model_copy(update={"secret_key": SECRET})).handler(
+        "channels.reward_referral"
+    )
+    assert handler is not None
+    for _ in range(2):  # at-least-once delivery: the second run pays nothing more
+        with db.transaction() as session:
+            handler(session, redeemed[0])
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(ReferralReward)) == 1

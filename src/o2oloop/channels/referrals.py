@@ -32,9 +32,10 @@ from o2oloop.channels.models import (
 )
 from o2oloop.channels.schemas import ReferralProgramIn
 from o2oloop.codes import service as codes
+from o2oloop.codes.events import CodeRedeemed
 from o2oloop.codes.models import Code, Redemption, RedemptionState
 from o2oloop.customers.models import Consumer, Membership
-from o2oloop.db import new_id
+from o2oloop.db import Database, new_id
 from o2oloop.errors import InvalidInput, NotFound
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import AccountKind, TransactionKind
@@ -335,3 +336,15 @@ def top_sharers(
         }
         for sharer_id, claimed, redeemed_n, revenue, rewards, reward_value in rows
     ]
+
+
+def on_code_redeemed(session: Session, event: CodeRedeemed, *, keys: codes.Keys) -> None:
+    """The worker's reaction to a redemption (after it committed): pay its sharer, if any."""
+    if event.code_id is not None:
+        settle_redemption(session, redemption_id=event.redemption_id, keys=keys)
+
+
+def sweep(db: Database, *, keys: codes.Keys) -> dict[str, int]:
+    """The periodic safety net: referrals whose redemption's event was missed."""
+    with db.transaction() as session:
+        return {"rewards": settle_pending(session, keys=keys)}
