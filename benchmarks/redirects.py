@@ -33,7 +33,7 @@ from o2oloop.channels.schemas import PublicationCreate
 
 def _wrk(url: str, duration: float, connections: int) -> dict[str, Any]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{int(duration)}s", "--latency", url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     figures: dict[str, Any] = {
@@ -108,7 +108,7 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     for backend in _support.backends(args.db):
