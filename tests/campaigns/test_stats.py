@@ -81,3 +81,9 @@ def test_roi() -> None:
         stats.roi(incremental_revenue=1, gross_margin_share=0.6, discount_cost=0, message_cost=0)
         is None
     )
+
+
+def test_small_arms_use_the_exact_binomial_test() -> None:
+    srm = stats.sample_ratio_mismatch(2, 3, control_share=0.1)
+    assert srm.p_value == pytest.approx(scipy_stats.binomtest(3, 5, 0.1).pvalue)
+    assert srm.mismatch is (srm.p_value < 0.001)

@@ -114,8 +114,13 @@ def audience_query(
     merchant_id: str | None,
     now: datetime,
     offer_id: str | None = None,
+    campaign_id: str | None = None,
 ) -> Select:
-    """SELECT member_id, consumer_id of everyone the audience reaches, one row per consumer."""
+    """SELECT member_id, consumer_id of everyone the audience reaches, one row per consumer.
+
+    With `campaign_id`, consumers still inside an attribution window of that campaign (in
+    either arm) are left out: one window per consumer at a time, whatever the arm, so a
+    treated member's new code never makes them less likely to be targeted than a control."""
     m, c = Membership, Consumer
     where = [m.marketing_consent.is_(True), c.erased_at.is_(None)]
     if merchant_id is not None:
@@ -126,8 +131,10 @@ def audience_query(
         t = CampaignTarget
         recent = [
             t.consumer_id == m.consumer_id,
-            t.state == TargetState.SENT,
-            t.sent_at >= now - timedelta(days=audience.exclude_messaged_days),
+            # Control targets count as "would have been messaged": the exclusion must not
+            # depend on the arm, or the arms stop being comparable.
+            t.state.in_([TargetState.SENT, TargetState.HELD_OUT]),
+            t.targeted_at >= now - timedelta(days=audience.exclude_messaged_days),
         ]
         if merchant_id is not None:
             recent.append(t.merchant_id == merchant_id)
@@ -139,6 +146,15 @@ def audience_query(
                 Code.consumer_id == m.consumer_id,
                 Code.state == CodeState.ACTIVE,
                 or_(Code.expires_at.is_(None), Code.expires_at > now),
+            )
+        )
+    if campaign_id is not None:
+        t = CampaignTarget
+        where.append(
+            ~exists().where(
+                t.campaign_id == campaign_id,
+                t.consumer_id == m.consumer_id,
+                t.measure_until > now,
             )
         )
     query = select(m.id.label("member_id"), m.consumer_id.label("consumer_id")).join(

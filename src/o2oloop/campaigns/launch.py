@@ -48,6 +48,7 @@ def campaign_audience(session: Session, campaign: Campaign, now: datetime) -> Se
         merchant_id=campaign.merchant_id,
         now=now,
         offer_id=campaign.offer_id,
+        campaign_id=campaign.id,
     )
 
 
@@ -81,16 +82,17 @@ def record_targets(
         holdout_bps=campaign.holdout_bps,
         global_control_bps=global_bps,
     )
+    kept = list(zip(rows, arms, strict=True))
     if max_treated is not None:
-        kept, treated = [], 0
-        for row, arm in zip(rows, arms, strict=True):
-            if arm is Arm.TREATMENT:
-                if treated >= max_treated:
-                    continue
-                treated += 1
-            kept.append((row, arm))
-    else:
-        kept = list(zip(rows, arms, strict=True))
+        # Cut the (arm-blind) consumer order where the cap's last treated member falls, so
+        # both arms are cut at the same point and keep their proportions (no sample-ratio
+        # mismatch from the cap).
+        treated = 0
+        for position, (_, arm) in enumerate(kept):
+            treated += arm is Arm.TREATMENT
+            if treated > max_treated:
+                kept = kept[:position]
+                break
     pre = _pre_period(session, campaign, candidates, now)
     until = now + timedelta(days=campaign.attribution_days)
     values = []

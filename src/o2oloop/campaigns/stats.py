@@ -131,14 +131,19 @@ def sample_ratio_mismatch(
     treatment: int, control: int, *, control_share: float, alpha: float = SRM_ALPHA
 ) -> Srm:
     """Pearson's chi-square (1 degree of freedom) of the arm counts against the intended
-    split; a mismatch (p < alpha) means the assignment or the recording is broken."""
+    split (the exact binomial test when an arm expects fewer than 5); a mismatch
+    (p < alpha) means the assignment or the recording is broken."""
     total = treatment + control
     if total == 0 or not 0 < control_share < 1:
         return Srm(0.0, 1.0, False)
     expected_c = total * control_share
     expected_t = total - expected_c
     chi = (treatment - expected_t) ** 2 / expected_t + (control - expected_c) ** 2 / expected_c
-    p = float(scipy_stats.chi2.sf(chi, df=1))
+    if min(expected_c, expected_t) < 5:
+        # Too few for the chi-square approximation: the exact binomial test decides.
+        p = float(scipy_stats.binomtest(control, total, control_share).pvalue)
+    else:
+        p = float(scipy_stats.chi2.sf(chi, df=1))
     return Srm(chi_square=float(chi), p_value=p, mismatch=p < alpha)
 
 

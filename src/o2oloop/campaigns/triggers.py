@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from o2oloop.analytics.events import SegmentChanged
@@ -21,7 +21,7 @@ from o2oloop.analytics.models import MemberScore
 from o2oloop.analytics.service import load_slots
 from o2oloop.campaigns.audience import audience_query
 from o2oloop.campaigns.launch import ONCE, campaign_audience, finish, record_targets
-from o2oloop.campaigns.models import Campaign, CampaignState, CampaignTarget, TriggerKind
+from o2oloop.campaigns.models import Arm, Campaign, CampaignState, CampaignTarget, TriggerKind
 from o2oloop.campaigns.policy import Policy
 from o2oloop.campaigns.schemas import Audience, NearStore, Trigger
 from o2oloop.campaigns.service import audience_of, trigger_of
@@ -270,16 +270,26 @@ def _quiet_slot(session, campaign, trigger, now, local, policy) -> int:
             merchant_id=campaign.merchant_id,
             now=now,
             offer_id=campaign.offer_id,
+            campaign_id=campaign.id,
         )
+        occurrence = f"slot:{store.id}:{slot.starts_local.strftime('%Y-%m-%dT%H')}"
+        taken = session.scalar(
+            select(func.count())
+            .where(CampaignTarget.campaign_id == campaign.id)
+            .where(CampaignTarget.occurrence == occurrence)
+            .where(CampaignTarget.arm == Arm.TREATMENT)
+        )
+        if slot.free - (taken or 0) <= 0:
+            continue
         total += record_targets(
             session,
             campaign=campaign,
             candidates=candidates,
-            occurrence=f"slot:{store.id}:{slot.starts_local.strftime('%Y-%m-%dT%H')}",
+            occurrence=occurrence,
             now=now,
             policy=policy,
             store_id=store.id,
-            max_treated=slot.free,
+            max_treated=slot.free - (taken or 0),
         ).candidates
     return total
 

@@ -34,6 +34,7 @@ from o2oloop.offers import schemas as offer_schemas
 from o2oloop.offers import service as offers
 from o2oloop.payments import service as payments
 from o2oloop.payments.provider import deliver_pending_events, webhook_secret
+from o2oloop.sim import campaigns as sim_campaigns
 from o2oloop.sim import channels, logins, prepaid, reviews, settlements, stored_value, wallet
 from o2oloop.sim.world import (
     PLATFORM,
@@ -388,6 +389,7 @@ def _end_of_day(run: CityRun) -> None:
     with run.db.transaction() as session:
         prepaid.end_of_day(session, run)
     settlements.end_of_day(run)
+    sim_campaigns.end_of_day(run)
 
 
 def _deliver(run: CityRun) -> None:

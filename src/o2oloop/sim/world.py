@@ -68,6 +68,9 @@ class CityReport:
     reviews: int = 0
     review_replies: int = 0
     reviews_hidden: int = 0
+    campaigns: int = 0
+    campaign_messages: int = 0
+    campaign_extra_visits: int = 0
     started: datetime | None = None
     ended: datetime | None = None
     keys: dict[str, str] = field(default_factory=dict)
@@ -110,6 +113,7 @@ class CityRun:
     consumer_ids: dict[int, str] = field(default_factory=dict)
     parts: dict[str, Any] = field(default_factory=dict)  # each part's own state over the run
     _rngs: dict[str, np.random.Generator] = field(default_factory=dict)
+    parts: dict[str, Any] = field(default_factory=dict)  # each part's own running state
 
     def rng(self, part: str) -> np.random.Generator:
         """Each part draws from its own stream, so adding a part never changes the others."""
