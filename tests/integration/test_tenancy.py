@@ -13,6 +13,8 @@ import pytest
 
 from factories import PLATFORM, Tenant, bearer, make_member, make_offer, make_tenant
 from money_kit import make_settlement
+from o2oloop.campaigns import service as campaigns
+from o2oloop.campaigns.schemas import CampaignCreate
 from o2oloop.codes import service as codes
 from o2oloop.db import Database
 from webhooks_kit import make_webhook_delivery
@@ -47,6 +49,10 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "ReferralProgramIn": {"reward_kind": "stored_value", "reward_amount": 100},
     "ProposalsCreate": {"below": 0.5},
     "ProposalAccept": {"weeks": 1},
+    "CampaignCreate": {"name": "Intruder"},
+    "CampaignUpdate": {"name": "Intruder"},
+    "PreviewRequest": {},
+    "Transition": {"action": "launch"},
 }
 
 
@@ -64,6 +70,7 @@ def _path_values(db: Database, victim: Tenant) -> dict[str, str]:
         "delivery_id": delivery_id,
         "publication_id": publication_id,
         "proposal_id": proposal_id,
+        "campaign_id": _campaign(db, victim, offer_id),
         "merchant_id": victim.merchant_id,
         "store_id": victim.store_id,
         "staff_id": victim.staff_id,
@@ -106,6 +113,18 @@ def _channel_rows(db: Database, victim: Tenant, offer_id: str) -> tuple[str, str
         )
         session.add(proposal)
         return publication.id, proposal.id
+
+
+def _campaign(db: Database, victim: Tenant, offer_id: str) -> str:
+    """A draft campaign of the victim's, sending its offer."""
+    with db.transaction() as session:
+        campaign = campaigns.create_campaign(
+            session,
+            principal=PLATFORM,
+            merchant_id=victim.merchant_id,
+            data=CampaignCreate(name="Win back", offer_id=offer_id),
+        )
+        return campaign.id
 
 
 def _merchant_scoped_operations(spec: dict) -> list[tuple[str, str, str | None]]:
