@@ -81,13 +81,21 @@ def _desk(
 # ---- pairing -------------------------------------------------------------------------------
 
 
-@router.get("/terminal", response_class=HTMLResponse)
-def deskpage(request: Request) -> Response:
+def _paired(request: Request) -> tuple[Principal, desk.Counter] | None:
+    """The paired terminal and its counter; None when this device must pair (again) first."""
     try:
         principal = device(request)
-        counter = _counter(request, principal)
+        return principal, _counter(request, principal)
     except (NotPaired, ProblemError):
+        return None
+
+
+@router.get("/terminal", response_class=HTMLResponse)
+def deskpage(request: Request) -> Response:
+    paired = _paired(request)
+    if paired is None:
         return RedirectResponse("/terminal/pair", status_code=303)
+    principal, counter = paired
     done = request.query_params.get("done", "")
     return _desk(request, principal, counter, notice=done)
 
@@ -160,11 +168,10 @@ async def check(request: Request, photo: Annotated[UploadFile | None, File()] = 
 
 @router.post("/terminal/accept", dependencies=CSRF, response_class=HTMLResponse)
 def accept(request: Request, form: Form) -> Response:
-    try:
-        principal = device(request)
-        counter = _counter(request, principal)
-    except (NotPaired, ProblemError):
+    paired = _paired(request)
+    if paired is None:
         return RedirectResponse("/terminal/pair", status_code=303)
+    principal, counter = paired
 
     def make() -> Response:
         config = settings(request)
@@ -190,11 +197,10 @@ def accept(request: Request, form: Form) -> Response:
 
 @router.post("/terminal/undo", dependencies=CSRF, response_class=HTMLResponse)
 def undo(request: Request, form: Form) -> Response:
-    try:
-        principal = device(request)
-        counter = _counter(request, principal)
-    except (NotPaired, ProblemError):
+    paired = _paired(request)
+    if paired is None:
         return RedirectResponse("/terminal/pair", status_code=303)
+    principal, counter = paired
 
     def make() -> Response:
         try:
@@ -212,11 +218,10 @@ def undo(request: Request, form: Form) -> Response:
 
 @router.post("/terminal/payment", dependencies=CSRF, response_class=HTMLResponse)
 def payment(request: Request, form: Form) -> Response:
-    try:
-        principal = device(request)
-        counter = _counter(request, principal)
-    except (NotPaired, ProblemError):
+    paired = _paired(request)
+    if paired is None:
         return RedirectResponse("/terminal/pair", status_code=303)
+    principal, counter = paired
 
     def make() -> Response:
         errors: dict[str, str] = {}
@@ -254,11 +259,10 @@ def payment(request: Request, form: Form) -> Response:
 
 @router.post("/terminal/spend", dependencies=CSRF, response_class=HTMLResponse)
 def spend(request: Request, form: Form) -> Response:
-    try:
-        principal = device(request)
-        counter = _counter(request, principal)
-    except (NotPaired, ProblemError):
+    paired = _paired(request)
+    if paired is None:
         return RedirectResponse("/terminal/pair", status_code=303)
+    principal, counter = paired
 
     def make() -> Response:
         config = settings(request)
