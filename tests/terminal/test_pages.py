@@ -126,7 +126,9 @@ def test_refusals_are_plain_for_the_cashier(http: httpx.Client, db: Database) ->
     paired(http, db, tenant)
     code = claimed_code(db, tenant, min_spend=20000)
     compact = codec.normalise(code)
-    swapped = compact[:5] + compact[6] + compact[5] + compact[7:]  # two characters swapped
+    # Two neighbouring characters swapped; they must differ, or the "typo" is the code itself.
+    at = next(i for i in range(5, len(compact) - 1) if compact[i] != compact[i + 1])
+    swapped = compact[:at] + compact[at + 1] + compact[at] + compact[at + 2 :]
     typo = submit(http, desk(http), "/terminal/check", code=swapped)
     assert typo.status_code == 422 and "has a typo" in refusal(typo.text)
     assert f'value="{swapped}"' in typo.text  # kept for correcting
