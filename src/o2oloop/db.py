@@ -9,6 +9,7 @@ import asyncio
 import enum
 import fcntl
 import os
+import random
 import secrets
 import threading
 import time
@@ -41,18 +42,38 @@ NAMING = {
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+_SEEDED_IDS: ContextVar[random.Random | None] = ContextVar("o2oloop_seeded_ids", default=None)
+
+
 def new_id(prefix: str) -> str:
     """A time-sortable, unguessable id such as `mer_01jb8…`: 48 bits of ms time, 80 random bits.
 
     Time-sortable so cursor pagination by id follows creation order; random so ids reveal
-    neither volume nor neighbours.
+    neither volume nor neighbours. Inside `seeded_ids` (the demo city only) the bits come
+    from the seed and the time from the product's clock, so one seed builds one city.
     """
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    seeded = _SEEDED_IDS.get()
+    if seeded is None:
+        value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    else:
+        value = (int(clock.now().timestamp() * 1000) << 80) | seeded.getrandbits(80)
     chars = []
     for _ in range(26):
         value, r = divmod(value, 32)
         chars.append(_CROCKFORD[r])
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+@contextmanager
+def seeded_ids(seed: int) -> Iterator[None]:
+    """Ids drawn from `seed` in this context (the demo city), so a rebuild makes the same
+    ids in the same order: holdout buckets, id-ordered pages and ties all come out alike.
+    Never for real data: whoever knows the seed could guess such ids."""
+    token = _SEEDED_IDS.set(random.Random(seed))
+    try:
+        yield
+    finally:
+        _SEEDED_IDS.reset(token)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

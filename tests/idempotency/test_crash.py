@@ -49,7 +49,8 @@ def _start(url: str, port: int, data_dir: Path) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
+    # Generous: a loaded machine (CI beside other work) imports the app slowly.
+    deadline = time.monotonic() + 150
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

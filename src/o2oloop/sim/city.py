@@ -25,7 +25,7 @@ from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.codes import service as codes
-from o2oloop.db import Database
+from o2oloop.db import Database, seeded_ids
 from o2oloop.errors import ProblemError
 from o2oloop.merchants import schemas as merchant_schemas
 from o2oloop.merchants import service as merchants
@@ -329,7 +329,7 @@ def build_city(
     report = CityReport(started=start, ended=end)
     report.truth = {c.value: dict(v) for c, v in BEHAVIOUR.items()}
     frozen = clock.FrozenClock(start)
-    with clock.using(frozen):
+    with clock.using(frozen), seeded_ids(seed):
         built = _build_merchants(db, rng, merchants_count, stores_each, report)
         homes = np.array([_offset(rng, CENTRE, 14.0) for _ in range(consumers)])
         run = CityRun(
