@@ -408,6 +408,12 @@ def demo(
     if settings.env == "production":
         raise typer.BadParameter("the demo city is for development databases only")
     db = open_database(settings)
+    if not _is_empty(db):
+        # One seed makes one set of ids: a second city would collide with the first.
+        raise typer.BadParameter(
+            "the demo city goes into a new database and this one holds merchants already; "
+            "point O2O_DATABASE_URL at a new file"
+        )
     report = launch.build(
         settings,
         db,

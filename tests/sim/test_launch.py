@@ -89,3 +89,17 @@ def test_a_stopped_city_says_so(settings, sqlite_db) -> None:
         page = client.get("/demo-city")
     assert "stopped before it was complete" in page.text
     assert 'http-equiv="refresh"' not in page.text
+
+
+def test_demo_refuses_a_database_that_holds_merchants(cli_env) -> None:
+    """One seed makes one set of ids, so a second city would collide with the first."""
+    from factories import make_tenant
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    db = Database.from_url(f"sqlite:///{cli_env / 'o2oloop.db'}")
+    make_tenant(db)
+    db.dispose()
+    result = runner.invoke(app, ["demo", "--consumers", "50", "--merchants", "2", "--days", "7"])
+    assert result.exit_code == 2
+    assert "new database" in result.output
