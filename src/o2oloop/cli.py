@@ -532,6 +532,9 @@ def _run_server(settings: Settings, host: str | None, port: int | None, workers:
         host=bind_host,
         port=bind_port,
         workers=workers,
+        # A worker still importing on a busy machine answers the supervisor's ping late;
+        # the default 5 s had it killed and restarted, so the server never came up.
+        timeout_worker_healthcheck=60,
         log_level="info",
         access_log=settings.access_log,
     )

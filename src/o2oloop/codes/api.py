@@ -10,13 +10,11 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
-from o2oloop.auth.principal import Principal
-from o2oloop.auth.service import authenticate
 from o2oloop.channels import claims as channel_claims
-from o2oloop.codes import export, qr, schemas, service, vouchers
+from o2oloop.codes import codec, export, qr, schemas, service, till, vouchers
 from o2oloop.codes.models import Code
 from o2oloop.db import Database
-from o2oloop.errors import PROBLEM_MEDIA_TYPE, InvalidInput
+from o2oloop.errors import InvalidInput
 from o2oloop.http import (
     DB,
     IDEMPOTENT,
@@ -25,19 +23,15 @@ from o2oloop.http import (
     Limit,
     Reading,
     Token,
-    problem_response,
     problems,
 )
-from o2oloop.idempotency import service as idempotency
 from o2oloop.offers.models import Offer
 from o2oloop.pagination import Page
 from o2oloop.payments.schemas import PaymentIntentRead
-from o2oloop.prepared import DriverTransaction
 
 router = APIRouter(prefix="/v1", tags=["codes"], responses=problems(401, 403, 404, 409, 422, 429))
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
-JSON = "application/json"
 
 
 def _keys(request: Request) -> service.Keys:
@@ -53,7 +47,7 @@ def _claimed(code: Code, offer: Offer, keys: service.Keys) -> schemas.ClaimedCod
         offer_title=offer.title,
         state=service.wallet_state(code, clock.now()),
         code=text,
-        qr_payload=service.codec.qr_payload(text),
+        qr_payload=codec.qr_payload(text),
         claimed_at=code.claimed_at,
         expires_at=code.expires_at,
         redeemed_at=code.redeemed_at,
@@ -125,7 +119,7 @@ def wallet_qr(
 ) -> Response:
     keys = _keys(request)
     code = service.own_code(session, principal=caller, code_id=code_id)
-    payload = service.codec.qr_payload(keys.code_text(code.id))
+    payload = codec.qr_payload(keys.code_text(code.id))
     if format == "svg":
         return Response(qr.qr_svg(payload), media_type="image/svg+xml")
     return Response(qr.qr_png(payload), media_type="image/png")
@@ -171,78 +165,20 @@ def export_batch(
 # ---- the terminal --------------------------------------------------------------------------
 
 
-async def _redeem(
-    db: Database, request: Request, token: str | None, code: str, bill: int | None
-) -> Response:
-    """Check while only reading, then store in a short write; log a refusal on its own.
-
-    With an Idempotency-Key, the answer is stored in the very transaction that stores the
-    redemption (or logs the refusal), and a retry whose answer is stored gets it from the
-    check's reading, so the counter's fast path pays one more indexed read and one insert.
-    """
-    settings = request.app.state.settings
-    keys = _keys(request)
-    keyed = idempotency.current()
-    caller: Principal | None = None
-
-    def check(transaction: DriverTransaction) -> service.CheckedRedemption:
-        nonlocal caller
-        caller = authenticate(transaction, token)
-        if keyed is not None:
-            keyed.replay_if_answered(transaction)
-        return service.check_redemption(
-            transaction,
-            principal=caller,
-            code=code,
-            bill_amount=bill,
-            keys=keys,
-            rate_per_minute=settings.terminal_attempts_per_minute,
-        )
-
-    def complete(transaction: DriverTransaction) -> bytes:
-        redeemed = service.complete_redemption(transaction, checked)
-        body = _result(redeemed).model_dump_json().encode()
-        if keyed is not None:
-            keyed.store_in(transaction, status=201, content_type=JSON, body=body)
-        return body
-
-    try:
-        checked = await db.run_reading(check)
-        body = await db.run_transaction(complete, orm=checked.moves_money)
-    except service.Refused as refused:
-        principal, reason = caller, refused.reason
-        assert principal is not None
-        answer = problem_response(refused.public, request.url.path)
-
-        def refuse(transaction: DriverTransaction) -> None:
-            service.record_refusal(transaction, principal=principal, reason=reason)
-            if keyed is not None and idempotency.kept(answer.status_code):
-                keyed.store_in(
-                    transaction,
-                    status=answer.status_code,
-                    content_type=PROBLEM_MEDIA_TYPE,
-                    body=bytes(answer.body),
-                )
-
-        await db.run_transaction(refuse)
-        if keyed is not None:
-            keyed.stored = True
-        return answer
-    if keyed is not None:
-        keyed.stored = True
-    return Response(body, status_code=201, media_type=JSON)
-
-
-def _result(redeemed: service.Redeemed) -> schemas.RedemptionResult:
-    return schemas.RedemptionResult(
-        redemption=schemas.RedemptionRead.model_validate(redeemed.redemption),
-        offer_title=redeemed.offer_title,
-        offer_kind=redeemed.offer_kind,
-        benefit=redeemed.benefit,
-        discount_amount=redeemed.redemption.discount_amount,
-        amount_due=redeemed.amount_due,
-        currency=redeemed.currency,
+def _attempt(request: Request, token: str | None, code: str, bill: int | None) -> till.Attempt:
+    return till.Attempt(
+        token=token,
+        code=code,
+        bill_amount=bill,
+        keys=_keys(request),
+        rate_per_minute=request.app.state.settings.terminal_attempts_per_minute,
+        instance=request.url.path,
     )
+
+
+async def _redeem(db: Database, attempt: till.Attempt) -> Response:
+    answer = await till.redeem_at_till(db, attempt)
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
 @router.post(
@@ -256,7 +192,7 @@ async def redeem(
     data: schemas.RedemptionCreate, request: Request, db: DB, token: Token
 ) -> Response:
     """Redeem a typed code or a scanned QR payload at this terminal's store."""
-    return await _redeem(db, request, token, data.code, data.bill_amount)
+    return await _redeem(db, _attempt(request, token, data.code, data.bill_amount))
 
 
 @router.post(
@@ -282,7 +218,7 @@ async def redeem_photo(
         raise InvalidInput(f"photo: {unreadable}") from None
     if not texts:
         raise InvalidInput("no QR code found in the photo; try again closer, or type the code")
-    return await _redeem(db, request, token, texts[0][:64], bill_amount)
+    return await _redeem(db, _attempt(request, token, texts[0][:64], bill_amount))
 
 
 @router.post(

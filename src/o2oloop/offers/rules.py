@@ -36,6 +36,7 @@ PER_CUSTOMER_LIMIT = "per_customer_limit"
 STOCK = "stock"
 NEW_CUSTOMERS_ONLY = "new_customers_only"
 MIN_SPEND = "min_spend"
+BILL_AMOUNT = "bill_amount"
 RULE_NAMES = (
     NOT_STARTED,
     EXPIRED,
@@ -47,6 +48,7 @@ RULE_NAMES = (
     STOCK,
     NEW_CUSTOMERS_ONLY,
     MIN_SPEND,
+    BILL_AMOUNT,
 )
 
 DiscountKind = Literal["amount_off", "percent_off"]
@@ -120,6 +122,7 @@ class OfferRules:
     total_stock: int | None = None
     new_customers_only: bool = False
     min_spend: int | None = None
+    bill_required: bool = False  # a percent-off coupon: no bill, nothing to take a share of
 
     def __post_init__(self) -> None:
         _require_aware("valid_from", self.valid_from)
@@ -150,12 +153,14 @@ class RedemptionContext:
     redemptions (at redemption time) of this offer, not counting the current attempt.
     `issued_count` is how many codes of the offer exist already. `currency`, if given,
     only makes money in reasons readable ("50.00 CNY" rather than "5000").
+    `code_expires_at` is the expiry stored with the code (or its batch) when it was issued.
     """
 
     at: datetime
     store_id: str
     store_timezone: str
     claimed_at: datetime | None = None
+    code_expires_at: datetime | None = None
     bill_amount: int | None = None
     customer_redemptions: int = 0
     issued_count: int = 0
@@ -166,6 +171,7 @@ class RedemptionContext:
     def __post_init__(self) -> None:
         _require_aware("at", self.at)
         _require_aware("claimed_at", self.claimed_at)
+        _require_aware("code_expires_at", self.code_expires_at)
         _require_min("bill_amount", self.bill_amount, 0)
         _require_min("customer_redemptions", self.customer_redemptions, 0)
         _require_min("issued_count", self.issued_count, 0)
@@ -209,6 +215,11 @@ def code_expires_at(rules: OfferRules, claimed_at: datetime) -> datetime | None:
     if rules.valid_days_after_claim is not None:
         candidates.append(claimed_at + timedelta(days=rules.valid_days_after_claim))
     return min(candidates) if candidates else None
+
+
+def code_expired(expires_at: datetime | None, at: datetime) -> bool:
+    """Whether a code with this stored expiry no longer works at `at` (expiry exclusive)."""
+    return expires_at is not None and at >= expires_at
 
 
 def _days(days: Iterable[int]) -> str:
@@ -320,6 +331,19 @@ def _min_spend(rules: OfferRules, ctx: RedemptionContext) -> list[Violation]:
     ]
 
 
+def _code(ctx: RedemptionContext) -> list[Violation]:
+    if not code_expired(ctx.code_expires_at, ctx.at):
+        return []
+    return [Violation(EXPIRED, "this code has expired")]
+
+
+def _bill(rules: OfferRules, ctx: RedemptionContext, min_spend: list[Violation]) -> list[Violation]:
+    # A missing bill already reported by the minimum spend is not reported twice.
+    if not rules.bill_required or ctx.bill_amount is not None or min_spend:
+        return []
+    return [Violation(BILL_AMOUNT, "a percent-off coupon needs the bill amount")]
+
+
 def evaluate_claim(rules: OfferRules, ctx: RedemptionContext) -> list[Violation]:
     """Every rule broken by claiming (or buying) one code now.
 
@@ -344,6 +368,7 @@ def evaluate_redemption(rules: OfferRules, ctx: RedemptionContext) -> list[Viola
     so one customer cannot use more codes than allowed however they got them. A direct use
     with no code yet issued should call `evaluate_claim` as well.
     """
+    min_spend = _min_spend(rules, ctx)
     return [
         *_dates(rules, ctx),
         *_after_claim(rules, ctx),
@@ -351,7 +376,9 @@ def evaluate_redemption(rules: OfferRules, ctx: RedemptionContext) -> list[Viola
         *_store(rules, ctx),
         *_per_customer(rules, ctx, "redeemed"),
         *_new_only(rules, ctx),
-        *_min_spend(rules, ctx),
+        *min_spend,
+        *_code(ctx),
+        *_bill(rules, ctx, min_spend),
     ]
 
 
@@ -387,3 +414,42 @@ def discount_for(
     if cap is not None:
         discount = min(discount, cap)
     return max(0, min(discount, bill_amount))
+
+
+@dataclass(frozen=True, slots=True)
+class Reward:
+    """What the cashier gives for an offer: a coupon's discount, or a prepaid set."""
+
+    discount_kind: DiscountKind | None = None  # a coupon's
+    amount_off: int | None = None
+    percent_off_bps: int | None = None
+    cap: int | None = None
+    set_name: str | None = None  # a voucher's set: what the cashier hands over …
+    set_worth: int = 0  # … and what it is worth
+
+
+def discount_at_counter(reward: Reward, bill_amount: int | None) -> int:
+    """The discount a redemption records: a coupon's share of the bill (its amount off when
+    no bill is given), a voucher's whole worth, nothing for other offers."""
+    if reward.set_name is not None:
+        return reward.set_worth
+    if reward.discount_kind is None:
+        return 0
+    if bill_amount is None:
+        return reward.amount_off or 0
+    return discount_for(
+        reward.discount_kind,
+        bill_amount,
+        amount_off=reward.amount_off,
+        percent_off_bps=reward.percent_off_bps,
+        cap=reward.cap,
+    )
+
+
+def benefit(reward: Reward, discount_amount: int) -> str:
+    """What the cashier gives, in words."""
+    if reward.set_name is not None:
+        return f"give the set: {reward.set_name}"
+    if reward.discount_kind == "percent_off":
+        return f"{(reward.percent_off_bps or 0) / 100:g}% off"
+    return f"{discount_amount} off"

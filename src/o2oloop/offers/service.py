@@ -19,8 +19,8 @@ from o2oloop.db import new_id
 from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.merchants.models import Merchant, Store
 from o2oloop.offers import schemas
-from o2oloop.offers.models import Offer, OfferState
-from o2oloop.offers.rules import OfferRules, TimeWindow
+from o2oloop.offers.models import DiscountKind, Offer, OfferKind, OfferState
+from o2oloop.offers.rules import OfferRules, Reward, TimeWindow
 from o2oloop.pagination import paginate
 
 # Which states each lifecycle action may start from.
@@ -53,6 +53,21 @@ def rules_of(offer: Offer | Row[Any]) -> OfferRules:
         total_stock=offer.total_stock,
         new_customers_only=offer.new_customers_only,
         min_spend=offer.min_spend,
+        bill_required=offer.discount_kind is DiscountKind.PERCENT_OFF,
+    )
+
+
+def reward_of(offer: Offer | Row[Any]) -> Reward:
+    """What redeeming a stored offer gives (the mapped object or a row of `offers`)."""
+    if offer.kind is OfferKind.VOUCHER:
+        return Reward(set_name=offer.includes or offer.title, set_worth=offer.face_value or 0)
+    if offer.kind is not OfferKind.COUPON or offer.discount_kind is None:
+        return Reward()
+    return Reward(
+        discount_kind=offer.discount_kind,
+        amount_off=offer.amount_off,
+        percent_off_bps=offer.percent_off_bps,
+        cap=offer.discount_cap,
     )
 
 
