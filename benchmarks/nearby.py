@@ -90,7 +90,9 @@ def load(db: Database, stores: int, offers_per_store: int, seed: int = 7) -> dic
         for i in range(stores)
     ]  # fmt: skip
     cell_rows = [
-        (cell, f"sto_{i:026d}") for i in range(stores) for cell in geo.cells_of(lat[i], lng[i])
+        (cell, f"sto_{i:026d}", f"mer_{owner[i]:026d}", *geo.unit_vector(lat[i], lng[i]))
+        for i in range(stores)
+        for cell in geo.cells_of(lat[i], lng[i])
     ]
     n_offers = stores * offers_per_store
     offer_owner = rng.integers(0, merchants, n_offers)
@@ -107,7 +109,7 @@ def load(db: Database, stores: int, offers_per_store: int, seed: int = 7) -> dic
         ("stores", ("id", "merchant_id", "name", "address", "latitude", "longitude", "timezone",
                     "opening_hours", "capacity_per_hour", "capacity_overrides", "active",
                     "created_at", "updated_at"), store_rows),
-        ("store_cells", ("cell", "store_id"), cell_rows),
+        ("store_cells", ("cell", "store_id", "merchant_id", "x", "y", "z"), cell_rows),
         ("offers", ("id", "merchant_id", "kind", "state", "title", "description", "currency",
                     "discount_kind", "amount_off", "includes", "topup_tiers", "time_windows",
                     "new_customers_only", "issued_count", "created_at", "updated_at"),

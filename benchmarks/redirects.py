@@ -6,9 +6,11 @@ Usage: ``python benchmarks/redirects.py [--db sqlite|postgresql|both] [--duratio
 Per database: a merchant with a published coupon and one publication (through the service
 layer), ``o2oloop serve --workers 2``, then wrk (Debian's ``wrk``) sending
 ``GET /t/{token}`` over ``--connections`` keep-alive connections for ``--duration`` seconds
-(302s, not followed), and the floor beside it: ``GET /healthz`` the same way. After the server
-stops (which writes the last batch of counts), the clicks in ``channel_daily`` are compared
-with the 302s wrk saw.
+(302s, not followed), and two floors in the same run: ``GET /healthz`` of the same server,
+and a bare FastAPI endpoint (``floor_redirect.py``, through uvicorn with as many workers)
+that reads the publication by primary key and answers the 302, nothing else. After the
+server stops (which writes the last batch of counts), the clicks in ``channel_daily`` are
+compared with the 302s wrk saw.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import _support
-from redemption_http import start_server, stop_server
+from redemption_http import _wait_ready, start_server, stop_server
 from sqlalchemy import func, select
 
 from o2oloop.channels import links, publications
@@ -52,12 +54,38 @@ def _wrk(url: str, duration: float, connections: int) -> dict[str, Any]:
     return figures
 
 
+FLOOR_APP = Path(__file__).with_name("floor_redirect.py")
+
+
+def _bare_floor(url: str, link_id: str, args: argparse.Namespace, tmpdir: Path) -> dict:
+    """The bare redirect endpoint through uvicorn with two workers, measured by wrk."""
+    port = _support.free_port()
+    command = [sys.executable, "-m", "uvicorn", "floor_redirect:app"]
+    command += ["--app-dir", str(FLOOR_APP.parent), "--workers", "2", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    log = tmpdir / "floor.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, "FLOOR_DATABASE_URL": url},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_ready(process, port, log)
+        return _wrk(f"http://127.0.0.1:{port}/t/{link_id}", args.duration, args.connections)
+    finally:
+        stop_server(process)
+
+
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         name = "o2o_bench_redirects"
         url = _support.scratch_url(backend, tmpdir, name)
         secret = _support.secret_key()
+        load_before = round(os.getloadavg()[0], 2)
         try:
             db = _support.migrated(url)
             tenant = _support.make_tenant(db)
@@ -88,11 +116,13 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             with db.reading() as session:
                 clicks = session.scalar(select(func.sum(ChannelDaily.clicks))) or 0
             db.dispose()
+            bare = _bare_floor(url, publication.id, args, tmpdir)
         finally:
             if backend == "postgresql":
                 _support.drop_postgres_database(name)
     return {
         "benchmark": "redirects",
+        "load_average_1m_before": load_before,
         "database": backend,
         "machine": _support.machine(),
         "load_average_1m": round(os.getloadavg()[0], 2),
@@ -100,6 +130,10 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "duration_s": args.duration,
         "redirects": redirects,
         "floor_healthz": floor,
+        "floor_bare_redirect": bare,
+        "redirects_over_bare": round(
+            redirects["raw_requests_per_second"] / bare["raw_requests_per_second"], 2
+        ),
         "clicks_counted": int(clicks),
         "clicks_match_302s": int(clicks) >= redirects["requests"] - redirects["non_2xx_3xx"],
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +22,7 @@ from o2oloop.channels.models import StoreCell
 from o2oloop.merchants import schemas as merchant_schemas
 from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Store
+from o2oloop.offers.models import Offer
 
 # Places where naive longitude/latitude boxes break, and one ordinary city.
 PLACES = [(0.0, 179.99), (0.3, -179.95), (89.95, 40.0), (-89.97, -120.0), (31.23, 121.47)]
@@ -66,12 +69,8 @@ def scattered(db):
 def _stores_found(db, lat, lng, radius) -> set[str]:
     """Every store of the merchant in the radius, through one offer per store."""
     with db.reading() as session:
-        found = set()
-        for store in nearby._candidate_stores(
-            session, nearby.NearbyQuery(latitude=lat, longitude=lng, radius_m=radius)
-        ):
-            found.add(store.id)
-        return found
+        query = nearby.NearbyQuery(latitude=lat, longitude=lng, radius_m=radius)
+        return {row.id for _, row in nearby.stores_within(session, query)}
 
 
 @settings(
@@ -312,3 +311,64 @@ def test_search_needs_a_key(http):
     assert (
         http.get("/v1/offers/nearby", params={"lat": 0, "lng": 0, "radius_m": 1}).status_code == 401
     )
+
+
+def _search(db, **query):
+    with db.reading() as session:
+        found, _ = nearby.search(
+            session,
+            query=nearby.NearbyQuery(latitude=31.23, longitude=121.47, radius_m=2_000, **query),
+            now=clock.now(),
+        )
+    return found
+
+
+def test_an_offer_limited_to_some_stores_shows_at_its_nearest_allowed_one(db, frozen_clock):
+    tenant = make_tenant(db)  # its first store sits at the search's centre
+    allowed = _store(db, tenant, 31.235, 121.47)  # ~550 m north
+    _store(db, tenant, 31.232, 121.47)  # nearer, but not one the offer names
+    offer_id = make_offer(db, tenant, store_ids=[allowed])
+    assert [(f.offer.id, f.store.id) for f in _search(db)] == [(offer_id, allowed)]
+
+
+def test_a_closed_store_gives_way_to_the_next_one_and_sold_out_offers_leave(db, frozen_clock):
+    tenant = make_tenant(db)
+    farther = _store(db, tenant, 31.235, 121.47)
+    offer_id = make_offer(db, tenant)
+    with db.transaction() as session:
+        merchants.deactivate_store(
+            session, principal=_admin(tenant), merchant_id=tenant.merchant_id,
+            store_id=tenant.store_id,
+        )  # fmt: skip
+    assert [(f.offer.id, f.store.id) for f in _search(db)] == [(offer_id, farther)]
+    with db.transaction() as session:
+        merchants.deactivate_store(
+            session, principal=_admin(tenant), merchant_id=tenant.merchant_id, store_id=farther
+        )
+    assert _search(db) == []
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"amount_off": 700},
+        {"discount_kind": "percent_off", "amount_off": None, "percent_off_bps": 1500,
+         "discount_cap": 2000},
+        {"discount_kind": "percent_off", "amount_off": None, "percent_off_bps": 1000,
+         "min_spend": 12_345},
+        {"kind": "voucher", "discount_kind": None, "amount_off": None, "price": 8800,
+         "face_value": 12_800, "includes": "Set for two"},
+        {"kind": "stored_value", "discount_kind": None, "amount_off": None,
+         "topup_tiers": [{"pay": 10_000, "bonus": 1500}, {"pay": 30_000, "bonus": 6000}]},
+    ],
+)  # fmt: skip
+def test_the_database_values_an_offer_as_value_of_does(db, frozen_clock, terms):
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant, **terms)
+    with db.reading() as session:
+        offer = session.get(Offer, offer_id)
+        expected = nearby.value_of(
+            SimpleNamespace(**{**offer.__dict__, "topup_tiers": json.dumps(offer.topup_tiers)})
+        )
+    assert expected > 0
+    assert [f.value for f in _search(db, sort="value")] == [expected]

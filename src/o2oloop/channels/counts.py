@@ -45,17 +45,22 @@ class Counts:
                 self._impressions[(offer_id, channel.value, "", today)] += 1
         self.flush_if_due()
 
-    def click(self, offer_id: str, channel: Channel, link_id: str) -> None:
+    def click(self, offer_id: str, channel: Channel, link_id: str) -> bool:
+        """Count a click; True when a batch is due, for the caller to `flush` where it may
+        wait on the database (an async route: in the thread pool, not on the loop)."""
         with self._lock:
             self._clicks[(offer_id, channel.value, link_id, clock.now().date())] += 1
-        self.flush_if_due()
+            return self._due()
+
+    def _due(self) -> bool:
+        pending = len(self._impressions) + len(self._clicks)
+        return bool(pending) and (
+            pending >= self.max_keys or time.monotonic() - self._since >= self.interval
+        )
 
     def flush_if_due(self) -> None:
         with self._lock:
-            pending = len(self._impressions) + len(self._clicks)
-            due = pending and (
-                pending >= self.max_keys or time.monotonic() - self._since >= self.interval
-            )
+            due = self._due()
         if due:
             self.flush()
 

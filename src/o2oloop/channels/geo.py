@@ -33,6 +33,24 @@ def haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+def unit_vector(lat: float, lng: float) -> tuple[float, float, float]:
+    """The point on the unit sphere: the database compares squared chords, plain arithmetic
+    that SQLite and PostgreSQL both do, instead of trigonometry per row."""
+    p, lam = math.radians(lat), math.radians(lng)
+    return math.cos(p) * math.cos(lam), math.cos(p) * math.sin(lam), math.sin(p)
+
+
+def chord2_within(radius_m: float, *, margin_m: float = 0.5) -> float:
+    """The squared chord of a great-circle distance a little above the radius.
+
+    Chords grow with distance, so `chord² <= chord2_within(r)` keeps every point within r;
+    the half-metre margin outweighs float rounding by orders of magnitude, and the exact
+    haversine check afterwards drops the few points it lets through.
+    """
+    angle = min(math.pi, (radius_m + margin_m) / EARTH_RADIUS_M)
+    return (2 * math.sin(angle / 2)) ** 2
+
+
 def cells_of(lat: float, lng: float) -> list[int]:
     """The cells that hold this point, one per indexed resolution."""
     return [h3.latlng_to_cell(lat, lng, r) for r in RESOLUTIONS]

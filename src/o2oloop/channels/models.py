@@ -15,17 +15,29 @@ class StoreCell(Base):
     """The H3 cell holding a store at one indexed resolution (`geo.RESOLUTIONS`).
 
     A nearby search asks for the stores of a few dozen cells of one resolution; the cell id
-    encodes its resolution, so one index on `cell` serves every level.
+    encodes its resolution, so one index on `cell` serves every level. The store's merchant
+    (which never changes) and its point on the unit sphere (x, y, z) ride along in that
+    index, so the database ranks the stores within the radius (by squared chord) without
+    reading the stores table; whether a store and its merchant are active is read from
+    their own rows, for the rows of the page.
     """
 
     __tablename__ = "store_cells"
+    __table_args__ = (
+        Index("ix_store_cells_cell_point", "cell", "merchant_id", "store_id", "x", "y", "z"),
+    )
 
     cell: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), primary_key=True, index=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    z: Mapped[float] = mapped_column(Float)
 
 
 class StoreRating(Base):
-    """A store's average review rating, kept by the reviews domain, for sort=rating."""
+    """A store's average published review rating, for sort=rating; kept by
+    `channels.ratings` from the reviews domain's events."""
 
     __tablename__ = "store_ratings"
 

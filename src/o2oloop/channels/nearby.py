@@ -1,8 +1,12 @@
 """Nearby offers: published offers of active stores within a radius, exactly.
 
-Candidates come from the H3 cells covering the disc (`geo.covering`), then every store is
-kept only if its haversine distance is within the radius. An offer appears once, with its
-nearest store in the radius that it is valid at.
+Candidates come from the H3 cells covering the disc (`geo.covering`); the database keeps
+the stores within the radius (by squared chord, half a metre generous), ranks every
+(offer, store) pair and returns one page (`nearby_sql`); the exact haversine check then
+drops what the margin let through. An offer appears once, at its nearest store in the radius
+that it is valid at; sort=rating orders by that store's rating.
+Sorting by distance first asks a quarter of the radius (its few cells): a page filled
+there is the exact page, since nothing farther can come before it.
 """
 
 from __future__ import annotations
@@ -10,24 +14,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
-from o2oloop.channels import geo
-from o2oloop.channels.models import StoreCell, StoreRating
+from o2oloop.channels import geo, nearby_sql
 from o2oloop.errors import InvalidInput
 from o2oloop.merchants.hours import is_open
-from o2oloop.merchants.models import Category, Merchant, Store
-from o2oloop.offers.models import DiscountKind, Offer, OfferKind, OfferState
+from o2oloop.merchants.models import Category
+from o2oloop.offers.models import DiscountKind, OfferKind
 
 MAX_RADIUS_M = 50_000
-Sort = Literal["distance", "value", "rating"]
+Sort = nearby_sql.Sort
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,34 +60,13 @@ class NearbyStore:
 
 @dataclass(frozen=True, slots=True)
 class NearbyOffer:
-    offer: Any  # a row of offers' columns (see _OFFER_COLUMNS)
+    offer: Any  # a row of the offer's columns (see `nearby_sql.page_statement`)
     store: NearbyStore
     distance_m: float
     open_now: bool
     value: int
     rating: float | None
     key: tuple[Any, ...]
-
-
-_OFFER_COLUMNS = (
-    Offer.id,
-    Offer.merchant_id,
-    Offer.kind,
-    Offer.title,
-    Offer.currency,
-    Offer.discount_kind,
-    Offer.amount_off,
-    Offer.percent_off_bps,
-    Offer.discount_cap,
-    Offer.price,
-    Offer.face_value,
-    cast(Offer.topup_tiers, Text).label("topup_tiers"),
-    Offer.min_spend,
-    cast(Offer.store_ids, Text).label("store_ids"),
-    Offer.total_stock,
-    Offer.issued_count,
-    Offer.valid_until,
-)
 
 
 def value_of(offer: Any) -> int:
@@ -112,69 +94,10 @@ def open_now(hours: dict[str, Any], timezone: str, now: datetime) -> bool:
     return is_open(hours, now.astimezone(ZoneInfo(timezone)))
 
 
-def _hours(session: Session, store_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Opening hours of these stores: decoded only for the stores a page shows or filters."""
-    rows = session.execute(
-        select(Store.id, Store.opening_hours).where(Store.id.in_(list(store_ids)))
-    )
-    return {store_id: hours for store_id, hours in rows}
-
-
-def _candidate_stores(session: Session, query: NearbyQuery) -> list[NearbyStore]:
-    cells = geo.covering(query.latitude, query.longitude, query.radius_m)
-    statement = (
-        select(
-            Store.id,
-            Store.merchant_id,
-            Store.name,
-            Store.latitude,
-            Store.longitude,
-            Store.timezone,
-            Merchant.category,
-        )
-        .join(StoreCell, StoreCell.store_id == Store.id)
-        .join(Merchant, Merchant.id == Store.merchant_id)
-        .where(StoreCell.cell.in_(cells), Store.active.is_(True), Merchant.active.is_(True))
-    )
-    if query.category is not None:
-        statement = statement.where(Merchant.category == query.category)
-    found = []
-    lat, lng, radius = query.latitude, query.longitude, query.radius_m
-    for row in session.connection().execute(statement):
-        distance = geo.haversine_m(lat, lng, row.latitude, row.longitude)
-        if distance <= radius:
-            found.append(NearbyStore(*row, distance_m=distance))  # type: ignore[misc]
-    found.sort(key=lambda s: (s.distance_m, s.id))
-    return found
-
-
-def _offers_of(
-    session: Session, merchant_ids: Sequence[str], kind: OfferKind | None, now: datetime
-) -> list[Any]:
-    statement = select(*_OFFER_COLUMNS).where(
-        Offer.merchant_id.in_(merchant_ids),
-        Offer.state == OfferState.PUBLISHED,
-        or_(Offer.valid_until.is_(None), Offer.valid_until > now),
-        or_(Offer.valid_from.is_(None), Offer.valid_from <= now),
-    )
-    if kind is not None:
-        statement = statement.where(Offer.kind == kind)
-    return list(session.connection().execute(statement))
-
-
-def _ratings(session: Session, store_ids: Sequence[str]) -> dict[str, float]:
-    rows = session.execute(
-        select(StoreRating.store_id, StoreRating.average).where(StoreRating.store_id.in_(store_ids))
-    )
-    return {store_id: average for store_id, average in rows}
-
-
-def _key(sort: Sort, distance: float, value: int, rating: float | None, offer_id: str) -> tuple:
-    if sort == "value":
-        return (-value, distance, offer_id)
-    if sort == "rating":
-        return (-(rating if rating is not None else -1.0), distance, offer_id)
-    return (distance, offer_id)
+@lru_cache(maxsize=4096)
+def _hours_of(text: str) -> dict[str, Any]:
+    """Opening hours decoded from the text the row holds (keyed by that text: never stale)."""
+    return json.loads(text)
 
 
 def encode_cursor(key: tuple[Any, ...]) -> str:
@@ -199,6 +122,145 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, ...]:
     return key
 
 
+def _key(sort: Sort, row: Any) -> tuple[Any, ...]:
+    """The page key of a row: what the next page's statement continues after."""
+    if sort == "distance":
+        return (row.d2, row.id)
+    first = row.value if sort == "value" else row.rating
+    return (-first, row.d2, row.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One search as the statements see it."""
+
+    query: NearbyQuery
+    now: datetime
+    point: tuple[float, float, float]
+    stores: tuple[str, ...] | None  # only these (the open ones), or any
+
+
+def _binds(plan: _Plan, radius: float) -> dict[str, Any]:
+    q = plan.query
+    x, y, z = plan.point
+    # Cells for a metre beyond the radius, so the chord's margin finds no uncovered cell.
+    cells = geo.covering(q.latitude, q.longitude, min(radius + 1.0, MAX_RADIUS_M + 1.0))
+    values: dict[str, Any] = {
+        "cells": cells,
+        "x": x,
+        "y": y,
+        "z": z,
+        "max_d2": geo.chord2_within(radius),
+    }
+    if q.category is not None:
+        values["category"] = q.category.value
+    return values
+
+
+def stores_within(session: Session, query: NearbyQuery, *, hours: bool = False) -> list[Any]:
+    """Active stores of active merchants within the radius, nearest first, exactly."""
+    statement = nearby_sql.stores_statement(category=query.category is not None, hours=hours)
+    plan = _Plan(query, datetime.min, geo.unit_vector(query.latitude, query.longitude), None)
+    found = []
+    lat, lng, radius = query.latitude, query.longitude, query.radius_m
+    for row in session.execute(statement, _binds(plan, radius)):
+        distance = geo.haversine_m(lat, lng, row.latitude, row.longitude)
+        if distance <= radius:
+            found.append((distance, row))
+    found.sort(key=lambda pair: (pair[0], pair[1].id))
+    return found
+
+
+def _open_stores(session: Session, query: NearbyQuery, now: datetime) -> tuple[str, ...]:
+    """The stores in the radius whose open-now is what the query asks."""
+    return tuple(
+        row.id
+        for _, row in stores_within(session, query, hours=True)
+        if open_now(_hours_of(row.opening_hours), row.timezone, now) is query.open_now
+    )
+
+
+def _fetch(
+    session: Session, plan: _Plan, radius: float, after: tuple[Any, ...] | None, want: int
+) -> list[tuple[float, Any]]:
+    """Up to `want` live rows within `radius` past `after`, each with its exact distance.
+
+    The ranking reads only covering indexes; whether the page's stores, merchants and
+    offers are still live is read from their rows. A sold-out offer is skipped; a closed
+    store (or one of a switched-off merchant) is left out and the page asked again, since
+    its offers may be nearer at another store.
+    """
+    excluded: set[str] = set()
+    while True:
+        rows, closed = _fetch_live(session, plan, radius, after, want, excluded)
+        if not closed:
+            return rows
+        excluded |= closed
+
+
+def _fetch_live(
+    session: Session,
+    plan: _Plan,
+    radius: float,
+    after: tuple[Any, ...] | None,
+    want: int,
+    excluded: set[str],
+) -> tuple[list[tuple[float, Any]], set[str]]:
+    q = plan.query
+    dialect = session.get_bind().dialect.name
+    values = _binds(plan, radius)
+    values["now"] = plan.now
+    if q.kind is not None:
+        values["kind"] = q.kind.value
+    if plan.stores is not None:
+        values["stores"] = list(plan.stores)
+    if excluded:
+        values["excluded"] = sorted(excluded)
+    rows: list[tuple[float, Any]] = []
+    while True:
+        statement = nearby_sql.page_statement(
+            dialect,
+            q.sort,
+            category=q.category is not None,
+            kind=q.kind is not None,
+            only_stores=plan.stores is not None,
+            excluded=bool(excluded),
+            after=after is not None,
+        )
+        if after is not None:
+            if q.sort != "distance":
+                values["k_first"] = float(-after[0])
+            values["k_d2"], values["k_id"] = float(after[-2]), after[-1]
+        values["n"] = want - len(rows)
+        batch = list(session.execute(statement, values))
+        closed = {r.store_id for r in batch if not (r.store_active and r.merchant_active)}
+        if closed:
+            return rows, closed
+        for row in batch:
+            after = _key(q.sort, row)
+            if row.total_stock is not None and row.issued_count >= row.total_stock:
+                continue
+            distance = geo.haversine_m(q.latitude, q.longitude, row.latitude, row.longitude)
+            if distance <= radius:  # else within the chord's half-metre margin only
+                rows.append((distance, row))
+        if len(batch) < values["n"] or len(rows) >= want:
+            return rows, set()
+
+
+def _distance_of(d2: float) -> float:
+    """The great-circle distance of a squared chord."""
+    return 2 * geo.EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(d2) / 2))
+
+
+def _radii(query: NearbyQuery, after: tuple[Any, ...] | None) -> list[float]:
+    """Sort by distance reads a smaller disc first; any other sort needs the whole one."""
+    if query.sort != "distance":
+        return [query.radius_m]
+    reached = _distance_of(float(after[0])) if after is not None else 0.0
+    first = max(query.radius_m / 4, 2 * reached, 100.0)
+    return [first, query.radius_m] if first < query.radius_m / 2 else [query.radius_m]
+
+
 def search(
     session: Session, *, query: NearbyQuery, now: datetime
 ) -> tuple[list[NearbyOffer], str | None]:
@@ -208,100 +270,40 @@ def search(
     if not 0 < query.radius_m <= MAX_RADIUS_M:
         raise InvalidInput(f"radius_m must be above 0 and at most {MAX_RADIUS_M}")
     after = decode_cursor(query.cursor, query.sort) if query.cursor else None
-    stores = _candidate_stores(session, query)
-    hours: dict[str, dict[str, Any]] = {}
+    stores = None
     if query.open_now is not None:
-        hours = _hours(session, [s.id for s in stores])
-        stores = [s for s in stores if open_now(hours[s.id], s.timezone, now) is query.open_now]
-    by_merchant: dict[str, list[NearbyStore]] = {}
-    for store in stores:  # nearest first, so merchants come in order of their nearest store
-        by_merchant.setdefault(store.merchant_id, []).append(store)
-    if not by_merchant:
-        return [], None
-    ratings = _ratings(session, [s.id for s in stores]) if query.sort == "rating" else {}
-    if query.sort == "distance":
-        results = _nearest_first(session, by_merchant, query, after, now)
-    else:
-        results = _ranked(session, list(by_merchant), by_merchant, query, after, ratings, now)
-    results.sort(key=lambda r: r[0])
-    page = results[: query.limit]
-    missing = [store.id for _, _, store, _, _ in page if store.id not in hours]
-    if missing:
-        hours.update(_hours(session, missing))
-    shaped = [
-        NearbyOffer(
-            offer=offer,
-            store=store,
-            distance_m=store.distance_m,
-            open_now=open_now(hours[store.id], store.timezone, now),
-            value=value,
-            rating=rating,
-            key=key,
-        )
-        for key, offer, store, value, rating in page
-    ]
-    next_cursor = encode_cursor(page[-1][0]) if len(results) > query.limit else None
+        stores = _open_stores(session, query, now)
+        if not stores:
+            return [], None
+    plan = _Plan(query, now, geo.unit_vector(query.latitude, query.longitude), stores)
+    want = query.limit + 1  # one more than a page: is there a next one?
+    for radius in _radii(query, after):
+        rows = _fetch(session, plan, radius, after, want)
+        if len(rows) >= want:  # a full page within a smaller disc is the exact page
+            break
+    page = rows[: query.limit]
+    shaped = [_shaped(query.sort, distance, row, now) for distance, row in page]
+    next_cursor = encode_cursor(shaped[-1].key) if len(rows) > query.limit else None
     return shaped, next_cursor
 
 
-_Ranked = tuple[tuple[Any, ...], Any, NearbyStore, int, float | None]
-_CHUNK = 24  # merchants whose offers are read at a time when nearest come first
-
-
-def _ranked(
-    session: Session,
-    merchant_ids: list[str],
-    by_merchant: dict[str, list[NearbyStore]],
-    query: NearbyQuery,
-    after: tuple[Any, ...] | None,
-    ratings: dict[str, float],
-    now: datetime,
-) -> list[_Ranked]:
-    """Every offer of these merchants past the cursor, with its sort key."""
-    results = []
-    for offer in _offers_of(session, merchant_ids, query.kind, now):
-        if offer.total_stock is not None and offer.issued_count >= offer.total_stock:
-            continue
-        store = _nearest_valid_store(by_merchant[offer.merchant_id], offer.store_ids)
-        if store is None:
-            continue
-        value = value_of(offer)
-        rating = ratings.get(store.id)
-        key = _key(query.sort, store.distance_m, value, rating, offer.id)
-        if after is not None and key <= after:
-            continue
-        results.append((key, offer, store, value, rating))
-    return results
-
-
-def _nearest_first(
-    session: Session,
-    by_merchant: dict[str, list[NearbyStore]],
-    query: NearbyQuery,
-    after: tuple[Any, ...] | None,
-    now: datetime,
-) -> list[_Ranked]:
-    """Offers by distance, reading merchants nearest first and stopping once no farther
-    merchant can place an offer on this page (its nearest store is past the page's last)."""
-    past = after[0] if after is not None else -1.0
-    # A merchant whose every store is nearer than the cursor has nothing left to show.
-    merchants = [m for m, stores in by_merchant.items() if stores[-1].distance_m >= past]
-    results: list[_Ranked] = []
-    for start in range(0, len(merchants), _CHUNK):
-        chunk = merchants[start : start + _CHUNK]
-        results += _ranked(session, chunk, by_merchant, query, after, {}, now)
-        if len(results) > query.limit and start + _CHUNK < len(merchants):
-            results.sort(key=lambda r: r[0])
-            last_needed = results[query.limit][0][0]
-            if by_merchant[merchants[start + _CHUNK]][0].distance_m > last_needed:
-                break
-    return results
-
-
-def _nearest_valid_store(stores: list[NearbyStore], store_ids: str | None) -> NearbyStore | None:
-    """The nearest store the offer is valid at (`store_ids` as stored: JSON text or NULL)."""
-    allowed_ids = json.loads(store_ids) if store_ids else None
-    if allowed_ids is None:
-        return stores[0]
-    allowed = set(allowed_ids)
-    return next((s for s in stores if s.id in allowed), None)
+def _shaped(sort: Sort, distance: float, row: Any, now: datetime) -> NearbyOffer:
+    store = NearbyStore(
+        row.store_id,
+        row.merchant_id,
+        row.store_name,
+        row.latitude,
+        row.longitude,
+        row.timezone,
+        row.category,
+        distance,
+    )
+    return NearbyOffer(
+        offer=row,
+        store=store,
+        distance_m=distance,
+        open_now=open_now(_hours_of(row.opening_hours), row.timezone, now),
+        value=int(row.value),
+        rating=row.rating if row.rating >= 0 else None,
+        key=_key(sort, row),
+    )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -23,6 +24,7 @@ from o2oloop.db import new_id
 from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.offers.models import Offer, OfferState
 from o2oloop.pagination import paginate
+from o2oloop.prepared import DriverTransaction, Prepared, driver
 
 # utm_medium by channel: what analytics tools expect to see.
 MEDIUM = {
@@ -96,7 +98,8 @@ def get_publication(
     )
 
 
-def landing_query(publication: Publication, token: str) -> str:
+def landing_query(publication: Any, token: str) -> str:
+    """The landing page's query: the token (it travels on to the claim) and the UTM tags."""
     return urlencode(
         {
             "via": token,
@@ -120,33 +123,54 @@ class Followed:
     location: str  # where the redirect goes: the offer's page, with the token and UTM tags
 
 
-def follow(session: Session, *, secret: str, token: str) -> Followed:
+_publications, _shares, _offers = Publication.__table__, Share.__table__, Offer.__table__
+_consumers = Consumer.__table__
+# A link's whole lookup is one indexed read, run on the driver (`prepared`): the redirect is
+# the hottest public route, hit by every scan of a poster.
+_PUBLICATION_LINK = Prepared(
+    select(
+        _publications.c.offer_id,
+        _publications.c.channel,
+        _publications.c.utm_source,
+        _publications.c.utm_medium,
+        _publications.c.utm_campaign,
+        _publications.c.utm_content,
+        _offers.c.state,
+    )
+    .join(_offers, _offers.c.id == _publications.c.offer_id)
+    .where(_publications.c.id == bindparam("link_id"))
+)
+_SHARE_LINK = Prepared(
+    select(_shares.c.offer_id, _consumers.c.erased_at, _offers.c.state)
+    .join(_offers, _offers.c.id == _shares.c.offer_id)
+    .join(_consumers, _consumers.c.id == _shares.c.consumer_id)
+    .where(_shares.c.id == bindparam("link_id"))
+)
+
+
+def follow(work_in: Session | DriverTransaction, *, secret: str, token: str) -> Followed:
     """Where a tracking link leads. NotFound for a token we did not sign (nothing counted);
-    LinkEnded for a real link whose offer has ended."""
+    LinkEnded for a real link whose offer has ended or whose sharer was erased."""
     link = links.parse_token(secret, token)
     if link is None:
         raise NotFound("this link is not valid")
+    transaction = driver(work_in)
     if link.kind == "publication":
-        publication = session.get(Publication, link.id)
-        if publication is None:
+        row = transaction.one_or_none(_PUBLICATION_LINK, link_id=link.id)
+        if row is None:
             raise NotFound("this link is not valid")
-        offer_id, channel, query = (
-            publication.offer_id,
-            publication.channel,
-            landing_query(publication, token),
-        )
+        channel = Channel(row.channel)
+        query = landing_query(row, token)
     else:
-        share = session.get(Share, link.id)
-        if share is None:
+        row = transaction.one_or_none(_SHARE_LINK, link_id=link.id)
+        if row is None:
             raise NotFound("this link is not valid")
-        sharer = session.get(Consumer, share.consumer_id)
-        if sharer is None or sharer.erased_at is not None:
-            raise LinkEnded(share.offer_id)
-        offer_id, channel = share.offer_id, Channel.SHARE
+        if row.erased_at is not None:
+            raise LinkEnded(row.offer_id)
+        channel = Channel.SHARE
         query = urlencode(
             {"via": token, "utm_source": "friend", "utm_medium": MEDIUM[Channel.SHARE]}
         )
-    state = session.scalar(select(Offer.state).where(Offer.id == offer_id))
-    if state is not OfferState.PUBLISHED:
-        raise LinkEnded(offer_id)
-    return Followed(offer_id, channel, link.id, f"/offers/{offer_id}?{query}")
+    if OfferState(row.state) is not OfferState.PUBLISHED:
+        raise LinkEnded(row.offer_id)
+    return Followed(row.offer_id, channel, link.id, f"/offers/{row.offer_id}?{query}")

@@ -1,0 +1,211 @@
+"""The one statement a nearby page costs: the database ranks, Python reads one page.
+
+The stores within the radius come from `store_cells`' covering index alone (cell, the
+store's merchant and its unit-sphere point: the squared chord is plain arithmetic both
+databases do). Each merchant's nearest store meets that merchant's published offers
+(by their merchant index), each offer's value computed in SQL as `nearby.value_of` does;
+the cursor's key cuts what came before and only `LIMIT` rows come back, joined to their
+rows for display and for what may have changed (store and merchant active, stock):
+nothing is cached but the statements' text. Only the dialects' JSON functions and their
+"least row per group" differ.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from sqlalchemy import BigInteger, Float, Integer, String, TextClause, bindparam, text
+
+from o2oloop.db import UTCDateTime
+from o2oloop.offers.models import DiscountKind, OfferKind, OfferState
+
+Sort = Literal["distance", "value", "rating"]
+
+_D2 = "((c.x - :x) * (c.x - :x) + (c.y - :y) * (c.y - :y) + (c.z - :z) * (c.z - :z))"
+
+_BONUS = {
+    "sqlite": "(SELECT COALESCE(MAX(CAST(json_extract(t.value, '$.bonus') AS INTEGER)), 0)"
+    " FROM json_each(o.topup_tiers) t)",
+    "postgresql": "(SELECT COALESCE(MAX(CAST(t ->> 'bonus' AS BIGINT)), 0)"
+    " FROM json_array_elements(o.topup_tiers) t)",
+}
+_IS_ARRAY = {
+    "sqlite": "COALESCE(json_type({column}), 'null') = 'array'",
+    "postgresql": "COALESCE(json_typeof({column}), 'null') = 'array'",
+}
+_VALID_AT = {  # the offer is valid at the pair's store (no list: at every store)
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(o.store_ids) j WHERE j.value = n.store_id)",
+    "postgresql": "jsonb_exists(CAST(o.store_ids AS jsonb), n.store_id)",
+}
+_GREATEST = {"sqlite": "MAX", "postgresql": "GREATEST"}
+
+
+def _value(dialect: str) -> str:
+    """The offer's value in minor units; mirrors `nearby.value_of`."""
+    is_array = _IS_ARRAY[dialect].format(column="o.topup_tiers")
+    return f"""CASE o.kind
+        WHEN '{OfferKind.COUPON.value}' THEN CASE
+            WHEN o.discount_kind = '{DiscountKind.AMOUNT_OFF.value}' THEN COALESCE(o.amount_off, 0)
+            WHEN COALESCE(o.discount_cap, 0) <> 0 THEN o.discount_cap
+            ELSE COALESCE(o.min_spend, 0) * COALESCE(o.percent_off_bps, 0) / 10000 END
+        WHEN '{OfferKind.VOUCHER.value}' THEN
+            {_GREATEST[dialect]}(0, COALESCE(o.face_value, 0) - COALESCE(o.price, 0))
+        WHEN '{OfferKind.STORED_VALUE.value}' THEN
+            CASE WHEN {is_array} THEN {_BONUS[dialect]} ELSE 0 END
+        ELSE 0 END"""
+
+
+_ORDER = {
+    "distance": "d2, offer_id",
+    "value": "value DESC, d2, offer_id",
+    "rating": "rating DESC, d2, offer_id",
+}
+_AFTER = {
+    "distance": "(d2 > :k_d2 OR (d2 = :k_d2 AND offer_id > :k_id))",
+    "value": "(value < :k_first OR (value = :k_first AND "
+    "(d2 > :k_d2 OR (d2 = :k_d2 AND offer_id > :k_id))))",
+    "rating": "(rating < :k_first OR (rating = :k_first AND "
+    "(d2 > :k_d2 OR (d2 = :k_d2 AND offer_id > :k_id))))",
+}
+
+
+def _nearest(
+    dialect: str, source: str, group: str, columns: str, where: str, *, of: str = ""
+) -> str:
+    """One row per `group`: the one with the least d2 (on a tie, the smaller store id on
+    PostgreSQL, either on SQLite); `of` names where d2 and store_id come from."""
+    d2, store = f"{of}d2", f"{of}store_id"
+    if dialect == "postgresql":
+        return (
+            f"SELECT DISTINCT ON ({group}) {columns}, {d2} AS d2 FROM {source} WHERE {where}"
+            f" ORDER BY {group}, {d2}, {store}"
+        )
+    # SQLite takes the other columns of an aggregate query from the row MIN() chose.
+    return f"SELECT {columns}, MIN({d2}) AS d2 FROM {source} WHERE {where} GROUP BY {group}"
+
+
+def _cells(only_stores: bool, excluded: bool) -> str:
+    """The stores in the cells within the chord, from the covering index alone."""
+    return f"""SELECT c.store_id AS store_id, c.merchant_id AS merchant_id, {_D2} AS d2
+        FROM store_cells c
+        WHERE c.cell IN :cells AND {_D2} <= :max_d2
+        {"AND c.store_id IN :stores" if only_stores else ""}
+        {"AND c.store_id NOT IN :excluded" if excluded else ""}"""
+
+
+_COMMON_BINDS = (
+    bindparam("cells", expanding=True, type_=BigInteger()),
+    bindparam("x", type_=Float()),
+    bindparam("y", type_=Float()),
+    bindparam("z", type_=Float()),
+    bindparam("max_d2", type_=Float()),
+)
+
+
+def _offer_terms(kind: bool) -> str:
+    return f"""o.state = '{OfferState.PUBLISHED.value}'
+            AND (o.valid_until IS NULL OR o.valid_until > :now)
+            AND (o.valid_from IS NULL OR o.valid_from <= :now)
+            {"AND o.kind = :kind" if kind else ""}"""
+
+
+@lru_cache(maxsize=128)
+def page_statement(
+    dialect: str,
+    sort: Sort,
+    *,
+    category: bool,
+    kind: bool,
+    only_stores: bool,
+    excluded: bool,
+    after: bool,
+) -> TextClause:
+    """Offers in the cells at their nearest store, past the cursor, in order, `:n` of them.
+
+    Offers valid at every store of their merchant (most) take the merchant's nearest store:
+    one row per merchant joined to its offers, no row per (offer, store). An offer limited
+    to some stores looks for its nearest allowed one among the merchant's stores in the
+    disc (`CROSS JOIN` keeps SQLite's join order: merchants in the disc, then their offers).
+    """
+    restricted = _IS_ARRAY[dialect].format(column="o.store_ids")
+    in_category = (
+        "JOIN merchants m ON m.id = near.merchant_id AND m.category = :category" if category else ""
+    )
+    per_merchant = _nearest(
+        dialect,
+        f"near {in_category}",
+        "near.merchant_id",
+        "near.merchant_id AS merchant_id, near.store_id AS store_id",
+        "1 = 1",
+        of="near.",
+    )
+    allowed_stores = f"FROM near n WHERE n.merchant_id = o.merchant_id AND {_VALID_AT[dialect]}"
+    rating = "COALESCE(r.average, -1.0)" if sort == "rating" else "-1.0"
+    ratings = "LEFT JOIN store_ratings r ON r.store_id = best.store_id" if sort == "rating" else ""
+    sql = f"""WITH near AS ({_cells(only_stores, excluded)}),
+    nm AS ({per_merchant}),
+    best AS (
+        SELECT o.id AS offer_id,
+            CASE WHEN {restricted} THEN (SELECT n.store_id {allowed_stores}
+                ORDER BY n.d2, n.store_id LIMIT 1) ELSE nm.store_id END AS store_id,
+            {_value(dialect)} AS value,
+            CASE WHEN {restricted} THEN (SELECT MIN(n.d2) {allowed_stores})
+                ELSE nm.d2 END AS d2
+        FROM nm CROSS JOIN offers o
+        WHERE o.merchant_id = nm.merchant_id AND {_offer_terms(kind)}
+    ),
+    rated AS (
+        SELECT best.*, {rating} AS rating FROM best {ratings} WHERE best.store_id IS NOT NULL
+    ),
+    page AS (
+        SELECT offer_id, store_id, d2, value, rating FROM rated
+        {"WHERE " + _AFTER[sort] if after else ""}
+        ORDER BY {_ORDER[sort]}
+        LIMIT :n
+    )
+    SELECT page.offer_id AS id, page.store_id, page.d2, page.value, page.rating,
+        o.merchant_id, o.kind, o.title, o.currency, o.discount_kind, o.amount_off,
+        o.percent_off_bps, o.price, o.face_value, o.total_stock, o.issued_count,
+        s.name AS store_name, s.latitude, s.longitude, s.timezone,
+        CAST(s.opening_hours AS TEXT) AS opening_hours, m.category,
+        s.active AS store_active, m.active AS merchant_active
+    FROM page
+    JOIN offers o ON o.id = page.offer_id
+    JOIN stores s ON s.id = page.store_id
+    JOIN merchants m ON m.id = s.merchant_id
+    ORDER BY {_ORDER[sort].replace("offer_id", "page.offer_id")}"""
+    binds = [
+        *_COMMON_BINDS,
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("n", type_=Integer()),
+    ]
+    if category:
+        binds.append(bindparam("category", type_=String()))
+    if kind:
+        binds.append(bindparam("kind", type_=String()))
+    if only_stores:
+        binds.append(bindparam("stores", expanding=True, type_=String()))
+    if excluded:
+        binds.append(bindparam("excluded", expanding=True, type_=String()))
+    if after:
+        if sort != "distance":
+            binds.append(bindparam("k_first", type_=Float()))
+        binds += [bindparam("k_d2", type_=Float()), bindparam("k_id", type_=String())]
+    return text(sql).bindparams(*binds)
+
+
+@lru_cache(maxsize=8)
+def stores_statement(*, category: bool, hours: bool) -> TextClause:
+    """The stores themselves, within the chord (for open-now, and the radius property)."""
+    sql = f"""SELECT s.id, s.merchant_id, s.name, s.latitude, s.longitude, s.timezone,
+            m.category{", CAST(s.opening_hours AS TEXT) AS opening_hours" if hours else ""}
+        FROM store_cells c
+        JOIN stores s ON s.id = c.store_id
+        JOIN merchants m ON m.id = s.merchant_id
+        WHERE c.cell IN :cells AND {_D2} <= :max_d2 AND s.active AND m.active
+        {"AND m.category = :category" if category else ""}"""
+    binds = list(_COMMON_BINDS)
+    if category:
+        binds.append(bindparam("category", type_=String()))
+    return text(sql).bindparams(*binds)
