@@ -36,6 +36,9 @@ from o2oloop.db import Database
 from o2oloop.errors import PROBLEM_MEDIA_TYPE, ProblemError, problem
 from o2oloop.http import problem_response
 from o2oloop.idempotency.middleware import IdempotencyMiddleware
+from o2oloop.jobs.api import router as jobs_router
+from o2oloop.jobs.in_process import InProcessWorker
+from o2oloop.jobs.pace import Activity, ActivityMiddleware
 from o2oloop.ledger.api import router as money_router
 from o2oloop.merchants.api import router as merchants_router
 from o2oloop.notify.api import router as notify_router
@@ -168,13 +171,31 @@ async def _page_error(request: Request, status: int, detail: str = "") -> Respon
     return await to_thread.run_sync(lambda: web_errors.error_page(request, status, detail))
 
 
-def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -> FastAPI:
-    """The app; `wiring` (handlers, jobs, adapters) is `bootstrap(settings)` unless given."""
+def create_app(
+    settings: Settings,
+    db: Database,
+    wiring: Wiring | None = None,
+    *,
+    in_process_worker: bool = False,
+) -> FastAPI:
+    """The app; `wiring` (handlers, jobs, adapters) is `bootstrap(settings)` unless given.
+
+    With `in_process_worker` (the server of `serve` and `up`) on SQLite, one server process
+    also runs the worker pool (`jobs.in_process`), from start-up to shutdown.
+    """
+    activity = Activity()
+    worker = None
+    if in_process_worker and settings.jobs_in_process and db.dialect == "sqlite":
+        worker = InProcessWorker(db, wiring or bootstrap(settings), settings, activity)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            await to_thread.run_sync(worker.stop)
         app.state.channel_counts.flush()
 
     app = FastAPI(
@@ -189,7 +210,8 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
     )
     app.state.db = db
     app.state.settings = settings
-    app.state.wiring = wiring or bootstrap(settings)
+    app.state.wiring = worker.wiring if worker is not None else wiring or bootstrap(settings)
+    app.state.worker = worker
     app.state.channel_counts = Counts(db)
     install_error_handlers(app)
     app.add_middleware(
@@ -197,6 +219,8 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         database=lambda: app.state.db,
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
+    if worker is not None:
+        app.add_middleware(ActivityMiddleware, activity=activity)
     # Routes are tried in order: the counter's (codes) first, as the busiest by far.
     for router in (
         codes_router,
@@ -217,6 +241,7 @@ def create_app(settings: Settings, db: Database, wiring: Wiring | None = None) -
         notify_router,
         pairing_router,
         webhooks_router,
+        jobs_router,
         reviews_router,
         tracking_router,
     ):
@@ -237,7 +262,8 @@ def app_from_env() -> FastAPI:
 
     settings = get_settings()
     settings.check_production()
-    app = create_app(settings, Database.from_url(settings.effective_database_url))
+    db = Database.from_url(settings.effective_database_url)
+    app = create_app(settings, db, in_process_worker=True)
     # What exists now (modules, models, routes) lives as long as the worker: keep it out of
     # the collector's full passes, which would otherwise pause requests to walk it again.
     gc.collect()

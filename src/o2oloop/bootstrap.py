@@ -39,9 +39,11 @@ from o2oloop.customers.events import MemberEnrolled
 from o2oloop.db import Database
 from o2oloop.events import Event
 from o2oloop.idempotency import service as idempotency
+from o2oloop.jobs import service as jobs
 from o2oloop.notify.email import EmailSender, MemorySender, sender_from_settings
 from o2oloop.notify.sms import SandboxSmsProvider
 from o2oloop.payments import provider as providers
+from o2oloop.payments import service as payments
 from o2oloop.payments.events import PaymentFailed, PaymentSucceeded, PayoutFinished
 from o2oloop.payments.provider import PaymentProvider
 from o2oloop.people import service as people
@@ -193,6 +195,15 @@ def bootstrap(
     )
     wiring.every("analytics.nightly", timedelta(days=1), analyze_members)
     wiring.every("people.purge_sessions", timedelta(hours=1), purge_web_sessions)
+    wiring.every("jobs.purge_done", timedelta(hours=1), jobs.purge_done)
+    provider_secret = providers.webhook_secret(settings.secret_key)
+    wiring.every(
+        "payments.deliver_provider_events",
+        timedelta(seconds=5),
+        lambda db: providers.deliver_pending_events(
+            db, send=payments.local_sender(db, provider_secret), secret=provider_secret
+        ),
+    )
 
     code_keys = Keys.from_secret(settings.secret_key)
     wiring.on(

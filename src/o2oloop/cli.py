@@ -199,74 +199,107 @@ refunds_app = typer.Typer(help="Refunds of prepaid money.", no_args_is_help=True
 app.add_typer(refunds_app, name="refunds")
 
 
-def _refund_expired(db: Database) -> int:
-    """Refund every unused paid voucher past its expiry, each in its own transaction."""
-    from o2oloop.codes import vouchers
-
-    refunded = 0
-    while True:
-        with db.transaction() as session:
-            due = vouchers.expired_unused(session)
-        if not due:
-            return refunded
-        for code_id in due:
-            with db.transaction() as session:
-                refunded += vouchers.refund_expired(session, code_id=code_id)
-        if len(due) < 500:
-            return refunded
-
-
 @refunds_app.command("run-expired")
 def refunds_run_expired() -> None:
     """Refund unused vouchers that have expired: the consumer never loses prepaid money."""
+    from o2oloop.bootstrap import bootstrap, refund_expired_vouchers
+
     settings = _settings()
     db = open_database(settings)
-    from o2oloop.codes import vouchers
-
-    vouchers.configure(settings.secret_key)
-    console.print(f"{_refund_expired(db)} expired vouchers refunded")
+    bootstrap(settings)  # configures the voucher keys
+    console.print(f"{refund_expired_vouchers(db)} expired vouchers refunded")
 
 
 @app.command()
 def worker(
-    once: Annotated[bool, typer.Option(help="Run every job once and exit")] = False,
-    interval: Annotated[int, typer.Option(help="Seconds between rounds")] = 60,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Worker threads")] = 1,
+    once: Annotated[
+        bool, typer.Option(help="Run what is due now (every periodic job's slot too), then exit")
+    ] = False,
 ) -> None:
-    """Background jobs: provider webhooks, expiry refunds, idempotency clean-up, daily analysis."""
-    import time
-    from datetime import timedelta
+    """The worker pool: the outbox's handlers and the periodic jobs, as bootstrap wires them."""
+    import signal
+    import threading
 
-    from o2oloop import clock
-    from o2oloop.analytics import service as analytics
-    from o2oloop.codes import vouchers
-    from o2oloop.idempotency import service as idempotency
-    from o2oloop.payments import service as payments
-    from o2oloop.payments.provider import deliver_pending_events, webhook_secret
-    from o2oloop.reviews.jobs import sign_checkpoint_if_due
+    from o2oloop.bootstrap import bootstrap
+    from o2oloop.jobs.worker import Config, Pool
 
     settings = _settings()
     db = open_database(settings)
-    vouchers.configure(settings.secret_key)
-    secret = webhook_secret(settings.secret_key)
-    last_analysis = None
-    while True:
-        report = deliver_pending_events(db, send=payments.local_sender(db, secret), secret=secret)
-        refunded = _refund_expired(db)
-        purged = idempotency.purge_expired(db, ttl=timedelta(hours=settings.idempotency_ttl_hours))
-        sign_checkpoint_if_due(db, settings)
-        today = clock.now().date()
-        analysed = ""
-        if last_analysis != today:
-            summary = analytics.analyze_in_batches(db)
-            last_analysis = today
-            analysed = f", {summary.members:,} members analysed"
+    pool = Pool(
+        db, bootstrap(settings), config=Config.from_settings(settings), concurrency=concurrency
+    )
+    if once:
+        outcome = pool.workers[0].drain()
         console.print(
-            f"{report.delivered} webhooks delivered, {refunded} expired vouchers refunded, "
-            f"{purged} idempotency records purged{analysed}"
+            f"{outcome.done} jobs done, {outcome.retried} to retry, {outcome.dead} dead-lettered"
         )
-        if once:
-            return
-        time.sleep(interval)
+        db.dispose()
+        return
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    pool.start()
+    console.print(
+        f"worker pool of {concurrency} on {db.dialect}; Ctrl-C stops after the jobs in hand"
+    )
+    stopped.wait()
+    pool.shutdown()
+    outcome = pool.outcome()
+    console.print(f"stopped: {outcome.done} jobs done, {outcome.dead} dead-lettered")
+    db.dispose()
+
+
+jobs_app = typer.Typer(help="The worker's jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    state: Annotated[str | None, typer.Option(help="pending, running, done or dead")] = None,
+    handler: Annotated[str | None, typer.Option(help="Only this handler or periodic job")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+) -> None:
+    """Jobs, oldest first (as JSON lines), and how many there are in each state."""
+    from o2oloop.auth.principal import Principal
+    from o2oloop.jobs import service as jobs
+    from o2oloop.jobs.models import JobState
+
+    try:
+        wanted = JobState(state) if state else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"one of {', '.join(s.value for s in JobState)}", param_hint="--state"
+        ) from None
+    operator = Principal(key_id="cli", role=Role.PLATFORM_ADMIN)
+    db = open_database(_settings())
+    with db.reading() as session:
+        found, _ = jobs.list_jobs(
+            session, principal=operator, state=wanted, handler=handler, limit=limit
+        )
+        for job in found:
+            typer.echo(json.dumps(jobs.describe(job)))
+        typer.echo(json.dumps({"counts": jobs.counts(session, principal=operator)}))
+    db.dispose()
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: str) -> None:
+    """Re-drive a dead job: it runs again with a fresh set of attempts."""
+    from o2oloop.auth.principal import Principal
+    from o2oloop.errors import ProblemError
+    from o2oloop.jobs import service as jobs
+
+    operator = Principal(key_id="cli", role=Role.PLATFORM_ADMIN)
+    db = open_database(_settings())
+    try:
+        with db.transaction() as session:
+            job = jobs.retry_job(session, principal=operator, job_id=job_id)
+    except ProblemError as error:
+        console.print(f"[red]{error.detail}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"job [bold]{job.id}[/] ({job.handler}) is pending again")
+    db.dispose()
 
 
 @reviews_app.command("checkpoint")

@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     webhooks_sweep_seconds: float = Field(default=5.0, gt=0)
     # Requests in flight at once per worker process.
     webhooks_concurrency: int = Field(default=8, ge=1, le=64)
+    # The worker (o2oloop.jobs): attempts before a job is dead-lettered, the backoff between
+    # attempts (exponential from the base, capped, full jitter), how long a claim lasts
+    # without a heartbeat, how often an idle worker looks for work, and how many jobs one
+    # claim takes. The in-process worker of `serve`/`up` on SQLite keeps to `share` of the
+    # time while the server is answering requests, so the counter keeps the writer's turn.
+    jobs_max_attempts: int = Field(default=8, ge=1, le=100)
+    jobs_backoff_base_seconds: float = Field(default=2.0, ge=0)
+    jobs_backoff_cap_seconds: float = Field(default=3600.0, ge=0)
+    jobs_lease_seconds: float = Field(default=60.0, gt=0)
+    jobs_poll_seconds: float = Field(default=0.25, gt=0, le=60)
+    jobs_batch: int = Field(default=100, ge=1, le=1000)
+    jobs_in_process: bool = True
+    jobs_in_process_share: float = Field(default=0.05, gt=0, le=1)
     # The review log: its name in checkpoints (a schema-less URL), its Ed25519 key (32 bytes
     # in base64; empty derives it from the secret key), how often it signs a checkpoint,
     # and how long after a visit it may be reviewed.
