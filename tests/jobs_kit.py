@@ -148,13 +148,18 @@ def runs_url(db: Database, directory: Any) -> str:
     return f"sqlite:///{directory}/probe_runs.db"
 
 
-def runs_engine(url: str) -> Engine:
+def runs_engine(url: str, *, fresh: bool = False) -> Engine:
+    """The engine runs are recorded with; `fresh` empties the probe tables (a test's start:
+    PostgreSQL's per-test clean-up knows only the product's tables)."""
     engine = make_engine(url)
+    if fresh:
+        probes.drop_all(engine)
     probes.create_all(engine)
     return engine
 
 
 def create_tables(db: Database) -> None:
+    probes.drop_all(db.engine)
     probes.create_all(db.engine)
 
 
@@ -195,7 +200,7 @@ def main(url: str, runs: str, name: str, lease_seconds: float, until_empty: bool
     settings = Settings(env="test", secret_key="test-secret-" + "x" * 32)
     lease = timedelta(seconds=lease_seconds)
     worker = make_worker(db, wiring(settings, runs_engine(runs)), name, lease=lease)
-    deadline = time.monotonic() + 140
+    deadline = time.monotonic() + 360
     while time.monotonic() < deadline:
         if worker.step() == 0:
             if until_empty and unfinished(db) == 0:

@@ -34,7 +34,7 @@ from o2oloop.jobs.run import Backoff
 @pytest.fixture
 def probes(db: Database, tmp_path: Path):
     create_tables(db)  # the `on` handler's effects live beside the jobs
-    return runs_engine(runs_url(db, tmp_path))
+    return runs_engine(runs_url(db, tmp_path), fresh=True)
 
 
 def _record(db: Database, *probes: Probe) -> None:
