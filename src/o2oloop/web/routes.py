@@ -14,8 +14,16 @@ def page_routers() -> list:
     from o2oloop.terminal.pairing_pages import router as pairing_pages
     from o2oloop.web.admin import router as admin_pages
     from o2oloop.web.console import routers as console_routers
+    from o2oloop.web.offer_page import router as offer_pages
 
-    return [auth_pages.router, pairing_pages, terminal_pages, admin_pages, *console_routers()]
+    return [
+        auth_pages.router,
+        pairing_pages,
+        terminal_pages,
+        admin_pages,
+        *console_routers(),
+        offer_pages,
+    ]
 
 
 def install(app: FastAPI) -> None:
