@@ -21,6 +21,8 @@ from o2oloop.jobs.worker import Config, Pool
 
 log = logging.getLogger("o2oloop.jobs")
 TAKE_OVER_SECONDS = 5.0
+# The server answers first: the worker (and the periodic slots due at start) begins after.
+START_AFTER_SECONDS = 10.0
 
 
 def lock_path(db: Database) -> Path | None:
@@ -47,6 +49,8 @@ class InProcessWorker:
 
     def _run(self) -> None:
         assert self.path is not None
+        if self._stop.wait(START_AFTER_SECONDS):
+            return
         descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             while not self._stop.is_set():
