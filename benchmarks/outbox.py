@@ -9,8 +9,8 @@ the counter's commit writes it to the outbox); worker processes run `jobs.worker
 `bootstrap`'s real wiring, so the `webhooks.queue` handler queues the delivery in the job's
 transaction and the webhooks dispatcher sends it once that commits.
 
-- throughput: `--events` written back to back (the write rate is given), then the workers
-  start; events delivered per second from their start to the last arrival;
+- throughput: `--events` written back to back (the write rate is given), then the workers,
+  started and ready, begin; events delivered per second from then to the last arrival;
 - latency: `--rate` events a second for `--seconds` while the workers run; commit-to-arrival
   p50/p99 (the writer's clock after each commit, the receiver's at arrival: one machine).
 
@@ -46,14 +46,18 @@ fork = multiprocessing.get_context("fork")
 POLL = 0.02
 
 
-def _work(url: str, secret_key: str, stop_file: str) -> None:
-    """A worker process: the pool with bootstrap's wiring, until the stop file exists."""
+def _work(url: str, secret_key: str, stop_file: str, ready_file: str, go_file: str) -> None:
+    """A worker process: the pool with bootstrap's wiring, from the go file (so start-up is
+    not timed) until the stop file exists."""
     code = 0
     try:
         settings = hooks._settings(url, secret_key)
         db = Database.from_url(url, pool_size=8)
         config = replace(Config.from_settings(settings), poll_seconds=POLL)
         pool = Pool(db, bootstrap(settings), config=config)
+        Path(ready_file).touch()
+        while not os.path.exists(go_file):
+            time.sleep(0.005)
         pool.start()
         while not os.path.exists(stop_file):
             time.sleep(0.05)
@@ -113,13 +117,20 @@ def run(backend: str, workers: int, args: argparse.Namespace, tmpdir: Path) -> d
         started = time.perf_counter()
         burst = _write(db, tenant.merchant_id, args.events, None)
         written = time.perf_counter() - started
+        ready = [tmpdir / f"ready-{n}" for n in range(workers)]
+        go_file = tmpdir / "go"
         processes = [
-            fork.Process(target=_work, args=(url, secret_key, str(stop_file)))
-            for _ in range(workers)
+            fork.Process(
+                target=_work, args=(url, secret_key, str(stop_file), str(flag), str(go_file))
+            )
+            for flag in ready
         ]
-        began = time.time()
         for process in processes:
             process.start()
+        while not all(flag.exists() for flag in ready):
+            time.sleep(0.01)
+        began = time.time()
+        go_file.touch()
         try:
             receiver.wait_for(set(burst), timeout=300)
             with receiver.lock:
