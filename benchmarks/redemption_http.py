@@ -66,7 +66,7 @@ from o2oloop.offers.models import Offer
 from o2oloop.offers.rules import code_expires_at
 from o2oloop.offers.service import rules_of
 
-SERVER_START_TIMEOUT = 60
+SERVER_START_TIMEOUT = 180  # a busy 2-core machine imports the app slowly
 
 
 # ---- preparation -----------------------------------------------------------------------------
@@ -455,7 +455,7 @@ def run_load(
     for worker in workers:
         worker.start()
     for _ in workers:
-        if not ready.acquire(timeout=60):
+        if not ready.acquire(timeout=180):  # spawned processes import slowly on a busy machine
             raise RuntimeError("load processes did not get ready")
     go.set()
     parts = [results.get(timeout=duration + 120) for _ in workers]

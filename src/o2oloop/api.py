@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -86,14 +87,38 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path: the router's own 405 names only the
-    methods of the first route that matched the path."""
+    """The methods of the resource at this path, as the API documents them: the router's own
+    405 names only those of the first route that matched. A literal path
+    (`/campaigns/preview`) is its own resource, not an instance of a templated one
+    (`/campaigns/{campaign_id}`) that also matches it. Pages, undocumented, answer with the
+    methods of every route that serves the path."""
+    documented = _documented_methods(request.app, request.url.path)
+    if documented:
+        return documented
     allowed = []
     for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
         scope = {**request.scope, "method": method}
         if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
             allowed.append(method)
     return allowed
+
+
+def _documented_methods(app: FastAPI, path: str) -> list[str]:
+    templates = getattr(app.state, "path_templates", None)
+    if templates is None:
+        templates = app.state.path_templates = [
+            (
+                re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"),
+                template.count("{"),
+                [method.upper() for method in operations if method != "parameters"],
+            )
+            for template, operations in app.openapi().get("paths", {}).items()
+        ]
+    matching = [(params, methods) for pattern, params, methods in templates if pattern.match(path)]
+    if not matching:
+        return []
+    fewest = min(params for params, _ in matching)
+    return sorted({m for params, methods in matching if params == fewest for m in methods})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -125,16 +150,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if web_errors.is_page(request):
-            return await _page_error(request, exc.status_code)
-        slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
-        detail = exc.detail if isinstance(exc.detail, str) else title
-        if exc.status_code == 401:
-            detail = "send an API key as 'Authorization: Bearer o2o_key_…'"
-        body = problem(exc.status_code, slug, title, detail, request.url.path)
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
+        if web_errors.is_page(request):
+            page = await _page_error(request, exc.status_code)
+            page.headers.update(headers)
+            return page
+        status = exc.status_code
+        slug, title = _HTTP_SLUGS.get(status, ("http-error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if status == 400:  # the framework could not read the body: invalid input, as documented
+            status, slug, title = 422, "invalid-input", "Invalid input"
+            detail = "the body is not valid JSON (or not UTF-8)"
+        if status == 401:
+            detail = "send an API key as 'Authorization: Bearer o2o_key_…'"
+        body = problem(status, slug, title, detail, request.url.path)
         return _problem_response(body, headers=headers or None)
 
     @app.exception_handler(OperationalError)

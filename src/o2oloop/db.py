@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +134,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 BUSY_TIMEOUT_SECONDS = 30.0
 Result = TypeVar("Result")
+Checked = TypeVar("Checked")
 
 
 class WriterQueue:
@@ -571,26 +572,34 @@ class Database:
 
         A write commits on success and rolls back on any error; a read always rolls back.
         On SQLite a write begins IMMEDIATE (it should hold the writers' turn) and a read
-        begins deferred, so it never waits for the write lock.
+        begins deferred, so it never waits for the write lock. On PostgreSQL both run
+        pipelined: BEGIN (READ ONLY, for a read), the writes nobody reads and the COMMIT share
+        round trips with the statements whose answers the work waits for.
         """
         pooled = self.engine.raw_connection()
         connection, dialect = pooled.driver_connection, self.engine.dialect
+        postgres = dialect.name == "postgresql"
         try:
             if dialect.name == "sqlite":
                 connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            transaction = DriverTransaction(connection, dialect)
-            yield transaction
-            if write:
-                transaction.write_deferred()
-                connection.commit()
-            else:
-                connection.rollback()
+            elif not write:
+                connection.read_only = True  # the driver's own BEGIN says READ ONLY
+            with connection.pipeline() if postgres else nullcontext() as pipeline:
+                transaction = DriverTransaction(connection, dialect, pipeline=pipeline)
+                yield transaction
+                if write:
+                    transaction.write_deferred()
+                    connection.commit()
+                else:
+                    connection.rollback()
         except BaseException as error:
             _abandon(pooled, dialect, error)
             if isinstance(error, dialect.loaded_dbapi.Error):
                 raise wrapped(dialect, error, None, None) from error
             raise
         finally:
+            if postgres and not write and pooled.is_valid:
+                connection.read_only = None
             pooled.close()
 
     async def run_transaction(
@@ -619,6 +628,30 @@ class Database:
         if self.writers is None:
             return await run_in_threadpool(self._read, work)
         return self._read(work)
+
+    async def run_checked(
+        self,
+        check: Callable[[DriverTransaction], Checked],
+        write: Callable[[DriverTransaction, Checked], Result],
+        *,
+        orm: Callable[[Checked], bool],
+    ) -> Result:
+        """`check` in a lean read, then `write` of what it found in a transaction of its
+        own, lean unless `orm(checked)`.
+
+        On SQLite as `run_reading` then `run_transaction`; elsewhere both in one hand-off to
+        the thread pool, so a request at the counter pays for one, not two.
+        """
+        if self.writers is not None:
+            checked = await self.run_reading(check)
+            return await self.run_transaction(lambda tx: write(tx, checked), orm=orm(checked))
+
+        def both() -> Result:
+            checked = self._read(check)
+            run = self._run_orm if orm(checked) else self._run
+            return run(lambda tx: write(tx, checked))
+
+        return await run_in_threadpool(both)
 
     def _read(self, work: Callable[[DriverTransaction], Result]) -> Result:
         with self.lean(write=False) as transaction:

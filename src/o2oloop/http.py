@@ -14,7 +14,9 @@ from o2oloop.auth import service as keys
 from o2oloop.auth.principal import Principal
 from o2oloop.db import Database
 from o2oloop.errors import PROBLEM_MEDIA_TYPE, ProblemError
+from o2oloop.pagination import CURSOR_PATTERN
 
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # printable ASCII, as the middleware checks
 _bearer = HTTPBearer(auto_error=False, description="An o2oloop API key")
 
 
@@ -53,7 +55,7 @@ async def idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
-            max_length=255,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Retries with the same key replay the first response for 24 hours",
         ),
     ] = None,
@@ -66,7 +68,10 @@ DB = Annotated[Database, Depends(get_db)]
 Reading = Annotated[Session, Depends(read_session, scope="function")]
 Caller = Annotated[Principal, Depends(current_principal)]
 Token = Annotated[str | None, Depends(bearer_token)]
-Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of the last page")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=40, pattern=CURSOR_PATTERN, description="next_cursor of the last page"),
+]
 Limit = Annotated[int, Query(ge=1, le=200)]
 IDEMPOTENT = [Depends(idempotency_key)]
 

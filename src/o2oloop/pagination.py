@@ -12,7 +12,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from o2oloop.errors import InvalidInput
 
 MAX_LIMIT = 200
-_CURSOR = re.compile(r"^[a-z]{2,5}_[0-9a-z]{26}$")
+CURSOR_PATTERN = r"^[a-z]{2,5}_[0-9a-z]{26}$"  # an id: the last row of the page before
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 T = TypeVar("T")

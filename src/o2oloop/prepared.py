@@ -162,12 +162,23 @@ class DriverTransaction:
 
     Either a lean transaction the caller began on a pooled connection (`Database.lean`), or
     the transaction of an ORM session (`of_session`), for work that also needs the ORM.
+
+    On PostgreSQL a lean write runs in the driver's pipeline mode (`pipeline`): a statement
+    whose answer nobody reads yet (`send`) goes out with the next one that is read, so the
+    round trips are those the work waits on, not one per statement.
     """
 
-    def __init__(self, connection: Any, dialect: Dialect, session: Session | None = None) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        dialect: Dialect,
+        session: Session | None = None,
+        pipeline: Any | None = None,
+    ) -> None:
         self.connection = connection
         self.dialect = dialect
         self.cursor = connection.cursor()
+        self.pipeline = pipeline
         self._session = session
         self._deferred: list[tuple[Prepared, Mapping[str, Any]]] = []
 
@@ -236,10 +247,18 @@ class DriverTransaction:
         except self.dialect.loaded_dbapi.Error as error:
             raise wrapped(self.dialect, error, sql, None) from error
 
-    def _run(self, compiled: Compiled, values: Mapping[str, Any]) -> None:
+    def _run(self, compiled: Compiled, values: Mapping[str, Any], *, answer: bool = True) -> None:
         parameters = compiled.parameters(values)
         try:
+            if self.pipeline is None:
+                self.cursor.execute(compiled.sql, parameters)
+                return
+            # Each pipelined statement has its own cursor, so a later one cannot take over
+            # its answer; the one whose answer is read waits for everything sent before it.
+            self.cursor = self.connection.cursor()
             self.cursor.execute(compiled.sql, parameters)
+            if answer:
+                self.pipeline.sync()
         except self.dialect.loaded_dbapi.Error as error:
             raise wrapped(self.dialect, error, compiled.sql, parameters) from error
 
@@ -247,6 +266,11 @@ class DriverTransaction:
         """Run a write; the number of rows it touched."""
         self._run(statement.compiled(self.dialect), values)
         return self.cursor.rowcount
+
+    def send(self, statement: Prepared, **values: Any) -> None:
+        """Run a write whose answer nobody needs: pipelined, it goes out with the next
+        statement that is read (or the commit); an error in it fails the transaction."""
+        self._run(statement.compiled(self.dialect), values, answer=False)
 
     def one_or_none(self, statement: Prepared, **values: Any) -> Any:
         """The one row, or None; more than one row is an error, as in SQLAlchemy."""

@@ -37,12 +37,25 @@ def _check_country(value: str) -> str:
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
-TimezoneName = Annotated[str, Field(max_length=64), AfterValidator(_check_timezone)]
+# The schema lists what the validators accept, so a request valid by the schema is accepted.
+TimezoneName = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"enum": sorted(_timezones())}),
+    AfterValidator(_check_timezone),
+]
 CurrencyCode = Annotated[
-    str, Field(min_length=3, max_length=3, pattern="^[A-Z]{3}$"), AfterValidator(_check_currency)
+    str,
+    Field(min_length=3, max_length=3, json_schema_extra={"enum": list(SUPPORTED_CURRENCIES)}),
+    AfterValidator(_check_currency),
 ]
 CountryCode = Annotated[
-    str, Field(min_length=2, max_length=2, pattern="^[A-Z]{2}$"), AfterValidator(_check_country)
+    str,
+    Field(
+        min_length=2,
+        max_length=2,
+        json_schema_extra={"enum": sorted(phonenumbers.SUPPORTED_REGIONS)},
+    ),
+    AfterValidator(_check_country),
 ]
 BasisPoints = Annotated[int, Field(ge=0, le=10_000)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]

@@ -424,13 +424,17 @@ def test_a_lean_write_that_fails_in_python_writes_nothing(db: Database, claimed:
 
 
 def test_a_write_in_a_lean_read_is_never_persisted(db: Database, claimed: Claimed) -> None:
-    """Neither backend refuses the write (SQLite's deferred BEGIN takes the write lock when
-    the UPDATE comes; PostgreSQL's transaction is not READ ONLY): the read sees its own
-    write, and the rollback at the end of every read discards it."""
+    """PostgreSQL's read begins READ ONLY and refuses the write; SQLite's deferred BEGIN
+    takes the write lock when the UPDATE comes, the read sees its own write, and the
+    rollback at the end of every read discards it."""
     title = _title(db, claimed.offer_id)
-    with db.lean(write=False) as transaction:
-        assert transaction.execute(RENAME, offer_id=claimed.offer_id, to="Unsaved") == 1
-        assert transaction.scalar(TITLE, offer_id=claimed.offer_id) == "Unsaved"
+    if db.dialect == "postgresql":
+        with pytest.raises(DBAPIError, match="read-only"), db.lean(write=False) as transaction:
+            transaction.execute(RENAME, offer_id=claimed.offer_id, to="Unsaved")
+    else:
+        with db.lean(write=False) as transaction:
+            assert transaction.execute(RENAME, offer_id=claimed.offer_id, to="Unsaved") == 1
+            assert transaction.scalar(TITLE, offer_id=claimed.offer_id) == "Unsaved"
     assert _title(db, claimed.offer_id) == title
 
 
@@ -443,7 +447,11 @@ def test_run_reading_returns_the_work_s_result_and_persists_nothing(
         transaction.execute(RENAME, offer_id=claimed.offer_id, to="Unsaved")
         return str(transaction.scalar(TITLE, offer_id=claimed.offer_id))
 
-    assert asyncio.run(db.run_reading(work)) == "Unsaved"
+    if db.dialect == "postgresql":  # its reads are READ ONLY
+        with pytest.raises(DBAPIError, match="read-only"):
+            asyncio.run(db.run_reading(work))
+    else:
+        assert asyncio.run(db.run_reading(work)) == "Unsaved"
     assert _title(db, claimed.offer_id) == title
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
+from o2oloop.auth.principal import require_terminal
 from o2oloop.channels import claims as channel_claims
 from o2oloop.codes import codec, export, qr, schemas, service, till, vouchers
 from o2oloop.codes.models import Code
@@ -207,8 +208,11 @@ async def redeem_photo(
     db: DB,
     token: Token,
     photo: Annotated[UploadFile, File(description="A photo or screenshot of the QR code")],
+    caller: Caller,
     bill_amount: Annotated[int | None, Form(ge=0, le=10**11)] = None,
 ) -> Response:
+    # The key first (401/403), then the costly decoding of a photo nobody may redeem.
+    require_terminal(caller)
     data = await photo.read(MAX_PHOTO_BYTES + 1)
     if len(data) > MAX_PHOTO_BYTES:
         raise InvalidInput(f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB")

@@ -143,7 +143,7 @@ def record_attempt(
     redemption_id: str | None = None,
 ) -> None:
     """One line of the merchant's own log of attempts, with the precise reason."""
-    driver(work).execute(
+    driver(work).send(
         sql.INSERT_ATTEMPT,
         merchant_id=counter.merchant_id,
         store_id=counter.store_id,

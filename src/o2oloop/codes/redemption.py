@@ -167,13 +167,13 @@ def complete_redemption(work: Work, checked: CheckedRedemption) -> Redeemed:
         redemption.ledger_transaction_id = _release_from_escrow(
             tx.session, offer=offer, price_paid=found.code.price_paid, redemption_id=redemption.id
         )
-    tx.execute(sql.INSERT_REDEMPTION, **_columns(redemption))
+    tx.send(sql.INSERT_REDEMPTION, **_columns(redemption))
     record_attempt(
         tx, counter=counter, accepted=True, reason="redeemed", redemption_id=redemption.id
     )
     events.record(tx, _redeemed_event(redemption, offer.currency))
     # Last, so the store's count of this offer (shared by its tills) is held only until commit.
-    tx.execute(sql.COUNT_REDEMPTION, offer_id=offer.id, store_id=counter.store_id)
+    tx.send(sql.COUNT_REDEMPTION, offer_id=offer.id, store_id=counter.store_id)
     return Redeemed(
         redemption=redemption,
         offer_title=offer.title,

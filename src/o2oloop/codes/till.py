@@ -70,15 +70,14 @@ async def redeem_at_till(db: Database, attempt: Attempt) -> Answer:
             rate_per_minute=attempt.rate_per_minute,
         )
 
-    def complete(transaction: DriverTransaction) -> Answer:
+    def complete(transaction: DriverTransaction, checked: CheckedRedemption) -> Answer:
         redeemed = complete_redemption(transaction, checked)
         answer = Answer(201, JSON, result(redeemed).model_dump_json().encode())
         _keep(keyed, transaction, answer)
         return answer
 
     try:
-        checked = await db.run_reading(check)
-        answer = await db.run_transaction(complete, orm=checked.moves_money)
+        answer = await db.run_checked(check, complete, orm=lambda checked: checked.moves_money)
     except Refused as refused:
         answer = await _refuse(db, caller[0], refused, attempt.instance, keyed)
     if keyed is not None:
