@@ -6,19 +6,23 @@ Usage: ``python benchmarks/campaigns.py [--members 100000] [--results-members 10
 Launch: consumers and consenting memberships are loaded in bulk (not timed); then, timed, a
 "now" campaign is launched through the service layer (the audience SELECT, the keyed-hash
 arms, the pre-period GROUP BY, the bulk INSERT of targets) and sent by `runner.send_all`
-(consent re-check, caps, budget, one code and one inbox message per treated member, in
-batches of 2,000 per transaction). The floor beside it is a bare executemany INSERT of as
-many rows into `contact_windows` on the same connection type.
+(consent re-check, caps, budget, one code, one inbox message and one code.claimed event per
+treated member, in batches of 2,000 per transaction). Two floors are measured in the same
+run: a plain SQLAlchemy bulk INSERT of as many rows as members, and of as many rows as the
+launch wrote in all (targets, codes, claims, messages, contact windows, outbox). The load
+average is printed beside each case: the machine is shared.
 
 Results: 1,000,000 targets (10 % control) and their visits are loaded in bulk (not timed);
-then `results.campaign_results` runs: one GROUP BY over targets and visits into Polars and
-NumPy, raw and CUPED lifts, SRM, costs. Peak memory is the process's max RSS after it (the
-bulk load included) and the traced Python heap peak of the results call alone.
+then `results.campaign_results` runs: one GROUP BY over targets and visits that the
+database sums per arm into sufficient statistics (n, Σy, Σy², Σx, Σx², Σxy), then raw and
+CUPED lifts, SRM, costs. Peak memory is the process's max RSS after it (the bulk load
+included) and the traced Python heap peak of the results call alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -49,7 +53,9 @@ from o2oloop import clock
 from o2oloop.campaigns import launch, results, runner, schemas, service
 from o2oloop.campaigns.models import Campaign, CampaignTarget, ContactWindow
 from o2oloop.campaigns.policy import Policy
+from o2oloop.codes.models import Code, OfferClaim
 from o2oloop.customers.models import Consumer, Membership
+from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify.models import Message
 from o2oloop.visits.models import Visit
 
@@ -85,6 +91,21 @@ def _load_members(db, merchant_id: str, n: int) -> None:
             )
 
 
+def _floor(db, rows: int, prefix: str = "floor") -> float:
+    """A plain bulk insert of `rows` two-column rows (contact windows) in one transaction."""
+    started = time.perf_counter()
+    with db.transaction() as session:
+        for start in range(0, rows, CHUNK):
+            session.execute(
+                insert(ContactWindow),
+                [
+                    {"consumer_id": f"{prefix}{i}", "scope": prefix, "last_contacted_at": None}
+                    for i in range(start, min(rows, start + CHUNK))
+                ],
+            )
+    return time.perf_counter() - started
+
+
 def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
     url = scratch_url(backend, tmp, "o2o_bench_campaigns_launch")
     db = migrated(url)
@@ -100,6 +121,8 @@ def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
                 merchant_id=tenant.merchant_id,
                 data=schemas.CampaignCreate(name="Everyone", offer_id=offer_id),
             ).id
+        load_before = os.getloadavg()
+        cpu = time.process_time()
         started = time.perf_counter()
         with db.transaction() as session:
             launch.transition(
@@ -113,20 +136,16 @@ def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
         targeted = time.perf_counter()
         sent = runner.send_all(db, policy=policy)
         done = time.perf_counter()
+        cpu = time.process_time() - cpu
         with db.reading() as session:
             targets = session.scalar(select(func.count()).select_from(CampaignTarget))
             messages = session.scalar(select(func.count()).select_from(Message))
-        floor_started = time.perf_counter()
-        with db.transaction() as session:
-            for start in range(0, members, CHUNK):
-                session.execute(
-                    insert(ContactWindow),
-                    [
-                        {"consumer_id": f"floor{i}", "scope": "floor", "last_contacted_at": None}
-                        for i in range(start, min(members, start + CHUNK))
-                    ],
-                )
-        floor = time.perf_counter() - floor_started
+            written = sum(
+                session.scalar(select(func.count()).select_from(table)) or 0
+                for table in (CampaignTarget, Message, Code, OfferClaim, ContactWindow, OutboxEntry)
+            )
+        floor = _floor(db, members)
+        floor_all = _floor(db, written, prefix="all")
         return {
             "backend": backend,
             "server": server_version(db),
@@ -134,10 +153,17 @@ def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
             "targets": targets,
             "sent": sent.sent,
             "messages": messages,
+            "rows_written": written,
             "target_seconds": round(targeted - started, 2),
             "send_seconds": round(done - targeted, 2),
             "launch_total_seconds": round(done - started, 2),
+            "launch_cpu_seconds_this_process": round(cpu, 2),
             "floor_bulk_insert_seconds": round(floor, 2),
+            "floor_bulk_insert_rows": members,
+            "floor_bulk_insert_all_rows_seconds": round(floor_all, 2),
+            "launch_over_floor_all_rows": round((done - started) / floor_all, 1),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         }
     finally:
         db.dispose()
@@ -218,6 +244,7 @@ def bench_results(backend: str, n: int, tmp: Path) -> dict[str, object]:
         loading = time.perf_counter()
         _load_results(db, cid, tenant.merchant_id, tenant.store_id, n)
         loaded = time.perf_counter() - loading
+        load_before = os.getloadavg()
         tracemalloc.start()
         started = time.perf_counter()
         with db.reading() as session:
@@ -238,6 +265,8 @@ def bench_results(backend: str, n: int, tmp: Path) -> dict[str, object]:
             "visits_interval_95": [round(x, 4) for x in out["visits"]["cuped"]["interval_95"]],
             "variance_reduction": round(out["visits"]["variance_reduction"], 3),
             "srm_p_value": round(out["srm"]["p_value"], 4),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         }
     finally:
         db.dispose()

@@ -6,6 +6,7 @@ The entry point (a route, a CLI command, a job) owns the transaction; services o
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
 import fcntl
 import os
@@ -62,6 +63,21 @@ def new_id(prefix: str) -> str:
         value, r = divmod(value, 32)
         chars.append(_CROCKFORD[r])
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+_B32_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
+
+
+def new_ids(prefix: str, n: int) -> list[str]:
+    """`n` ids of `new_id`'s shape made at once (a campaign's send makes thousands): the time
+    part is encoded once and each random part is base32 of ten random bytes, instead of
+    26 divisions per id. Inside `seeded_ids` they are `new_id`'s own, drawn from the seed."""
+    if _SEEDED_IDS.get() is not None:
+        return [new_id(prefix) for _ in range(n)]
+    stamp = int(time.time() * 1000)
+    head = "".join(_CROCKFORD[(stamp >> (5 * i)) & 31] for i in range(9, -1, -1))
+    tails = base64.b32encode(secrets.token_bytes(10 * n)).decode().translate(_B32_TO_CROCKFORD)
+    return [f"{prefix}_{head}{tails[16 * i : 16 * i + 16]}" for i in range(n)]
 
 
 @contextmanager

@@ -53,7 +53,10 @@ class Event:
         _TYPES[name] = cls
 
     def to_json(self) -> str:
-        return json.dumps(_plain(dataclasses.asdict(self)), separators=(",", ":"), sort_keys=True)
+        # Fields are JSON-able values, never nested dataclasses, so a shallow read is enough
+        # (asdict's deep copy was most of the cost of a campaign send's 100,000 events).
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return json.dumps(_plain(fields), separators=(",", ":"), sort_keys=True)
 
     @property
     def merchant(self) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from o2oloop import clock
-from o2oloop.db import new_id, seeded_ids
+from o2oloop.db import new_id, new_ids, seeded_ids
 
 
 def test_real_ids_never_repeat_and_sort_by_creation_time() -> None:
@@ -41,3 +41,29 @@ def test_outside_the_seeded_context_ids_are_random_again() -> None:
         with seeded_ids(11):
             assert new_id("vis") == inside
         assert new_id("vis") != inside
+
+
+def _millis(identifier: str) -> int:
+    value = 0
+    for ch in identifier.partition("_")[2]:
+        value = value * 32 + "0123456789abcdefghjkmnpqrstvwxyz".index(ch)
+    return value >> 80
+
+
+def test_ids_made_together_have_new_ids_shape_and_time() -> None:
+    before = new_id("msg")
+    many = new_ids("msg", 5_000)
+    after = new_id("msg")
+    assert len(set(many)) == len(many)
+    assert all(len(i) == len(before) and i.startswith("msg_") for i in many)
+    assert _millis(before) <= _millis(many[0]) == _millis(many[-1]) <= _millis(after)
+    assert {c for i in many for c in i[4:]} <= set("0123456789abcdefghjkmnpqrstvwxyz")
+
+
+def test_ids_made_together_inside_a_seeded_city_come_from_the_seed() -> None:
+    frozen = clock.FrozenClock(datetime(2026, 3, 1, 9, tzinfo=UTC))
+    with clock.using(frozen), seeded_ids(5):
+        together = new_ids("cod", 20)
+    with clock.using(frozen), seeded_ids(5):
+        one_by_one = [new_id("cod") for _ in range(20)]
+    assert together == one_by_one

@@ -1,45 +1,157 @@
-"""Bulk INSERT of plain rows on the session's own DB-API connection.
+"""Bulk INSERT and UPDATE of plain rows on the session's own DB-API connection.
 
 SQLAlchemy's executemany builds parameters row by row through its compiler (a few
 microseconds each, most of a 100,000-member launch); here the statement is compiled once
 and each column's own bind processor (UTC datetimes, enums) is applied directly, so the
-stored values are exactly what the ORM would have written.
+stored values are exactly what the ORM would have written. Values shared by every row
+(`constants`) are processed once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Column, Table
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 
-def insert_rows(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, ignore_conflicts_on=None
-) -> None:
-    """INSERT every row (all rows have the same keys); ON CONFLICT (cols) DO NOTHING if given."""
-    if not rows:
-        return
-    connection = session.connection()
-    dialect = connection.dialect
-    names = list(rows[0])
-    columns = [table.c[name] for name in names]
-    processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-    marks = ", ".join("?" if dialect.paramstyle == "qmark" else "%s" for _ in names)
-    quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
-    sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})"
-    if ignore_conflicts_on:
-        sql += f" ON CONFLICT ({', '.join(ignore_conflicts_on)}) DO NOTHING"
-    values = [
+def _processor(column: Column[Any], dialect: Dialect) -> Any:
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _memo(process: Any) -> Any:
+    """`process` remembering its answers: a batch's datetimes and states repeat row after row."""
+    if process is None:
+        return None
+    seen: dict[Any, Any] = {}
+
+    def processed(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            out = seen[value] = process(value)
+            return out
+
+    return processed
+
+
+def _processed(column: Column[Any], dialect: Dialect, value: Any) -> Any:
+    process = _processor(column, dialect)
+    return process(value) if process is not None and value is not None else value
+
+
+def _tuples(
+    table: Table, dialect: Dialect, names: list[str], rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
+    processors = [_memo(_processor(table.c[n], dialect)) for n in names]
+    if not any(processors):
+        return [tuple(row[n] for n in names) for row in rows]
+    return [
         tuple(
             p(row[n]) if p is not None and row[n] is not None else row[n]
             for n, p in zip(names, processors, strict=True)
         )
         for row in rows
     ]
+
+
+def _pg_type(table: Table, name: str, dialect: Dialect) -> str:
+    return table.c[name].type.compile(dialect=dialect)
+
+
+def _unnest(table: Table, names: list[str], dialect: Dialect) -> str:
+    """`unnest(%b::t1[], %b::t2[], …) AS v (names)`: one array parameter per column, sent
+    in binary (ten times cheaper to build than text arrays, whose elements need quoting)."""
+    q = dialect.identifier_preparer.quote
+    arrays = ", ".join(f"%b::{_pg_type(table, n, dialect)}[]" for n in names)
+    return f"unnest({arrays}) AS v ({', '.join(q(n) for n in names)})"
+
+
+def _columns(values: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(column) for column in zip(*values, strict=True)] if values else [[]] * width
+
+
+def insert_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    constants: Mapping[str, Any] | None = None,
+    ignore_conflicts_on: Sequence[str] | None = None,
+    on_conflict: str | None = None,
+) -> None:
+    """INSERT every row (all rows have the same keys), each also with `constants`.
+
+    `ignore_conflicts_on` adds ON CONFLICT (cols) DO NOTHING; `on_conflict` is a whole
+    ON CONFLICT clause of the caller's own (an upsert). PostgreSQL gets one
+    INSERT … SELECT FROM unnest(one array per column): a single round trip and no
+    per-row parsing; SQLite, in-process, an executemany."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    fixed = dict(constants or {})
+    names = [n for n in rows[0] if n not in fixed]
+    shared = [_processed(table.c[n], dialect, v) for n, v in fixed.items()]
+    values = _tuples(table, dialect, names, rows)
+    q = dialect.identifier_preparer.quote
+    quoted = ", ".join(q(n) for n in [*names, *fixed])
+    tail = ""
+    if ignore_conflicts_on:
+        tail = f" ON CONFLICT ({', '.join(ignore_conflicts_on)}) DO NOTHING"
+    elif on_conflict:
+        tail = f" {on_conflict}"
     cursor = connection.connection.driver_connection.cursor()
     try:
-        cursor.executemany(sql, values)
+        if dialect.name == "postgresql":
+            consts = ", ".join(f"%b::{_pg_type(table, n, dialect)}" for n in fixed)
+            picked = ", ".join([*(f"v.{q(n)}" for n in names), *([consts] if consts else [])])
+            cursor.execute(
+                f"INSERT INTO {table.name} ({quoted}) SELECT {picked}"
+                f" FROM {_unnest(table, names, dialect)}{tail}",
+                [*shared, *_columns(values, len(names))],  # in the order of their marks
+            )
+        else:
+            marks = ", ".join(["?"] * (len(names) + len(fixed)))
+            extra = tuple(shared)
+            cursor.executemany(
+                f"INSERT INTO {table.name} ({quoted}) VALUES ({marks}){tail}",
+                [row + extra for row in values],
+            )
+    finally:
+        cursor.close()
+
+
+def update_rows(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str = "id"
+) -> None:
+    """UPDATE table SET (every other key of the rows) WHERE key = row[key], for every row.
+
+    On PostgreSQL one UPDATE … FROM unnest(one array per column); on SQLite an executemany
+    of the single-row UPDATE."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    names = [n for n in rows[0] if n != key]
+    values = _tuples(table, dialect, [key, *names], rows)
+    q = dialect.identifier_preparer.quote
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        if dialect.name == "postgresql":
+            sets = ", ".join(f"{q(n)} = v.{q(n)}" for n in names)
+            cursor.execute(
+                f"UPDATE {table.name} SET {sets} FROM {_unnest(table, [key, *names], dialect)}"
+                f" WHERE {table.name}.{q(key)} = v.{q(key)}",
+                _columns(values, len(names) + 1),
+            )
+        else:
+            sets = ", ".join(f"{q(n)} = ?" for n in names)
+            cursor.executemany(
+                f"UPDATE {table.name} SET {sets} WHERE {q(key)} = ?",
+                [(*row[1:], row[0]) for row in values],
+            )
     finally:
         cursor.close()

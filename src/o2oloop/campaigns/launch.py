@@ -94,30 +94,32 @@ def record_targets(
                 kept = kept[:position]
                 break
     pre = _pre_period(session, campaign, candidates, now)
-    until = now + timedelta(days=campaign.attribution_days)
+    own_occurrence = "occurrence" in rows[0]._fields
     values = []
     for row, arm in kept:
         visits, spend = pre.get(row.consumer_id, (0, 0))
         values.append(
             {
-                "campaign_id": campaign.id,
-                "merchant_id": campaign.merchant_id,
                 "consumer_id": row.consumer_id,
                 "member_id": row.member_id,
-                "occurrence": getattr(row, "occurrence", None) or occurrence,
-                "arm": arm,
-                "state": TargetState.PENDING if arm is Arm.TREATMENT else TargetState.HELD_OUT,
-                "targeted_at": now,
-                "measure_until": until,
+                "occurrence": (own_occurrence and row.occurrence) or occurrence,
+                "arm": arm.value,
+                "state": "pending" if arm is Arm.TREATMENT else "held_out",
                 "pre_visits": visits,
                 "pre_spend": spend,
-                "store_id": store_id,
             }
         )
     insert_rows(
         session,
         CampaignTarget.__table__,
         values,
+        constants={
+            "campaign_id": campaign.id,
+            "merchant_id": campaign.merchant_id,
+            "targeted_at": now,
+            "measure_until": now + timedelta(days=campaign.attribution_days),
+            "store_id": store_id,
+        },
         ignore_conflicts_on=["campaign_id", "consumer_id", "occurrence"],
     )
     treated = sum(1 for _, arm in kept if arm is Arm.TREATMENT)
@@ -144,15 +146,16 @@ def _launch(session: Session, campaign: Campaign, now: datetime, policy: Policy)
     trigger = trigger_of(campaign)
     if campaign.ends_at is not None and campaign.ends_at <= now:
         raise Conflict("this campaign's end has already passed")
-    if trigger.kind in (TriggerKind.NOW, TriggerKind.SCHEDULE):
+    waiting = campaign.starts_at is not None and campaign.starts_at > now
+    empty = AudienceEmpty("the audience matches nobody: widen its filters", field="audience")
+    if trigger.kind is TriggerKind.SCHEDULE or (trigger.kind is TriggerKind.NOW and waiting):
         audience = campaign_audience(session, campaign, now).subquery()
         if not session.scalar(select(func.count()).select_from(audience)):
-            raise AudienceEmpty("the audience matches nobody: widen its filters", field="audience")
+            raise empty
     campaign.launched_at = now
-    waiting = campaign.starts_at is not None and campaign.starts_at > now
     campaign.state = CampaignState.SCHEDULED if waiting else CampaignState.RUNNING
     if trigger.kind is TriggerKind.NOW and not waiting:
-        record_targets(
+        targeted = record_targets(
             session,
             campaign=campaign,
             candidates=campaign_audience(session, campaign, now),
@@ -160,6 +163,8 @@ def _launch(session: Session, campaign: Campaign, now: datetime, policy: Policy)
             now=now,
             policy=policy,
         )
+        if not targeted.candidates:  # the entry point's rollback undoes the launch
+            raise empty
 
 
 _MOVES = {

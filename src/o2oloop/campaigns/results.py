@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import and_, func, select
+from sqlalchemy import Float, Numeric, and_, cast, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from o2oloop.campaigns import stats
 from o2oloop.campaigns.models import Arm, Campaign, CampaignTarget, TargetState
@@ -34,43 +36,91 @@ class Outcomes:
     revenue: np.ndarray
 
 
-def outcomes(session: Session, campaign: Campaign) -> Outcomes:
-    """One row per target: the consumer's visits and spend inside its window (one GROUP BY)."""
+@dataclass(frozen=True, slots=True)
+class ArmSums:
+    """One arm's members and the sufficient statistics of its two outcomes."""
+
+    members: int
+    visits: stats.Moments  # y: visits in the window, x: pre-period visits
+    revenue: stats.Moments  # y: spend in the window, x: pre-period spend
+
+    @classmethod
+    def of(cls, data: Outcomes, arm: str) -> ArmSums:
+        mask = data.arm == arm
+        return cls(
+            int(mask.sum()),
+            stats.Moments.of(data.visits[mask], data.pre_visits[mask]),
+            stats.Moments.of(data.revenue[mask], data.pre_spend[mask]),
+        )
+
+
+def _square(column: Any, dialect: str) -> Any:
+    """column²: exact NUMERIC on PostgreSQL; a float on SQLite, whose integer SUM would
+    overflow on a million members' squared spend in minor units."""
+    kind = Numeric() if dialect == "postgresql" else Float()
+    return cast(column, kind) * column
+
+
+def _not_indexed(column: Any, dialect: str) -> Any:
+    """On SQLite, `+column`: its planner, without statistics, would read each target's
+    window through the (merchant, time) index — every visit of the merchant in the window,
+    for every target, quadratic — instead of the consumer's own visits."""
+    if dialect != "sqlite":
+        return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def arm_sums(session: Session, campaign: Campaign) -> dict[str, ArmSums]:
+    """Per arm, from the database: one GROUP BY of each target's visits and spend inside its
+    window (the consumer's visits at the merchant from targeting until `measure_until`),
+    summed per arm into n, Σy, Σy², Σx, Σx², Σxy. A few rows leave the database, whatever
+    the audience's size."""
     t, v = CampaignTarget, Visit
     on = [
         v.consumer_id == t.consumer_id,
         v.occurred_at >= t.targeted_at,
         v.occurred_at < t.measure_until,
     ]
+    dialect = session.get_bind().dialect.name
     if campaign.merchant_id is not None:
-        on.append(v.merchant_id == campaign.merchant_id)
-    query = (
+        on.append(_not_indexed(v.merchant_id, dialect) == campaign.merchant_id)
+    per = (
         select(
-            t.arm,
-            t.pre_visits,
-            t.pre_spend,
-            func.count(v.id),
-            func.coalesce(func.sum(v.amount), 0),
+            t.arm.label("arm"),
+            t.pre_visits.label("x1"),
+            t.pre_spend.label("x2"),
+            func.count(v.id).label("y1"),
+            func.coalesce(func.sum(v.amount), 0).label("y2"),
         )
         .select_from(t)
         .join(v, and_(*on), isouter=True)
         .where(t.campaign_id == campaign.id)
         .group_by(t.id, t.arm, t.pre_visits, t.pre_spend)
     )
-    rows = session.execute(query).all()
-    if not rows:
-        empty = np.zeros(0)
-        return Outcomes(np.zeros(0, dtype=object), empty, empty, empty, empty)
-    frame = pl.DataFrame(
-        rows, schema=["arm", "pre_visits", "pre_spend", "visits", "revenue"], orient="row"
-    )
-    return Outcomes(
-        arm=np.array([a.value if isinstance(a, Arm) else a for a in frame["arm"].to_list()]),
-        pre_visits=frame["pre_visits"].cast(pl.Float64).to_numpy(),
-        pre_spend=frame["pre_spend"].cast(pl.Float64).to_numpy(),
-        visits=frame["visits"].cast(pl.Float64).to_numpy(),
-        revenue=frame["revenue"].cast(pl.Float64).to_numpy(),
-    )
+    per = per.subquery()
+    c = per.c
+    query = select(
+        c.arm,
+        func.count(),
+        func.sum(c.y1),
+        func.sum(c.y1 * c.y1),
+        func.sum(c.x1),
+        func.sum(c.x1 * c.x1),
+        func.sum(c.x1 * c.y1),
+        func.sum(c.y2),
+        func.sum(_square(c.y2, dialect)),
+        func.sum(c.x2),
+        func.sum(_square(c.x2, dialect)),
+        func.sum(cast(c.x2, Numeric() if dialect == "postgresql" else Float()) * c.y2),
+    ).group_by(c.arm)
+    out = {}
+    for row in session.execute(query):
+        arm = row[0].value if isinstance(row[0], Arm) else str(row[0])
+        n = int(row[1])
+        out[arm] = ArmSums(
+            n, stats.Moments.from_sums(n, *row[2:7]), stats.Moments.from_sums(n, *row[7:12])
+        )
+    return out
 
 
 def _lift_dict(lift: stats.Lift) -> dict[str, Any]:
@@ -87,32 +137,30 @@ def _lift_dict(lift: stats.Lift) -> dict[str, Any]:
 
 
 def measure(data: Outcomes, *, control_share: float, gross_margin_share: float) -> dict[str, Any]:
-    """The statistics of one campaign's outcomes (pure: arrays in, numbers out)."""
-    treat, control = data.arm == Arm.TREATMENT.value, data.arm == Arm.CONTROL.value
-    nt, nc = int(treat.sum()), int(control.sum())
-    measured: dict[str, Any] = {
-        "srm": None,
-        "visits": None,
-        "revenue": None,
-    }
-    if nt == 0 or nc == 0:
+    """The statistics of one campaign's per-target outcomes (pure: arrays in, numbers out)."""
+    arms = {a.value: ArmSums.of(data, a.value) for a in Arm}
+    return measure_sums(arms, control_share=control_share)
+
+
+def measure_sums(arms: dict[str, ArmSums], *, control_share: float) -> dict[str, Any]:
+    """SRM, and raw and CUPED lifts of visits and revenue, from each arm's sums."""
+    empty = ArmSums(0, stats.Moments.of(np.zeros(0)), stats.Moments.of(np.zeros(0)))
+    treat = arms.get(Arm.TREATMENT.value, empty)
+    control = arms.get(Arm.CONTROL.value, empty)
+    measured: dict[str, Any] = {"srm": None, "visits": None, "revenue": None}
+    if treat.members == 0 or control.members == 0:
         return measured
-    srm = stats.sample_ratio_mismatch(nt, nc, control_share=control_share)
+    srm = stats.sample_ratio_mismatch(treat.members, control.members, control_share=control_share)
     measured["srm"] = {
         "chi_square": srm.chi_square,
         "p_value": srm.p_value,
         "mismatch": srm.mismatch,
     }
-    for name, outcome, covariate in (
-        ("visits", data.visits, data.pre_visits),
-        ("revenue", data.revenue, data.pre_spend),
-    ):
-        raw = stats.difference_in_means(outcome[treat], outcome[control])
-        adjusted = stats.cuped(
-            outcome[treat], outcome[control], covariate[treat], covariate[control]
-        )
+    for name in ("visits", "revenue"):
+        t, c = getattr(treat, name), getattr(control, name)
+        adjusted = stats.cuped_of(t, c)
         measured[name] = {
-            "raw": _lift_dict(raw),
+            "raw": _lift_dict(stats.lift_of(t, c)),
             "cuped": _lift_dict(adjusted.lift) | {"theta": adjusted.theta},
             "variance_reduction": adjusted.variance_reduction,
         }
@@ -154,7 +202,7 @@ def _costs(session: Session, campaign: Campaign) -> dict[str, int]:
 
 def campaign_results(session: Session, *, campaign: Campaign) -> dict[str, Any]:
     """Audience, sends, funnel, arms, lift with 95 % intervals (raw and CUPED), SRM, ROI."""
-    data = outcomes(session, campaign)
+    sums = arm_sums(session, campaign)
     states = dict(
         session.execute(
             select(CampaignTarget.state, func.count())
@@ -172,23 +220,24 @@ def campaign_results(session: Session, *, campaign: Campaign) -> dict[str, Any]:
     )
     arms = []
     for arm in Arm:
-        mask = data.arm == arm.value
-        n = int(mask.sum())
-        visits, revenue = float(data.visits[mask].sum()), float(data.revenue[mask].sum())
+        got = sums.get(arm.value)
+        n = got.members if got else 0
+        visits = round(got.visits.mean_y * n) if got else 0
+        revenue = round(got.revenue.mean_y * n) if got else 0
         arms.append(
             {
                 "arm": arm.value,
                 "members": n,
-                "visits": int(visits),
-                "revenue": int(revenue),
-                "visits_per_member": visits / n if n else 0.0,
-                "revenue_per_member": revenue / n if n else 0.0,
+                "visits": visits,
+                "revenue": revenue,
+                "visits_per_member": got.visits.mean_y if got else 0.0,
+                "revenue_per_member": got.revenue.mean_y if got else 0.0,
             }
         )
     costs = _costs(session, campaign)
     margin = campaign.gross_margin_bps / 10_000
     measured = (
-        measure(data, control_share=campaign.holdout_bps / 10_000, gross_margin_share=margin)
+        measure_sums(sums, control_share=campaign.holdout_bps / 10_000)
         if campaign.measured
         else {"srm": None, "visits": None, "revenue": None}
     )
@@ -199,7 +248,7 @@ def campaign_results(session: Session, *, campaign: Campaign) -> dict[str, Any]:
         "campaign_id": campaign.id,
         "state": campaign.state.value,
         "currency": campaign.currency,
-        "audience": int(data.arm.size),
+        "audience": sum(a.members for a in sums.values()),
         "sent": int(states.get(TargetState.SENT, 0)),
         "pending": int(states.get(TargetState.PENDING, 0)),
         "skipped": {str(k): int(n) for k, n in skips.items()},

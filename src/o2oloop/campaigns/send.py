@@ -13,12 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
-from o2oloop.campaigns.bulk import insert_rows
+from o2oloop import events
+from o2oloop.campaigns import compose
+from o2oloop.campaigns.bulk import insert_rows, update_rows
+from o2oloop.campaigns.compose import Recipient
+from o2oloop.campaigns.events import CampaignMessageSent
 from o2oloop.campaigns.launch import finish
 from o2oloop.campaigns.models import (
     Campaign,
@@ -29,18 +32,14 @@ from o2oloop.campaigns.models import (
     TargetState,
 )
 from o2oloop.campaigns.policy import Policy
-from o2oloop.campaigns.service import max_discount, merchant_name
-from o2oloop.codes.models import Code, CodeState, OfferClaim
+from o2oloop.campaigns.service import max_discount
+from o2oloop.codes.events import CodeClaimed
+from o2oloop.codes.models import Code, OfferClaim
 from o2oloop.customers.models import Consumer, Membership
-from o2oloop.db import new_id
-from o2oloop.merchants.models import Merchant, Store
-from o2oloop.notify import service as notify
-from o2oloop.notify import templates
+from o2oloop.db import new_ids
+from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify.models import Message
 from o2oloop.offers.models import Offer
-from o2oloop.offers.rules import code_expires_at
-from o2oloop.offers.service import rules_of
-from o2oloop.prepared import dialect_insert
 
 BATCH = 2_000
 
@@ -76,50 +75,51 @@ def send_pending(
     if campaign_id is not None:
         query = query.where(Campaign.id == campaign_id)
     for cid in session.scalars(query.order_by(Campaign.id)).all():
-        batch = _pending(session, cid, limit)
-        if batch:
-            return _send_batch(session, cid, batch, now, policy)
+        report = _send_batch(session, cid, now, policy, limit)
+        if report.sent or report.skipped:
+            return report
     return SendReport()
 
 
-def _pending(session: Session, campaign_id: str, limit: int) -> list[Any]:
+def _pending(session: Session, campaign: Campaign, limit: int) -> list[tuple[Recipient, bool]]:
+    """Up to `limit` pending targets in id order, each with what its message needs and
+    whether the consumer still consents (read again: consent may be withdrawn since)."""
+    t, c, m = CampaignTarget, Consumer, Membership
+    consent = [
+        m.consumer_id == t.consumer_id,
+        m.marketing_consent.is_(True),
+    ]
+    if campaign.merchant_id is not None:
+        consent.append(m.merchant_id == campaign.merchant_id)
     query = (
         select(
-            CampaignTarget.id,
-            CampaignTarget.consumer_id,
-            CampaignTarget.member_id,
-            CampaignTarget.store_id,
+            t.id,
+            t.consumer_id,
+            t.member_id,
+            t.store_id,
+            c.display_name,
+            c.phone_e164,
+            c.email,
+            c.timezone,
+            (c.erased_at.is_(None) & exists().where(and_(*consent))).label("consenting"),
         )
-        .where(CampaignTarget.campaign_id == campaign_id)
-        .where(CampaignTarget.state == TargetState.PENDING)
-        .order_by(CampaignTarget.id)
+        .join(c, c.id == t.consumer_id)
+        .where(t.campaign_id == campaign.id, t.state == TargetState.PENDING)
+        .order_by(t.id)
         .limit(min(limit, BATCH))
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=CampaignTarget)
-    return list(session.execute(query).all())
+        query = query.with_for_update(skip_locked=True, of=t)
+    return [
+        (Recipient(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7]), bool(r[8]))
+        for r in session.execute(query)
+    ]
 
 
-def _mark(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(
-            update(CampaignTarget.__table__)
-            .where(CampaignTarget.__table__.c.id == bindparam("target_id"))
-            .values(
-                state=bindparam("state"),
-                skip_reason=bindparam("skip_reason"),
-                sent_at=bindparam("sent_at"),
-                code_id=bindparam("code_id"),
-                message_id=bindparam("message_id"),
-            ),
-            rows,
-        )
-
-
-def _skip(rows: list[Any], reason: str) -> list[dict[str, Any]]:
+def _skip(rows: list[Recipient], reason: str) -> list[dict[str, Any]]:
     return [
         {
-            "target_id": r.id,
+            "id": r.target_id,
             "state": TargetState.SKIPPED.value,
             "skip_reason": reason,
             "sent_at": None,
@@ -130,16 +130,8 @@ def _skip(rows: list[Any], reason: str) -> list[dict[str, Any]]:
     ]
 
 
-def _consenting(session: Session, campaign: Campaign, consumer_ids: list[str]) -> set[str]:
-    query = (
-        select(Membership.consumer_id)
-        .join(Consumer, Consumer.id == Membership.consumer_id)
-        .where(Membership.consumer_id.in_(consumer_ids), Membership.marketing_consent.is_(True))
-        .where(Consumer.erased_at.is_(None))
-    )
-    if campaign.merchant_id is not None:
-        query = query.where(Membership.merchant_id == campaign.merchant_id)
-    return set(session.scalars(query))
+def _mark(session: Session, rows: list[dict[str, Any]]) -> None:
+    update_rows(session, CampaignTarget.__table__, rows)
 
 
 def _within_caps(
@@ -200,17 +192,19 @@ def _room(session: Session, campaign: Campaign, offer: Offer, wanted: int) -> in
 
 
 def _send_batch(
-    session: Session, campaign_id: str, batch: list[Any], now: datetime, policy: Policy
+    session: Session, campaign_id: str, now: datetime, policy: Policy, limit: int
 ) -> SendReport:
     report = SendReport()
     campaign = session.get(Campaign, campaign_id)
     assert campaign is not None
     session.refresh(campaign)
+    pending = _pending(session, campaign, limit)
+    if not pending:
+        return report
     offer = session.get(Offer, campaign.offer_id)
     assert offer is not None
-    consenting = _consenting(session, campaign, [r.consumer_id for r in batch])
-    withdrawn = [r for r in batch if r.consumer_id not in consenting]
-    batch = [r for r in batch if r.consumer_id in consenting]
+    withdrawn = [r for r, consenting in pending if not consenting]
+    batch = [r for r, consenting in pending if consenting]
     allowed, scopes = _within_caps(
         session, campaign, sorted({r.consumer_id for r in batch}), now, policy
     )
@@ -224,11 +218,11 @@ def _send_batch(
             seen.add(r.consumer_id)
         batch = first
     room = _room(session, campaign, offer, len(batch)) if batch else 0
-    if room is None:  # paused or finished meanwhile: the rows stay as they are
-        _mark(session, _skip(withdrawn, "consent_withdrawn") + _skip(capped, "frequency_cap"))
+    rows = _skip(withdrawn, "consent_withdrawn") + _skip(capped, "frequency_cap")
+    if room is None:  # paused or finished meanwhile: the rest stay as they are
+        _mark(session, rows)
         return report
     over, batch = batch[room:], batch[:room]
-    rows = _skip(withdrawn, "consent_withdrawn") + _skip(capped, "frequency_cap")
     report.skip("consent_withdrawn", len(withdrawn))
     report.skip("frequency_cap", len(capped))
     if batch:
@@ -247,13 +241,13 @@ def _issue_and_queue(
     session: Session,
     campaign: Campaign,
     offer: Offer,
-    batch: list[Any],
+    batch: list[Recipient],
     scopes: list[str],
     now: datetime,
     policy: Policy,
 ) -> list[dict[str, Any]]:
+    """Codes, claims, messages and their events for `batch`; the target rows to mark sent."""
     consumer_ids = [r.consumer_id for r in batch]
-    dialect = session.get_bind().dialect.name
     if scopes:
         session.execute(
             update(ContactWindow)
@@ -261,9 +255,17 @@ def _issue_and_queue(
             .values(last_contacted_at=now)
             .execution_options(synchronize_session=False)
         )
-    codes = _codes(campaign, offer, consumer_ids, now, policy)
-    insert_rows(session, Code.__table__, codes)
-    per_code = max_discount(offer) or 0
+    shared = compose.composer(session, campaign, offer, policy, now)
+    codes = compose.issue_codes(shared, len(batch))
+    insert_rows(
+        session,
+        Code.__table__,
+        [
+            {"id": code.id, "digest": code.digest, "consumer_id": r.consumer_id}
+            for code, r in zip(codes, batch, strict=True)
+        ],
+        constants=compose.code_constants(shared),
+    )
     n = len(batch)
     session.execute(
         update(Offer)
@@ -276,145 +278,74 @@ def _issue_and_queue(
         .where(Campaign.id == campaign.id)
         .values(
             codes_issued=Campaign.codes_issued + n,
-            discount_committed=Campaign.discount_committed + n * per_code,
+            discount_committed=Campaign.discount_committed + n * (max_discount(offer) or 0),
         )
         .execution_options(synchronize_session=False)
     )
-    claims = dialect_insert(dialect)(OfferClaim)
-    session.execute(
-        claims.on_conflict_do_update(
-            index_elements=["offer_id", "consumer_id"],
-            set_={"claimed": OfferClaim.claimed + 1},
-        ),
-        [{"offer_id": offer.id, "consumer_id": c, "claimed": 1} for c in consumer_ids],
+    insert_rows(
+        session,
+        OfferClaim.__table__,
+        [{"consumer_id": c} for c in consumer_ids],
+        constants={"offer_id": offer.id, "claimed": 1},
+        on_conflict="ON CONFLICT (offer_id, consumer_id) DO UPDATE"
+        " SET claimed = offer_claims.claimed + 1",
     )
-    messages = _messages(session, campaign, offer, batch, codes, now, policy)
-    insert_rows(session, Message.__table__, messages)
+    messages = compose.message_rows(shared, batch, codes)
+    insert_rows(session, Message.__table__, messages, constants=compose.message_constants(shared))
+    _record_events(session, shared, batch, codes, messages)
     return [
         {
-            "target_id": r.id,
+            "id": r.target_id,
             "state": TargetState.SENT.value,
             "skip_reason": None,
             "sent_at": now,
-            "code_id": code["id"],
+            "code_id": code.id,
             "message_id": message["id"],
         }
         for r, code, message in zip(batch, codes, messages, strict=True)
     ]
 
 
-def _codes(
-    campaign: Campaign, offer: Offer, consumer_ids: list[str], now: datetime, policy: Policy
-) -> list[dict[str, Any]]:
-    keys = policy.code_keys
-    expires = code_expires_at(rules_of(offer), now)
-    if campaign.code_valid_days is not None:
-        own = now + timedelta(days=campaign.code_valid_days)
-        expires = own if expires is None else min(expires, own)
-    rows = []
-    for consumer_id in consumer_ids:
-        code_id = new_id("cod")
-        rows.append(
-            {
-                "id": code_id,
-                "merchant_id": offer.merchant_id,
-                "offer_id": offer.id,
-                "consumer_id": consumer_id,
-                "digest": keys.digest(keys.serial_for(code_id)),
-                "state": CodeState.ACTIVE,
-                "claimed_at": now,
-                "expires_at": expires,
-                "price_paid": 0,
-            }
-        )
-    return rows
-
-
-def _messages(
+def _record_events(
     session: Session,
-    campaign: Campaign,
-    offer: Offer,
-    batch: list[Any],
-    codes: list[dict[str, Any]],
-    now: datetime,
-    policy: Policy,
-) -> list[dict[str, Any]]:
-    """One message per target, rendered; SMS and email wait out the consumer's quiet hours.
-
-    A consumer without an address for the channel gets the message in the app inbox."""
-    merchant = session.get(Merchant, offer.merchant_id)
-    fallback_zone = merchant.timezone if merchant is not None else "UTC"
-    stores = _store_names(session, offer.merchant_id)
-    people = {
-        c.id: c
-        for c in session.scalars(
-            select(Consumer).where(Consumer.id.in_([r.consumer_id for r in batch]))
+    shared: compose.Composer,
+    batch: list[Recipient],
+    codes: list[compose.IssuedCode],
+    messages: list[dict[str, Any]],
+) -> None:
+    """A code.claimed per code (as for a consumer's own claim) and, for the webhook channel,
+    the message the merchant's own system delivers: one bulk insert into the outbox."""
+    campaign, offer, now = shared.campaign, shared.offer, shared.now
+    ids = iter(new_ids("evt", len(codes) * (2 if campaign.channel is Channel.WEBHOOK else 1)))
+    recorded: list[events.Event] = [
+        CodeClaimed(
+            event_id=next(ids),
+            merchant_id=offer.merchant_id,
+            offer_id=offer.id,
+            code_id=code.id,
+            consumer_id=r.consumer_id,
+            occurred_at=now,
         )
-    }
-    keys = policy.code_keys
-    name = (
-        merchant_name(session, campaign.merchant_id)
-        if campaign.merchant_id
-        else (merchant.name if merchant is not None else "")
-    )
-    rows = []
-    for target, code in zip(batch, codes, strict=True):
-        person = people[target.consumer_id]
-        channel, address = _address(campaign.channel, person)
-        zone = notify.zone_of(person.timezone, fallback_zone)
-        expiry = code["expires_at"]
-        values = {
-            "name": person.display_name or "there",
-            "merchant": name,
-            "offer": offer.title,
-            "code": keys.code_text(code["id"]),
-            "expiry": expiry.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d") if expiry else "",
-            "store": stores.get(target.store_id) or next(iter(stores.values()), ""),
-            "unsubscribe_url": notify.unsubscribe_url(
-                policy.public_url, target.member_id, policy.secret_key
+        for r, code in zip(batch, codes, strict=True)
+    ]
+    if campaign.channel is Channel.WEBHOOK:
+        recorded += [
+            CampaignMessageSent(
+                event_id=next(ids),
+                merchant_id=offer.merchant_id,
+                campaign_id=campaign.id,
+                message_id=m["id"],
+                member_id=r.member_id,
+                consumer_id=r.consumer_id,
+                offer_id=offer.id,
+                code_id=code.id,
+                code=code.text,
+                code_expires_at=shared.expires_at,
+                subject=m["subject"],
+                body=m["body"],
+                occurred_at=now,
             )
-            if target.member_id
-            else "",
-        }
-        quiet = channel in ("sms", "email")
-        rows.append(
-            {
-                "id": new_id("msg"),
-                "consumer_id": target.consumer_id,
-                "merchant_id": campaign.merchant_id,
-                "campaign_id": campaign.id,
-                "channel": channel,
-                "to_address": address,
-                "subject": templates.render(campaign.message_subject, values),
-                "body": templates.render(campaign.message_body, values),
-                "member_id": target.member_id,
-                "state": notify.queued_state(channel),
-                "not_before": notify.not_before(
-                    now, zone, start=policy.quiet_hours_start, end=policy.quiet_hours_end
-                )
-                if quiet
-                else now,
-                "attempts": 0,
-                "cost": notify.COST[channel],
-                "created_at": now,
-                "delivered_at": now if channel == "inbox" else None,
-            }
-        )
-    return rows
-
-
-def _address(channel: Channel, person: Consumer) -> tuple[str, str | None]:
-    if channel is Channel.SMS and person.phone_e164:
-        return "sms", person.phone_e164
-    if channel is Channel.EMAIL and person.email:
-        return "email", person.email
-    if channel is Channel.WEBHOOK:
-        return "webhook", None
-    return "inbox", None
-
-
-def _store_names(session: Session, merchant_id: str) -> dict[str | None, str]:
-    rows = session.execute(
-        select(Store.id, Store.name).where(and_(Store.merchant_id == merchant_id, Store.active))
-    ).all()
-    return {r.id: r.name for r in rows}
+            for r, code, m in zip(batch, codes, messages, strict=True)
+        ]
+    # `events.record_all`'s rows, through the driver's executemany (see bulk.py).
+    insert_rows(session, OutboxEntry.__table__, [events.outbox_row(e) for e in recorded])

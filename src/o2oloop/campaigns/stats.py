@@ -1,4 +1,4 @@
-"""The statistics of campaign results: plain functions over per-target arrays.
+"""The statistics of campaign results: plain functions over each arm's sufficient statistics.
 
 Lift is the difference in means between treatment and control (Welch's standard error, a
 normal 95 % interval: arms here are hundreds to millions of members), scaled by the number
@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats as scipy_stats
 
 Array = npt.NDArray[np.float64]
+Sum = int | float | Decimal  # what a database's SUM returns
 Z95 = float(scipy_stats.norm.ppf(0.975))
 SRM_ALPHA = 0.001
 
@@ -54,18 +56,87 @@ class Srm:
     mismatch: bool
 
 
-def _moments(values: Array) -> tuple[int, float, float]:
-    n = int(values.size)
-    mean = float(values.mean()) if n else 0.0
-    variance = float(values.var(ddof=1)) if n > 1 else 0.0
-    return n, mean, variance
+@dataclass(frozen=True, slots=True)
+class Moments:
+    """One arm's sufficient statistics of an outcome y and its covariate x: the count, the
+    means and the centred sums Σ(y−ȳ)², Σ(x−x̄)², Σ(x−x̄)(y−ȳ).
+
+    Everything below needs only these, so results over a million members come from a few
+    sums the database adds up (as GrowthBook's gbstats does), not from a million rows.
+    Arms combine exactly (Chan et al.'s pairwise update), which pools them for CUPED."""
+
+    n: int
+    mean_y: float
+    mean_x: float
+    ss_y: float
+    ss_x: float
+    sp_xy: float
+
+    @classmethod
+    def of(cls, y: Array, x: Array | None = None) -> Moments:
+        """From per-member arrays (two passes: centred, so no cancellation)."""
+        y = np.asarray(y, dtype=np.float64)
+        x = np.zeros_like(y) if x is None else np.asarray(x, dtype=np.float64)
+        if y.size == 0:
+            return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        dy, dx = y - y.mean(), x - x.mean()
+        return cls(
+            int(y.size),
+            float(y.mean()),
+            float(x.mean()),
+            float(dy @ dy),
+            float(dx @ dx),
+            float(dx @ dy),
+        )
+
+    @classmethod
+    def from_sums(cls, n: int, sy: Sum, syy: Sum, sx: Sum, sxx: Sum, sxy: Sum) -> Moments:
+        """From raw sums (n, Σy, Σy², Σx, Σx², Σxy) as a database returns them. Integer sums
+        (counts, minor units) are centred exactly in integers before the one division."""
+        if n == 0:
+            return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        sums = [sy, syy, sx, sxx, sxy]
+        if all(float(v).is_integer() for v in sums):
+            sy, syy, sx, sxx, sxy = (int(v) for v in sums)
+        else:
+            sy, syy, sx, sxx, sxy = (float(v) for v in sums)
+        return cls(
+            n,
+            sy / n,
+            sx / n,
+            max((n * syy - sy * sy) / n, 0.0),
+            max((n * sxx - sx * sx) / n, 0.0),
+            (n * sxy - sx * sy) / n,
+        )
+
+    def __add__(self, other: Moments) -> Moments:
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        dy, dx = other.mean_y - self.mean_y, other.mean_x - self.mean_x
+        w = self.n * other.n / n
+        return Moments(
+            n,
+            self.mean_y + dy * other.n / n,
+            self.mean_x + dx * other.n / n,
+            self.ss_y + other.ss_y + dy * dy * w,
+            self.ss_x + other.ss_x + dx * dx * w,
+            self.sp_xy + other.sp_xy + dx * dy * w,
+        )
+
+    def variance_y(self) -> float:
+        return self.ss_y / (self.n - 1) if self.n > 1 else 0.0
+
+    def adjusted(self, theta: float, pooled_mean_x: float) -> tuple[float, float]:
+        """Mean and variance (ddof 1) of y − θ(x − x̄) over this arm."""
+        mean = self.mean_y - theta * (self.mean_x - pooled_mean_x)
+        ss = self.ss_y - 2 * theta * self.sp_xy + theta * theta * self.ss_x
+        return mean, max(ss, 0.0) / (self.n - 1) if self.n > 1 else 0.0
 
 
-def difference_in_means(treatment: Array, control: Array, *, z: float = Z95) -> Lift:
-    """Welch's difference in means with a normal interval; the incremental total is the
-    difference times the number treated (what the treated did beyond what they would have)."""
-    nt, mt, vt = _moments(np.asarray(treatment, dtype=np.float64))
-    nc, mc, vc = _moments(np.asarray(control, dtype=np.float64))
+def _lift(nt: int, mt: float, vt: float, nc: int, mc: float, vc: float, z: float) -> Lift:
     diff = mt - mc
     se = math.sqrt(vt / nt + vc / nc) if nt > 1 and nc > 1 else math.inf
     low, high = diff - z * se, diff + z * se
@@ -90,16 +161,38 @@ def difference_in_means(treatment: Array, control: Array, *, z: float = Z95) -> 
     )
 
 
+def lift_of(treatment: Moments, control: Moments, *, z: float = Z95) -> Lift:
+    """Welch's difference in means with a normal interval; the incremental total is the
+    difference times the number treated (what the treated did beyond what they would have)."""
+    t, c = treatment, control
+    return _lift(t.n, t.mean_y, t.variance_y(), c.n, c.mean_y, c.variance_y(), z)
+
+
+def cuped_of(treatment: Moments, control: Moments, *, z: float = Z95) -> Cuped:
+    """Lift on CUPED-adjusted outcomes, with θ and x̄ pooled over both arms."""
+    pooled = treatment + control
+    # A covariate that does not vary (to rounding) explains nothing: θ = 0.
+    flat = pooled.ss_x <= 1e-12 * pooled.n * (pooled.mean_x * pooled.mean_x)
+    theta = 0.0 if pooled.n < 2 or pooled.ss_x == 0 or flat else pooled.sp_xy / pooled.ss_x
+    mt, vt = treatment.adjusted(theta, pooled.mean_x)
+    mc, vc = control.adjusted(theta, pooled.mean_x)
+    raw = pooled.variance_y()
+    reduction = 1 - pooled.adjusted(theta, pooled.mean_x)[1] / raw if raw > 0 else 0.0
+    return Cuped(
+        lift=_lift(treatment.n, mt, vt, control.n, mc, vc, z),
+        theta=theta,
+        variance_reduction=reduction,
+    )
+
+
+def difference_in_means(treatment: Array, control: Array, *, z: float = Z95) -> Lift:
+    """`lift_of` per-member arrays."""
+    return lift_of(Moments.of(treatment), Moments.of(control), z=z)
+
+
 def cuped_theta(outcome: Array, covariate: Array) -> float:
     """θ = cov(x, y) / var(x); 0 when the covariate does not vary."""
-    x = np.asarray(covariate, dtype=np.float64)
-    y = np.asarray(outcome, dtype=np.float64)
-    if x.size < 2:
-        return 0.0
-    variance = float(x.var(ddof=1))
-    if variance == 0:
-        return 0.0
-    return float(np.cov(x, y, ddof=1)[0, 1] / variance)
+    return cuped_of(Moments.of(outcome, covariate), Moments.of(np.zeros(0))).theta
 
 
 def cuped(
@@ -110,20 +203,9 @@ def cuped(
     *,
     z: float = Z95,
 ) -> Cuped:
-    """Lift on CUPED-adjusted outcomes, with θ and x̄ pooled over both arms."""
-    y = np.concatenate([np.asarray(treatment, np.float64), np.asarray(control, np.float64)])
-    x = np.concatenate(
-        [np.asarray(treatment_covariate, np.float64), np.asarray(control_covariate, np.float64)]
-    )
-    theta = cuped_theta(y, x)
-    adjusted = y - theta * (x - x.mean())
-    nt = int(np.asarray(treatment).size)
-    raw_variance = float(y.var(ddof=1)) if y.size > 1 else 0.0
-    reduction = 1 - float(adjusted.var(ddof=1)) / raw_variance if raw_variance > 0 else 0.0
-    return Cuped(
-        lift=difference_in_means(adjusted[:nt], adjusted[nt:], z=z),
-        theta=theta,
-        variance_reduction=reduction,
+    """`cuped_of` per-member arrays."""
+    return cuped_of(
+        Moments.of(treatment, treatment_covariate), Moments.of(control, control_covariate), z=z
     )
 
 

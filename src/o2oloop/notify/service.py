@@ -4,8 +4,10 @@ inbox, unsubscribe links, and the consumer's own contact details."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
@@ -43,8 +45,14 @@ def not_before(now: datetime, timezone: str, *, start: int, end: int) -> datetim
     return wake.astimezone(now.tzinfo)
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    # available_timezones() walks the tz database on every call (milliseconds).
+    return frozenset(available_timezones())
+
+
 def zone_of(consumer_timezone: str | None, fallback: str) -> str:
-    if consumer_timezone and consumer_timezone in available_timezones():
+    if consumer_timezone and consumer_timezone in _zones():
         return consumer_timezone
     return fallback
 
@@ -64,6 +72,18 @@ def unsubscribe_token(member_id: str, secret_key: str) -> str:
 
 def unsubscribe_url(public_url: str, member_id: str, secret_key: str) -> str:
     return f"{public_url}/v1/unsubscribe/{unsubscribe_token(member_id, secret_key)}"
+
+
+def unsubscribe_signer(public_url: str, secret_key: str) -> Callable[[str], str]:
+    """`unsubscribe_url` for many members under one derived key (a send batch's links)."""
+    key = _unsubscribe_key(secret_key)
+    base = f"{public_url}/v1/unsubscribe/"
+
+    def url(member_id: str) -> str:
+        tag = hmac.digest(key, member_id.encode(), hashlib.sha256)[:16]
+        return f"{base}{member_id}.{base64.urlsafe_b64encode(tag).decode().rstrip('=')}"
+
+    return url
 
 
 def _member_of(token: str, secret_key: str) -> str:
@@ -125,7 +145,7 @@ def set_contact(
 ) -> Consumer:
     """The consumer gives (or clears) their email, timezone and birthday themselves."""
     consumer = customers.get_self(session, principal=principal)
-    if timezone is not None and timezone not in available_timezones():
+    if timezone is not None and timezone not in _zones():
         raise InvalidInput(f"timezone {timezone!r} is not an IANA zone", field="timezone")
     if birthday is not None and birthday >= clock.now().date():
         raise InvalidInput("birthday must be in the past", field="birthday")
