@@ -30,6 +30,8 @@ from o2oloop.analytics.events import MembersScored, SegmentChanged
 from o2oloop.campaigns import runner as campaigns
 from o2oloop.campaigns import triggers as campaign_triggers
 from o2oloop.campaigns.policy import Policy
+from o2oloop.channels import claims as channel_claims
+from o2oloop.channels import ratings as channel_ratings
 from o2oloop.channels import referrals
 from o2oloop.codes import vouchers
 from o2oloop.codes.events import CodeClaimed, CodeRedeemed, RedemptionUndone, VoucherRefunded
@@ -47,6 +49,7 @@ from o2oloop.payments import service as payments
 from o2oloop.payments.events import PaymentFailed, PaymentSucceeded, PayoutFinished
 from o2oloop.payments.provider import PaymentProvider
 from o2oloop.people import service as people
+from o2oloop.reviews.events import ReviewPosted
 from o2oloop.reviews.jobs import sign_checkpoint_if_due
 from o2oloop.visits.events import VisitRecorded
 from o2oloop.webhooks.jobs import WebhookJobs
@@ -101,6 +104,9 @@ class Wiring:
     email: EmailSender = field(default_factory=MemorySender)
     handlers: dict[str, list[Handler]] = field(default_factory=dict)
     periodic: dict[str, Periodic] = field(default_factory=dict)
+    # Steps another domain adds to a claim, in the claim's own transaction (they may refuse
+    # it): `step(session, code=…, token=…, secret=…)`, run by the claim route in order.
+    claim_steps: list[Callable[..., None]] = field(default_factory=list)
 
     def _add(self, event_type: type[Event], handler: Handler) -> None:
         known = self.handlers.setdefault(event_type.name, [])
@@ -123,6 +129,10 @@ class Wiring:
     ) -> None:
         """A side effect without a session: `handler(event)`, at least once."""
         self._add(event_type, Handler(name or _name_of(handler), event_type.name, handler, False))
+
+    def in_claim(self, step: Callable[..., None]) -> None:
+        """A step of every claim, in its transaction: `step(session, code=, token=, secret=)`."""
+        self.claim_steps.append(step)
 
     def every(self, name: str, interval: timedelta, job: Callable[[Database], Any]) -> None:
         if name in self.periodic:
@@ -211,6 +221,8 @@ def bootstrap(
         functools.partial(referrals.on_code_redeemed, keys=code_keys),
         name="channels.reward_referral",
     )
+    wiring.in_claim(channel_claims.after_claim)
+    wiring.on(ReviewPosted, channel_ratings.on_review_posted, name="channels.store_rating")
     wiring.every(
         "channels.referral_sweep",
         timedelta(minutes=5),

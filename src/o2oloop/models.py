@@ -17,6 +17,7 @@ from o2oloop.channels.models import (
     SlotIssuance,
     StoreCell,
     StoreRating,
+    StoreReviewRating,
 )
 from o2oloop.codes.models import (
     BatchCodeUse,
@@ -128,6 +129,7 @@ __all__ = [
     "Store",
     "StoreCell",
     "StoreRating",
+    "StoreReviewRating",
     "StoredValueProgram",
     "Terminal",
     "TerminalPairing",

@@ -47,6 +47,18 @@ class StoreRating(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class StoreReviewRating(Base):
+    """The latest rating of each published review, as its events told: what `StoreRating`
+    is summed from, so a redelivered or late event of an older version changes nothing."""
+
+    __tablename__ = "store_review_ratings"
+
+    review_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    rating: Mapped[int] = mapped_column(Integer)
+
+
 class Channel(enum.StrEnum):
     IN_APP = "in_app"
     WEB = "web"

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
 from o2oloop.auth.principal import require_terminal
-from o2oloop.channels import claims as channel_claims
 from o2oloop.codes import codec, export, qr, schemas, service, till, vouchers
 from o2oloop.codes.models import Code
 from o2oloop.db import Database
@@ -68,9 +67,8 @@ def claim(
     keys = _keys(request)
     with db.transaction() as session:
         code = service.claim(session, principal=caller, offer_id=offer_id, keys=keys)
-        channel_claims.after_claim(
-            session, code=code, token=via, secret=request.app.state.settings.secret_key
-        )
+        for step in request.app.state.wiring.claim_steps:  # wired in bootstrap (channels)
+            step(session, code=code, token=via, secret=request.app.state.settings.secret_key)
         offer = session.get(Offer, code.offer_id)
         assert offer is not None
         return _claimed(code, offer, keys)
