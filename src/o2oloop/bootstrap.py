@@ -29,6 +29,7 @@ from o2oloop.analytics import service as analytics
 from o2oloop.analytics.events import MembersScored, SegmentChanged
 from o2oloop.campaigns import runner as campaigns
 from o2oloop.campaigns import triggers as campaign_triggers
+from o2oloop.campaigns.events import CampaignMessageSent
 from o2oloop.campaigns.policy import Policy
 from o2oloop.channels import claims as channel_claims
 from o2oloop.channels import ratings as channel_ratings
@@ -37,11 +38,12 @@ from o2oloop.codes import vouchers
 from o2oloop.codes.events import CodeClaimed, CodeRedeemed, RedemptionUndone, VoucherRefunded
 from o2oloop.codes.service import Keys
 from o2oloop.config import Settings
-from o2oloop.customers.events import MemberEnrolled
+from o2oloop.customers.events import ConsumerErased, MemberEnrolled
 from o2oloop.db import Database
 from o2oloop.events import Event
 from o2oloop.idempotency import service as idempotency
 from o2oloop.jobs import service as jobs
+from o2oloop.notify import service as notify
 from o2oloop.notify.email import EmailSender, MemorySender, sender_from_settings
 from o2oloop.notify.sms import SandboxSmsProvider
 from o2oloop.payments import provider as providers
@@ -69,6 +71,7 @@ WEBHOOK_EVENTS: tuple[type[Event], ...] = (
     PaymentSucceeded,
     PaymentFailed,
     PayoutFinished,
+    CampaignMessageSent,
 )
 
 
@@ -242,6 +245,8 @@ def bootstrap(
             db, policy=policy, sms=SandboxSmsProvider(db), email=wiring.email
         ).summary(),
     )
+
+    wiring.on(ConsumerErased, notify.on_consumer_erased, name="notify.erase_messages")
 
     webhooks = WebhookJobs(settings)
     for event_type in WEBHOOK_EVENTS:

@@ -177,6 +177,7 @@ def message_rows(
                 "not_before": wake if channel in QUIET_CHANNELS else c.now,
                 "cost": notify.COST[channel],
                 "delivered_at": c.now if channel == "inbox" else None,
+                "sent_at": c.now if channel == "webhook" else None,
             }
         )
     return rows

@@ -16,3 +16,13 @@ class MemberEnrolled(Event):
     member_id: str
     consumer_id: str
     source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerErased(Event):
+    """A consumer had their personal data erased: other domains erase their own copies.
+
+    Platform-wide (no merchant), so never a merchant webhook; it carries only the id."""
+
+    name = "consumer.erased"
+    consumer_id: str

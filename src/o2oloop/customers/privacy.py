@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from o2oloop import clock
+from o2oloop import clock, events
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import ApiKey
 from o2oloop.auth.principal import Principal
+from o2oloop.customers.events import ConsumerErased
 from o2oloop.customers.models import ConsentEvent, Membership
 from o2oloop.customers.service import get_self
 from o2oloop.merchants.models import Merchant, Store
@@ -177,6 +178,8 @@ def erase_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
     consumer.email = consumer.timezone = consumer.birthday = None
     consumer.erased_at = now
     keys.revoke_keys_where(session, consumer_id=cid)
+    # Domains that keep copies (messages, their providers' books) erase them on this event.
+    events.record(session, ConsumerErased(consumer_id=cid))
     session.flush()
     session.expire_all()
     return {

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from o2oloop import clock
 from o2oloop.auth.principal import Principal
 from o2oloop.customers import service as customers
+from o2oloop.customers.events import ConsumerErased
 from o2oloop.customers.models import Consumer, Membership
 from o2oloop.errors import InvalidInput, NotFound
-from o2oloop.notify.models import Message, MessageState
+from o2oloop.notify.models import Message, MessageState, SandboxSms
 from o2oloop.pagination import paginate
 
 # What a message costs the sender, in minor units (an SMS segment; the others are free here).
@@ -155,7 +156,15 @@ def set_contact(
 
 
 def erase(session: Session, consumer_id: str) -> None:
-    """A consumer's erasure empties their messages (bodies carry their name and codes)."""
+    """A consumer's erasure empties their messages (bodies carry their name and codes, the
+    address their phone or email) and the sandbox provider's copies of their texts."""
+    mine = select(Message.id).where(Message.consumer_id == consumer_id)
+    session.execute(
+        update(SandboxSms)
+        .where(SandboxSms.reference.in_(mine))
+        .values(to="", body="")
+        .execution_options(synchronize_session=False)
+    )
     session.execute(
         update(Message)
         .where(Message.consumer_id == consumer_id)
@@ -164,6 +173,15 @@ def erase(session: Session, consumer_id: str) -> None:
     )
 
 
+def on_consumer_erased(session: Session, event: ConsumerErased) -> None:
+    """The worker's handler of `consumer.erased` (idempotent: erasing twice changes nothing)."""
+    erase(session, event.consumer_id)
+
+
 def queued_state(channel: str) -> MessageState:
-    """An inbox message is delivered the moment it is written; the others wait to be sent."""
-    return MessageState.DELIVERED if channel == "inbox" else MessageState.QUEUED
+    """An inbox message is delivered the moment it is written; a webhook message is sent
+    when its event is committed to the outbox (the merchant's webhook carries it on); SMS
+    and email wait for the dispatcher."""
+    if channel == "inbox":
+        return MessageState.DELIVERED
+    return MessageState.SENT if channel == "webhook" else MessageState.QUEUED

@@ -19,4 +19,6 @@ EVENT_TYPES: dict[str, str] = {
     "payment.succeeded": "A consumer's payment for your offer succeeded",
     "payment.failed": "A consumer's payment for your offer failed",
     "payout.finished": "A payout to you finished (or failed)",
+    "campaign.message_sent": "A campaign's message for one of your members, for your own"
+    " app or CRM to deliver (the webhook channel): its text and personal code",
 }

@@ -1,0 +1,87 @@
+"""A consumer's erasure reaches their messages: the notify handler of `consumer.erased`
+(wired in bootstrap, run by the worker) empties their texts, addresses and the sandbox
+provider's copies; other consumers' messages stay as they were."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from campaign_kit import POLICY, add_member, admin_of
+from factories import make_offer, make_tenant
+from o2oloop import events
+from o2oloop.auth.models import Role
+from o2oloop.auth.principal import Principal
+from o2oloop.bootstrap import bootstrap
+from o2oloop.campaigns import launch, runner, schemas, service
+from o2oloop.config import Settings
+from o2oloop.customers import privacy
+from o2oloop.jobs.models import OutboxEntry
+from o2oloop.notify import dispatch
+from o2oloop.notify.email import MemorySender
+from o2oloop.notify.models import Message, SandboxSms
+from o2oloop.notify.sms import SandboxSmsProvider
+
+
+def test_erasing_a_consumer_empties_their_messages_and_the_providers_copies(
+    db, tmp_path, frozen_clock
+) -> None:
+    frozen_clock.set(datetime(2026, 6, 1, 4, 0, tzinfo=UTC))  # noon in Shanghai
+    wiring = bootstrap(Settings(env="test", data_dir=tmp_path, secret_key=POLICY.secret_key))
+    (handler,) = wiring.handlers_for("consumer.erased")
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    with db.transaction() as s:
+        people = [
+            add_member(s, tenant.merchant_id, name=f"Ann {i}", phone=f"+861370013{i:04d}")
+            for i in range(4)
+        ]
+        cid = service.create_campaign(
+            s,
+            principal=admin_of(tenant),
+            merchant_id=tenant.merchant_id,
+            data=schemas.CampaignCreate(
+                name="Texts",
+                offer_id=offer_id,
+                channel="sms",
+                measured=False,
+                holdout_share=0,
+                message_body="{name}: {code}",
+            ),
+        ).id
+        launch.transition(
+            s,
+            principal=admin_of(tenant),
+            merchant_id=tenant.merchant_id,
+            campaign_id=cid,
+            action="launch",
+            policy=POLICY,
+        )
+    runner.send_all(db, policy=POLICY)
+    provider = SandboxSmsProvider(db, failure_rate=0.0, rng=random.Random(1))
+    assert dispatch.dispatch(db, sms=provider, email=MemorySender()).sent == 4
+    _, erased = people[0]
+    with db.transaction() as s:
+        privacy.erase_consumer(
+            s, principal=Principal(key_id="k", role=Role.CONSUMER, consumer_id=erased)
+        )
+    with db.reading() as s:
+        (payload,) = s.scalars(
+            select(OutboxEntry.payload).where(OutboxEntry.type == "consumer.erased")
+        ).all()
+    with db.transaction() as s:  # the worker's run of the handler, twice (at least once)
+        handler(s, events.from_json("consumer.erased", payload))
+    with db.transaction() as s:
+        handler(s, events.from_json("consumer.erased", payload))
+    with db.reading() as s:
+        mine = s.scalars(select(Message).where(Message.consumer_id == erased)).all()
+        others = s.scalars(select(Message).where(Message.consumer_id != erased)).all()
+        sandbox = {r.reference: r for r in s.scalars(select(SandboxSms))}
+    assert len(mine) == 1 and len(others) == 3
+    assert (mine[0].body, mine[0].subject, mine[0].to_address) == ("", "", None)
+    assert (sandbox[mine[0].id].to, sandbox[mine[0].id].body) == ("", "")
+    for message in others:
+        assert message.body.startswith("Ann ") and message.to_address
+        assert sandbox[message.id].body == message.body
