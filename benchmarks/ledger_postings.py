@@ -121,7 +121,7 @@ def run_threads(db: Database, merchant_ids: list[str], count: int, threads: int)
 
 
 def check(db: Database) -> bool:
-    from o2oloop.ledger import reconciliation
+    from o2oloop.reconciliation import service as reconciliation
 
     # Ledger checks only: the benchmark funds escrow without a provider charge on purpose.
     with db.transaction() as session:

@@ -29,7 +29,6 @@ from sqlalchemy import insert, text, update
 
 from o2oloop import clock, migrations
 from o2oloop.db import Database, new_id
-from o2oloop.ledger import reconciliation, settlement
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import (
     AccountKind,
@@ -40,6 +39,9 @@ from o2oloop.ledger.models import (
 )
 from o2oloop.merchants.models import Category, Merchant
 from o2oloop.money import Money
+from o2oloop.reconciliation import service as reconciliation
+from o2oloop.settlement import service as settlement
+from o2oloop.settlement.models import SettlementBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ledger_postings import drop_postgres, fresh_postgres
@@ -167,8 +169,6 @@ def measure(db: Database, args: argparse.Namespace) -> dict[str, object]:
     with db.transaction() as session:
         agree = not any(check(session) for check in reconciliation.CHECKS[:5])
         batch_id = session.scalar(text("select id from settlement_batches limit 1"))
-        from o2oloop.ledger.models import SettlementBatch
-
         batch = session.get(SettlementBatch, batch_id)
         assert batch is not None
         csv_started = time.perf_counter()

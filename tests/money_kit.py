@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from o2oloop.db import Database
 from o2oloop.ledger import service as ledger
-from o2oloop.ledger import stored_value
-from o2oloop.ledger.models import AccountKind, StoredValueProgram
+from o2oloop.ledger.models import AccountKind
 from o2oloop.payments import service as payments
 from o2oloop.payments.provider import DeliveryReport, deliver_pending_events
+from o2oloop.stored_value import service as stored_value
+from o2oloop.stored_value.models import StoredValueProgram
 
 SECRET = "whsec_tests_" + "s" * 32
 
@@ -72,7 +73,7 @@ def make_settlement(db: Database, merchant_id: str) -> str:
     """A real settlement batch of the merchant (a top-up bonus carried forward); its id."""
     from factories import make_consumer
     from o2oloop import clock
-    from o2oloop.ledger import settlement
+    from o2oloop.settlement import service as settlement
 
     consumer_id, _ = make_consumer(db)
     give_program(db, merchant_id)

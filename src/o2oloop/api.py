@@ -40,13 +40,15 @@ from o2oloop.idempotency.middleware import IdempotencyMiddleware
 from o2oloop.jobs.api import router as jobs_router
 from o2oloop.jobs.in_process import InProcessWorker
 from o2oloop.jobs.pace import Activity, ActivityMiddleware
-from o2oloop.ledger.api import router as money_router
 from o2oloop.merchants.api import router as merchants_router
 from o2oloop.notify.api import router as notify_router
 from o2oloop.offers.api import router as offers_router
 from o2oloop.payments.api import router as payments_router
+from o2oloop.reconciliation.api import router as reconciliation_router
 from o2oloop.reviews.api import router as reviews_router
+from o2oloop.settlement.api import router as settlement_router
 from o2oloop.sim.api import router as demo_city_router
+from o2oloop.stored_value.api import router as stored_value_router
 from o2oloop.terminal.api import router as pairing_router
 from o2oloop.visits.api import router as visits_router
 from o2oloop.web import errors as web_errors
@@ -260,7 +262,9 @@ def create_app(
         consumers_router,
         channels_router,  # before offers: /offers/nearby is not an offer id
         offers_router,
-        money_router,
+        stored_value_router,
+        settlement_router,
+        reconciliation_router,
         payments_router,
         members_router,
         visits_router,

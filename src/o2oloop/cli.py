@@ -355,7 +355,7 @@ def settle(
     from rich.progress import Progress
 
     from o2oloop import clock
-    from o2oloop.ledger import settlement
+    from o2oloop.settlement import service as settlement
 
     try:
         at = datetime.fromisoformat(cutoff) if cutoff else clock.now()

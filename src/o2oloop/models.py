@@ -31,14 +31,7 @@ from o2oloop.customers.models import ConsentEvent, Consumer, Membership
 from o2oloop.db import Base
 from o2oloop.idempotency.models import IdempotencyRecord
 from o2oloop.jobs.models import Job, OutboxEntry
-from o2oloop.ledger.models import (
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransaction,
-    SettlementBatch,
-    SettlementLine,
-    StoredValueProgram,
-)
+from o2oloop.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from o2oloop.merchants.models import Merchant, Staff, Store, Terminal
 from o2oloop.notify.models import Message, SandboxSms
 from o2oloop.offers.models import Offer
@@ -60,6 +53,8 @@ from o2oloop.reviews.models import (
     ReviewReply,
     ReviewVersion,
 )
+from o2oloop.settlement.models import SettlementBatch, SettlementLine
+from o2oloop.stored_value.models import StoredValueProgram
 from o2oloop.terminal.models import TerminalPairing
 from o2oloop.visits.models import Visit
 from o2oloop.webhooks.models import (

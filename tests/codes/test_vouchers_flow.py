@@ -22,8 +22,8 @@ from o2oloop.codes import service, vouchers
 from o2oloop.codes.models import Code, CodeState
 from o2oloop.db import Database
 from o2oloop.errors import ProblemError
-from o2oloop.ledger import reconciliation
 from o2oloop.offers.models import Offer
+from o2oloop.reconciliation import service as reconciliation
 
 VOUCHER = {
     "kind": "voucher",

@@ -33,10 +33,12 @@ from o2oloop.codes import vouchers
 from o2oloop.codes.models import Code, CodeState
 from o2oloop.db import Database
 from o2oloop.errors import ProblemError
-from o2oloop.ledger import reconciliation, settlement, stored_value
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import AccountKind, LedgerAccount
 from o2oloop.payments.models import SandboxRecord
+from o2oloop.reconciliation import service as reconciliation
+from o2oloop.settlement import service as settlement
+from o2oloop.stored_value import service as stored_value
 
 BEHAVIOURS = st.sampled_from(["succeed", "succeed", "succeed", "fail", "decline", "timeout"])
 TIERS = [{"pay": 10000, "bonus": 1000}, {"pay": 50000, "bonus": 8000}]

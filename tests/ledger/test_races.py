@@ -12,13 +12,17 @@ from sqlalchemy import func, select
 from factories import make_consumer, make_tenant
 from money_kit import SECRET, deliver, give_program, top_up
 from o2oloop import clock
+from o2oloop.codes import vouchers
 from o2oloop.db import Database
 from o2oloop.errors import ProblemError
-from o2oloop.ledger import reconciliation, settlement, stored_value
 from o2oloop.ledger import service as ledger
-from o2oloop.ledger.models import LedgerTransaction, SettlementBatch
+from o2oloop.ledger.models import LedgerTransaction
 from o2oloop.money import Money
 from o2oloop.payments.provider import deliver_pending_events
+from o2oloop.reconciliation import service as reconciliation
+from o2oloop.settlement import service as settlement
+from o2oloop.settlement.models import SettlementBatch
+from o2oloop.stored_value import service as stored_value
 
 pytestmark = pytest.mark.postgres
 
@@ -201,7 +205,7 @@ def test_release_and_refund_of_the_last_voucher_money_cannot_both_win(pg_db: Dat
                     reference="redeem",
                 )
                 return "redeemed"
-            ledger.refund_voucher(
+            vouchers.refund_price(
                 session,
                 merchant_id=tenant.merchant_id,
                 price=Money(8800, "CNY"),

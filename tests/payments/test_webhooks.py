@@ -14,7 +14,6 @@ from money_kit import deliver, give_program, top_up
 from o2oloop.clock import FrozenClock
 from o2oloop.config import Settings
 from o2oloop.db import Database
-from o2oloop.ledger import reconciliation
 from o2oloop.ledger.models import LedgerTransaction
 from o2oloop.payments.models import IntentStatus, PaymentIntent, ProcessedWebhookEvent
 from o2oloop.payments.provider import (
@@ -24,6 +23,7 @@ from o2oloop.payments.provider import (
     sign,
     webhook_secret,
 )
+from o2oloop.reconciliation import service as reconciliation
 
 WEBHOOK = "/v1/payments/webhooks/sandbox"
 

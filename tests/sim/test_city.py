@@ -11,8 +11,8 @@ from o2oloop.analytics.models import MemberScore, Segment
 from o2oloop.codes.models import Code, CodeState, Redemption
 from o2oloop.customers.models import Membership
 from o2oloop.db import Database
-from o2oloop.ledger.models import SettlementBatch
 from o2oloop.merchants.models import Merchant, Store
+from o2oloop.settlement.models import SettlementBatch
 from o2oloop.sim.city import build_city
 from o2oloop.visits.models import Visit
 

@@ -22,6 +22,7 @@ from o2oloop.codes.models import Code, CodeState, OfferClaim
 from o2oloop.config import get_settings
 from o2oloop.errors import Conflict, NotFound
 from o2oloop.ledger import service as ledger
+from o2oloop.ledger.models import AccountKind, LedgerTransaction, TransactionKind
 from o2oloop.money import Money
 from o2oloop.offers.models import Offer, OfferKind, OfferState
 from o2oloop.payments import service as payments
@@ -125,7 +126,7 @@ def refund(session: Session, *, code: Code, reason: str) -> Code:
         raise Conflict("this voucher is no longer unused")
     offer = session.get(Offer, code.offer_id)
     assert offer is not None
-    ledger.refund_voucher(
+    refund_price(
         session,
         merchant_id=code.merchant_id,
         price=Money(code.price_paid, offer.currency),
@@ -146,6 +147,29 @@ def refund(session: Session, *, code: Code, reason: str) -> Code:
     )
     session.refresh(code)
     return code
+
+
+def refund_price(
+    session: Session, *, merchant_id: str, price: Money, payment_intent_id: str, reference: str
+) -> LedgerTransaction:
+    """A voucher's price leaves escrow and is refunded through the provider.
+
+    The money waits in `refunds_in_transit` until the provider confirms the refund (then it
+    leaves through provider clearing) or refuses it (then it returns to voucher escrow).
+    Because it comes out of escrow, never out of merchant payable, a refund can never touch
+    money that was already settled.
+    """
+    escrow = ledger.merchant_account(
+        session, AccountKind.VOUCHER_ESCROW, merchant_id, price.currency
+    )
+    return payments.refund_intent(
+        session,
+        payment_intent_id=payment_intent_id,
+        amount=price,
+        source=escrow,
+        kind=TransactionKind.VOUCHER_REFUND,
+        reference=reference,
+    )
 
 
 def refund_own(session: Session, *, principal: Principal, code_id: str) -> Code:

@@ -1,1 +1,1 @@
-"""The money thread: a double-entry ledger, escrow, stored value, settlement, reconciliation."""
+"""The money thread's bottom layer: a double-entry ledger of accounts and balanced postings."""

@@ -1,4 +1,4 @@
-"""Double-entry ledger: accounts, immutable transactions of balanced entries, settlement batches.
+"""Double-entry ledger: accounts and immutable transactions of balanced entries.
 
 Sign convention: an entry's amount is what flows *into* an account, in signed integer minor
 units. Liabilities the platform holds for someone (escrow, merchant payable, commission
@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from o2oloop.db import Base, UTCDateTime, str_enum
@@ -106,56 +106,3 @@ class LedgerEntry(Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Copied from the transaction so settlement can select by account and time alone.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class SettlementStatus(enum.StrEnum):
-    PAYOUT_PENDING = "payout_pending"  # payout requested from the provider
-    PAID = "paid"  # the provider confirmed the payout
-    PAYOUT_FAILED = "payout_failed"  # the provider refused: the money went back to payable
-    CARRIED_FORWARD = "carried_forward"  # nothing (or a negative amount) to pay this time
-
-
-class SettlementBatch(Base):
-    __tablename__ = "settlement_batches"
-    # One sequence per merchant: two concurrent settlements cannot both be batch n.
-    __table_args__ = (UniqueConstraint("merchant_id", "sequence"),)
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
-    sequence: Mapped[int] = mapped_column(Integer)
-    currency: Mapped[str] = mapped_column(String(3))
-    cutoff: Mapped[datetime] = mapped_column(UTCDateTime())
-    status: Mapped[SettlementStatus] = mapped_column(str_enum(SettlementStatus, 20))
-    # carried_in (from the previous batch) + net (this batch's lines) = payout + carried_out
-    carried_in: Mapped[int] = mapped_column(BigInteger)
-    net: Mapped[int] = mapped_column(BigInteger)
-    payout_amount: Mapped[int] = mapped_column(BigInteger)
-    carried_out: Mapped[int] = mapped_column(BigInteger)
-    line_count: Mapped[int] = mapped_column(Integer)
-    payout_operation_id: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class SettlementLine(Base):
-    """One merchant-payable entry taken into one batch; an entry can be settled only once."""
-
-    __tablename__ = "settlement_lines"
-
-    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), primary_key=True)
-    batch_id: Mapped[str] = mapped_column(ForeignKey("settlement_batches.id"), index=True)
-
-
-class StoredValueProgram(Base):
-    """A merchant's stored-value card: top-up tiers with a merchant-funded bonus.
-
-    tiers: [{"pay": 50000, "bonus": 5000}] — pay 500.00, get 550.00. A top-up earns the bonus
-    of the largest tier whose `pay` it reaches.
-    """
-
-    __tablename__ = "stored_value_programs"
-
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
-    tiers: Mapped[list[dict[str, int]]] = mapped_column(JSON)
-    active: Mapped[bool] = mapped_column(default=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

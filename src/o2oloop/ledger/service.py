@@ -396,61 +396,14 @@ def release_voucher_to_merchant(
     )
 
 
-def refund_voucher(
-    session: Session,
-    *,
-    merchant_id: str,
-    price: Money,
-    payment_intent_id: str,
-    reference: str,
-) -> LedgerTransaction:
-    """An unused voucher's price leaves escrow and is refunded through the provider.
-
-    The money waits in `refunds_in_transit` until the provider confirms the refund (then it
-    leaves through provider clearing) or refuses it (then it returns to voucher escrow).
-    Because it comes out of escrow, never out of merchant payable, a refund can never touch
-    money that was already settled.
-    """
-    from o2oloop.payments import service as payments
-
-    escrow = merchant_account(session, AccountKind.VOUCHER_ESCROW, merchant_id, price.currency)
-    return payments.refund_intent(
-        session,
-        payment_intent_id=payment_intent_id,
-        amount=price,
-        source=escrow,
-        kind=TransactionKind.VOUCHER_REFUND,
-        reference=reference,
-    )
-
-
-def merchant_summary(session: Session, *, principal: Any, merchant_id: str) -> dict[str, Any]:
-    """A merchant's own balances by kind (stored value summed over its consumers)."""
-    from o2oloop.auth.principal import require_merchant_staff
-    from o2oloop.errors import NotFound
-    from o2oloop.merchants.models import Merchant
-
-    require_merchant_staff(principal, merchant_id)
-    merchant = session.get(Merchant, merchant_id)
-    if merchant is None:
-        raise NotFound("no merchant with this id")
-    totals = dict(
-        session.execute(
-            select(LedgerAccount.kind, func.sum(LedgerAccount.balance))
-            .where(
-                LedgerAccount.merchant_id == merchant_id,
-                LedgerAccount.currency == merchant.currency,
-            )
-            .group_by(LedgerAccount.kind)
-        ).all()
-    )
-    return {
-        "merchant_id": merchant_id,
-        "currency": merchant.currency,
-        "payable": int(totals.get(AccountKind.MERCHANT_PAYABLE) or 0),
-        "voucher_escrow": int(totals.get(AccountKind.VOUCHER_ESCROW) or 0),
-        "stored_value_escrow": int(totals.get(AccountKind.STORED_VALUE_ESCROW) or 0),
-        "payouts_in_transit": int(totals.get(AccountKind.PAYOUTS_IN_TRANSIT) or 0),
-        "refunds_in_transit": int(totals.get(AccountKind.REFUNDS_IN_TRANSIT) or 0),
-        "commission": int(totals.get(AccountKind.PLATFORM_COMMISSION) or 0),
-    }
+def balances_by_kind(
+    session: Session, *, merchant_id: str, currency: str
+) -> dict[AccountKind, int]:
+    """A merchant's balances in one currency, summed by account kind (stored value over all
+    of its consumers)."""
+    rows = session.execute(
+        select(LedgerAccount.kind, func.sum(LedgerAccount.balance))
+        .where(LedgerAccount.merchant_id == merchant_id, LedgerAccount.currency == currency)
+        .group_by(LedgerAccount.kind)
+    ).all()
+    return {kind: int(total or 0) for kind, total in rows}

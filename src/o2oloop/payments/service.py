@@ -170,7 +170,7 @@ def _charge_succeeded(session: Session, obj: dict[str, Any]) -> str:
             session, merchant_id=intent.merchant_id, price=amount, reference=obj["id"]
         )
     elif intent.purpose == STORED_VALUE_TOP_UP:
-        from o2oloop.ledger import stored_value
+        from o2oloop.stored_value import service as stored_value
 
         transaction = stored_value.complete_top_up(session, intent=intent)
     if transaction is not None:
@@ -396,7 +396,7 @@ def _operation_finished(session: Session, obj: dict[str, Any], succeeded: bool) 
         memo=operation.id,
     )
     if is_payout_to_merchant:
-        from o2oloop.ledger import settlement
+        from o2oloop.settlement import service as settlement
 
         settlement.payout_finished(session, operation=operation, succeeded=succeeded)
     events.record(

@@ -7,7 +7,7 @@ console shows batches paid, carried forward and their statements.
 
 from __future__ import annotations
 
-from o2oloop.ledger import settlement
+from o2oloop.settlement import service as settlement
 from o2oloop.sim.world import CityRun
 
 WEEKDAY = 0  # Monday

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from o2oloop.ledger import stored_value
 from o2oloop.ledger.service import InsufficientFunds
 from o2oloop.merchants.models import Category
 from o2oloop.sim.world import CityRun, Visit
+from o2oloop.stored_value import service as stored_value
 
 TIERS = [{"pay": 50_000, "bonus": 5_000}, {"pay": 100_000, "bonus": 15_000}]
 SELLERS = (Category.FITNESS, Category.EDUCATION, Category.LEISURE)

@@ -24,10 +24,10 @@ from o2oloop.customers import phones
 from o2oloop.customers.models import Consumer
 from o2oloop.db import Database
 from o2oloop.errors import NotFound, ProblemError, RuleViolation
-from o2oloop.ledger import stored_value
 from o2oloop.merchants.models import Merchant, Store, Terminal
 from o2oloop.money import Money
 from o2oloop.offers.models import DiscountKind, Offer, OfferKind
+from o2oloop.stored_value import service as stored_value
 from o2oloop.visits import schemas as visit_schemas
 from o2oloop.visits import service as visits
 

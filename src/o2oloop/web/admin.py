@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 
 from o2oloop.errors import NotFound, ProblemError
 from o2oloop.jobs.models import Job, JobState
-from o2oloop.ledger import reconciliation, stored_value
 from o2oloop.merchants import schemas as merchant_schemas
 from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Category, Merchant, Store
 from o2oloop.money import SUPPORTED_CURRENCIES
+from o2oloop.reconciliation import service as reconciliation
+from o2oloop.stored_value import service as stored_value
 from o2oloop.web import forms, framework
 from o2oloop.web.framework import CSRF, Form, Viewer
 

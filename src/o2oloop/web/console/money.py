@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from o2oloop.errors import NotFound
-from o2oloop.ledger import service as ledger
-from o2oloop.ledger import settlement, stored_value
+from o2oloop.settlement import service as settlement
+from o2oloop.stored_value import service as stored_value
 from o2oloop.web import framework
 from o2oloop.web.console import common
 from o2oloop.web.console.offer_form import TIERS, to_major, to_minor
@@ -39,7 +39,7 @@ def _page(
 ) -> Response:
     with common.reading(request) as session:
         merchant = common.merchant(session, viewer)
-        summary = ledger.merchant_summary(
+        summary = settlement.merchant_summary(
             session, principal=viewer.principal, merchant_id=merchant.id
         )
         batches, next_cursor = settlement.list_batches(

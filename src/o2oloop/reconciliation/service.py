@@ -6,8 +6,7 @@ equals the provider operations still pending; each merchant's payable equals wha
 settlement carried forward plus its unsettled entries; provider clearing matches, object by
 object, what the payment provider itself recorded; and each merchant's voucher escrow equals
 the prices of its unused paid codes (stored-value escrow *is* the balances, account by
-account). Other domains add their own checks
-(e.g. voucher escrow against unused paid codes) with `register_check`.
+account).
 """
 
 from __future__ import annotations
@@ -19,16 +18,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from o2oloop.codes.models import Code, CodeState
 from o2oloop.ledger.models import (
     NON_NEGATIVE,
     AccountKind,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
-    SettlementBatch,
-    SettlementLine,
 )
 from o2oloop.payments.models import IntentStatus, ProviderOperation, SandboxRecord
+from o2oloop.settlement.models import SettlementBatch, SettlementLine
 
 
 @dataclass(frozen=True)
@@ -44,13 +43,6 @@ class Difference:
 
 
 Check = Callable[[Session], list[Difference]]
-_EXTRA_CHECKS: list[Check] = []
-
-
-def register_check(check: Check) -> None:
-    """Another domain's reconciliation check, run as part of every report."""
-    if check not in _EXTRA_CHECKS:
-        _EXTRA_CHECKS.append(check)
 
 
 def _unbalanced(session: Session) -> list[Difference]:
@@ -211,8 +203,6 @@ def _provider(session: Session) -> list[Difference]:
 
 def _voucher_escrow(session: Session) -> list[Difference]:
     """Each merchant's voucher escrow holds exactly the price of its unused paid codes."""
-    from o2oloop.codes.models import Code, CodeState
-
     unused = dict(
         session.execute(
             select(Code.merchant_id, func.sum(Code.price_paid))
@@ -253,6 +243,6 @@ CHECKS: tuple[Check, ...] = (
 def report(session: Session) -> list[Difference]:
     """Every difference found; empty when the books agree."""
     differences: list[Difference] = []
-    for check in (*CHECKS, *_EXTRA_CHECKS):
+    for check in CHECKS:
         differences.extend(check(session))
     return differences

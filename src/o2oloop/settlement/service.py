@@ -18,12 +18,19 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, insert, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from o2oloop import clock
-from o2oloop.auth.principal import Principal, get_owned, require_merchant, require_merchant_staff
+from o2oloop.auth.principal import (
+    Principal,
+    get_owned,
+    require_merchant,
+    require_merchant_staff,
+    require_platform,
+)
 from o2oloop.db import new_id
 from o2oloop.errors import InvalidInput, NotFound
 from o2oloop.ledger import service as ledger
@@ -32,9 +39,6 @@ from o2oloop.ledger.models import (
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
-    SettlementBatch,
-    SettlementLine,
-    SettlementStatus,
     TransactionKind,
 )
 from o2oloop.merchants.models import Merchant
@@ -43,6 +47,7 @@ from o2oloop.pagination import paginate
 from o2oloop.payments import service as payments
 from o2oloop.payments.models import ProviderOperation
 from o2oloop.payments.provider import PaymentProvider
+from o2oloop.settlement.models import SettlementBatch, SettlementLine, SettlementStatus
 
 
 def _payable_account(session: Session, merchant: Merchant, *, lock: bool) -> LedgerAccount:
@@ -186,6 +191,26 @@ def payout_finished(session: Session, *, operation: ProviderOperation, succeeded
     session.flush()
 
 
+def merchant_summary(session: Session, *, principal: Principal, merchant_id: str) -> dict[str, Any]:
+    """A merchant's own balances by kind, in its currency: what settlement will pay and what
+    still waits in escrow or in transit."""
+    require_merchant_staff(principal, merchant_id)
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound("no merchant with this id")
+    totals = ledger.balances_by_kind(session, merchant_id=merchant_id, currency=merchant.currency)
+    return {
+        "merchant_id": merchant_id,
+        "currency": merchant.currency,
+        "payable": totals.get(AccountKind.MERCHANT_PAYABLE, 0),
+        "voucher_escrow": totals.get(AccountKind.VOUCHER_ESCROW, 0),
+        "stored_value_escrow": totals.get(AccountKind.STORED_VALUE_ESCROW, 0),
+        "payouts_in_transit": totals.get(AccountKind.PAYOUTS_IN_TRANSIT, 0),
+        "refunds_in_transit": totals.get(AccountKind.REFUNDS_IN_TRANSIT, 0),
+        "commission": totals.get(AccountKind.PLATFORM_COMMISSION, 0),
+    }
+
+
 # ---- reading -----------------------------------------------------------------------------
 
 
@@ -211,8 +236,6 @@ def run_for_merchant(
     session: Session, *, principal: Principal, merchant_id: str, cutoff: datetime
 ) -> SettlementBatch | None:
     require_merchant(principal, merchant_id)
-    from o2oloop.auth.principal import require_platform
-
     require_platform(principal)
     return settle_merchant(session, merchant_id=merchant_id, cutoff=cutoff)
 

@@ -10,12 +10,13 @@ from sqlalchemy import select
 from factories import make_consumer, make_tenant
 from money_kit import deliver, voucher_balances
 from o2oloop.clock import FrozenClock
+from o2oloop.codes import vouchers
 from o2oloop.db import Database
-from o2oloop.ledger import reconciliation
 from o2oloop.ledger import service as ledger
 from o2oloop.money import Money
 from o2oloop.payments import service as payments
 from o2oloop.payments.models import IntentStatus, PaymentIntent, ProviderOperation
+from o2oloop.reconciliation import service as reconciliation
 
 
 def _buy(db: Database, tenant, consumer_id: str, price: int, behaviour: str = "succeed") -> str:
@@ -81,7 +82,7 @@ def test_paid_voucher_escrow_redemption_undo_and_refund(
     assert voucher_balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
 
     with db.transaction() as session:
-        ledger.refund_voucher(
+        vouchers.refund_price(
             session,
             merchant_id=tenant.merchant_id,
             price=Money(8800, "CNY"),
@@ -114,7 +115,7 @@ def test_a_refund_cannot_exceed_the_payment_or_empty_escrow_twice(
     paid = _buy(db, tenant, consumer_id, 1000)
     deliver(db)
     with db.transaction() as session:
-        ledger.refund_voucher(
+        vouchers.refund_price(
             session,
             merchant_id=tenant.merchant_id,
             price=Money(1000, "CNY"),
@@ -122,7 +123,7 @@ def test_a_refund_cannot_exceed_the_payment_or_empty_escrow_twice(
             reference="r1",
         )
     with db.transaction() as session, pytest.raises(Exception, match="exceed"):
-        ledger.refund_voucher(
+        vouchers.refund_price(
             session,
             merchant_id=tenant.merchant_id,
             price=Money(1000, "CNY"),

@@ -15,16 +15,13 @@ from money_kit import deliver, give_program, top_up
 from o2oloop import clock
 from o2oloop.clock import FrozenClock
 from o2oloop.db import Database
-from o2oloop.ledger import reconciliation, settlement, stored_value
 from o2oloop.ledger import service as ledger
-from o2oloop.ledger.models import (
-    AccountKind,
-    LedgerTransaction,
-    SettlementBatch,
-    SettlementStatus,
-    TransactionKind,
-)
+from o2oloop.ledger.models import AccountKind, LedgerTransaction, TransactionKind
 from o2oloop.money import Money
+from o2oloop.reconciliation import service as reconciliation
+from o2oloop.settlement import service as settlement
+from o2oloop.settlement.models import SettlementBatch, SettlementStatus
+from o2oloop.stored_value import service as stored_value
 
 
 def _spend(db: Database, merchant_id: str, consumer_id: str, amount: int) -> str:

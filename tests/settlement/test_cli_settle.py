@@ -10,8 +10,8 @@ from money_kit import give_program, top_up
 from o2oloop import config, migrations
 from o2oloop.cli import app
 from o2oloop.db import Database
-from o2oloop.ledger import stored_value
-from o2oloop.ledger.models import SettlementBatch, SettlementStatus
+from o2oloop.settlement.models import SettlementBatch, SettlementStatus
+from o2oloop.stored_value import service as stored_value
 
 
 @pytest.fixture

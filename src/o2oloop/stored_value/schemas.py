@@ -1,11 +1,11 @@
-"""Request and response shapes for balances, stored value, settlements and reconciliation."""
+"""Request and response shapes of stored value: programs, top-ups, spends, balances."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from o2oloop.validation import Id
 
@@ -70,67 +70,3 @@ class ClosureRefunds(BaseModel):
     total: int
     currency: str | None
     operation_ids: list[str]
-
-
-class MerchantBalances(BaseModel):
-    merchant_id: str
-    currency: str
-    payable: int
-    voucher_escrow: int
-    stored_value_escrow: int
-    payouts_in_transit: int
-    refunds_in_transit: int
-    commission: int
-
-
-class SettlementCreate(BaseModel):
-    cutoff: AwareDatetime
-
-
-class SettlementRead(ORM):
-    id: str
-    merchant_id: str
-    sequence: int
-    currency: str
-    cutoff: datetime
-    status: str
-    carried_in: int
-    net: int
-    payout_amount: int
-    carried_out: int
-    line_count: int
-    payout_operation_id: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class StatementLineRead(BaseModel):
-    entry_id: int
-    transaction_id: str
-    kind: str
-    reference: str
-    occurred_at: datetime
-    gross: int
-    commission: int
-    net: int
-    currency: str
-    memo: str
-
-
-class Statement(BaseModel):
-    settlement: SettlementRead
-    lines: list[StatementLineRead]
-
-
-class DifferenceRead(BaseModel):
-    check: str
-    subject: str
-    expected: int
-    actual: int
-    detail: str
-
-
-class ReconciliationReport(BaseModel):
-    generated_at: datetime
-    ok: bool
-    differences: list[DifferenceRead]

@@ -9,12 +9,12 @@ from factories import bearer, make_consumer, make_tenant
 from money_kit import deliver, give_program, top_up
 from o2oloop.clock import FrozenClock
 from o2oloop.db import Database
-from o2oloop.ledger import reconciliation
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import AccountKind, LedgerTransaction, TransactionKind
 from o2oloop.money import Money
 from o2oloop.payments import service as payments
 from o2oloop.payments.models import PaymentIntent
+from o2oloop.reconciliation import service as reconciliation
 
 
 def _funded(db: Database, amount: int = 50000, **tenant_options):
@@ -165,7 +165,7 @@ def test_a_refused_closure_refund_returns_the_money_to_escrow(
     db: Database, frozen_clock: FrozenClock
 ) -> None:
     from factories import PLATFORM
-    from o2oloop.ledger import stored_value
+    from o2oloop.stored_value import service as stored_value
 
     tenant, consumer_id, _ = _funded(db, amount=1000)
     with db.transaction() as session:

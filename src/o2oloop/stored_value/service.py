@@ -29,13 +29,7 @@ from o2oloop.auth.principal import (
 from o2oloop.customers.models import Consumer
 from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.ledger import service as ledger
-from o2oloop.ledger.models import (
-    AccountKind,
-    LedgerAccount,
-    LedgerTransaction,
-    StoredValueProgram,
-    TransactionKind,
-)
+from o2oloop.ledger.models import AccountKind, LedgerAccount, LedgerTransaction, TransactionKind
 from o2oloop.ledger.service import InsufficientFunds
 from o2oloop.merchants.models import Merchant
 from o2oloop.money import Money
@@ -43,6 +37,7 @@ from o2oloop.pagination import paginate
 from o2oloop.payments import service as payments
 from o2oloop.payments.models import PaymentIntent, ProviderOperation
 from o2oloop.payments.provider import PaymentProvider
+from o2oloop.stored_value.models import StoredValueProgram
 
 # ---- program -----------------------------------------------------------------------------
 

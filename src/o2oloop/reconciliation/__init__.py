@@ -1,0 +1,1 @@
+"""Reconciliation: the books against the provider, settlements and unused paid codes."""

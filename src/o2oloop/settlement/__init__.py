@@ -1,0 +1,1 @@
+"""Settlement: batches of what each merchant is owed, paid out through the provider."""
