@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+from o2oloop.bootstrap import Wiring, bootstrap
+from o2oloop.config import Settings
 from o2oloop.db import Database
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import AccountKind
-from o2oloop.payments import service as payments
-from o2oloop.payments.provider import DeliveryReport, deliver_pending_events
+from o2oloop.payments import pending
+from o2oloop.payments.provider import DeliveryReport
 from o2oloop.stored_value import service as stored_value
 from o2oloop.stored_value.models import StoredValueProgram
 
 SECRET = "whsec_tests_" + "s" * 32
+# The platform secret of the `settings` fixture: bought vouchers' codes are keyed by it, so
+# the app under test verifies them.
+CODE_SECRET = "test-secret-" + "x" * 32
 
 
-def deliver(db: Database, secret: str = SECRET) -> DeliveryReport:
-    """Let the sandbox provider finish its work and deliver its webhooks to the handler."""
-    return deliver_pending_events(db, send=payments.local_sender(db, secret), secret=secret)
+def wiring(db: Database, code_secret: str = CODE_SECRET) -> Wiring:
+    return bootstrap(Settings(env="test", secret_key=code_secret), db=db)
+
+
+def react(db: Database, code_secret: str = CODE_SECRET) -> int:
+    """Run the payment events' handlers now, as the worker would after the commit."""
+    return pending.run_now(db, wiring(db, code_secret).handlers_for)
+
+
+def deliver(
+    db: Database, secret: str = SECRET, *, code_secret: str = CODE_SECRET
+) -> DeliveryReport:
+    """One round of the sandbox: the provider is asked for what was committed, completes it,
+    calls back (signed, to the handler), and the other domains react."""
+    return pending.settle_sandbox(db, wiring(db, code_secret).handlers_for, secret=secret)
 
 
 def voucher_balances(db: Database, merchant_id: str) -> dict[str, int]:

@@ -219,7 +219,7 @@ def create_app(
     activity = Activity()
     worker = None
     if in_process_worker and settings.jobs_in_process and db.dialect == "sqlite":
-        worker = InProcessWorker(db, wiring or bootstrap(settings), settings, activity)
+        worker = InProcessWorker(db, wiring or bootstrap(settings, db=db), settings, activity)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -243,7 +243,7 @@ def create_app(
     )
     app.state.db = db
     app.state.settings = settings
-    app.state.wiring = worker.wiring if worker is not None else wiring or bootstrap(settings)
+    app.state.wiring = worker.wiring if worker is not None else wiring or bootstrap(settings, db=db)
     app.state.worker = worker
     app.state.channel_counts = Counts(db)
     install_error_handlers(app)

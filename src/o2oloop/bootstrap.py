@@ -48,11 +48,21 @@ from o2oloop.notify.email import EmailSender, MemorySender, sender_from_settings
 from o2oloop.notify.sms import SandboxSmsProvider
 from o2oloop.payments import provider as providers
 from o2oloop.payments import service as payments
-from o2oloop.payments.events import PaymentFailed, PaymentSucceeded, PayoutFinished
-from o2oloop.payments.provider import PaymentProvider
+from o2oloop.payments.events import (
+    PaymentFailed,
+    PaymentRequested,
+    PaymentSucceeded,
+    PayoutFinished,
+    PayoutRequested,
+    RefundRequested,
+)
+from o2oloop.payments.provider import PaymentProvider, SandboxProvider
+from o2oloop.payments.requests import ProviderRequests
 from o2oloop.people import service as people
 from o2oloop.reviews.events import ReviewPosted
 from o2oloop.reviews.jobs import sign_checkpoint_if_due
+from o2oloop.settlement import service as settlement
+from o2oloop.stored_value import service as stored_value
 from o2oloop.visits.events import VisitRecorded
 from o2oloop.webhooks.jobs import WebhookJobs
 
@@ -187,17 +197,38 @@ def analyze_members(db: Database) -> int:
     return analytics.analyze_in_batches(db).members
 
 
+def _wire_payments(wiring: Wiring, code_keys: Keys) -> None:
+    """The provider is asked after commit; the other domains react to what it answered."""
+    requests = ProviderRequests(wiring.provider)
+    wiring.after_commit(PaymentRequested, requests.charge, name="payments.request_charge")
+    wiring.after_commit(RefundRequested, requests.refund, name="payments.request_refund")
+    wiring.after_commit(PayoutRequested, requests.payout, name="payments.request_payout")
+    wiring.on(
+        PaymentSucceeded,
+        functools.partial(vouchers.issue_paid_voucher, keys=code_keys),
+        name="codes.issue_paid_voucher",
+    )
+    wiring.on(PaymentFailed, vouchers.release_unpaid_voucher, name="codes.release_unpaid_voucher")
+    wiring.on(PaymentSucceeded, stored_value.credit_top_up, name="stored_value.credit_top_up")
+    wiring.on(PayoutFinished, settlement.payout_finished, name="settlement.payout_finished")
+
+
 def bootstrap(
     settings: Settings,
     *,
+    db: Database | None = None,
     provider: PaymentProvider | None = None,
     email: EmailSender | None = None,
 ) -> Wiring:
-    """Wire every handler and periodic job; the one call every entry point makes."""
-    vouchers.configure(settings.secret_key)
+    """Wire every handler and periodic job; the one call every entry point makes.
+
+    `db` is where the sandbox provider keeps its books (by default the database the
+    settings name, opened on the provider's first request).
+    """
+    books = db or functools.partial(Database.from_url, settings.effective_database_url)
     wiring = Wiring(
         settings=settings,
-        provider=provider or providers.DEFAULT_PROVIDER,
+        provider=provider or SandboxProvider(books),
         email=email or sender_from_settings(settings),
     )
     ttl = timedelta(hours=settings.idempotency_ttl_hours)
@@ -219,6 +250,7 @@ def bootstrap(
     )
 
     code_keys = Keys.from_secret(settings.secret_key)
+    _wire_payments(wiring, code_keys)
     wiring.on(
         CodeRedeemed,
         functools.partial(referrals.on_code_redeemed, keys=code_keys),

@@ -181,14 +181,19 @@ def payments_deliver(
     ] = None,
 ) -> None:
     """Let the sandbox provider complete due charges, refunds and payouts and send webhooks."""
+    from o2oloop.bootstrap import bootstrap
+    from o2oloop.payments import pending
     from o2oloop.payments import service as payments
     from o2oloop.payments.provider import deliver_pending_events, http_sender, webhook_secret
 
     settings = _settings()
     db = open_database(settings)
+    wiring = bootstrap(settings, db=db)
     secret = webhook_secret(settings.secret_key)
     send = http_sender(url) if url else payments.local_sender(db, secret)
+    pending.run_now(db, wiring.handlers_for)  # what was asked for and not yet sent
     report = deliver_pending_events(db, send=send, secret=secret)
+    pending.run_now(db, wiring.handlers_for)  # the other domains' reactions
     console.print(
         f"{report.completed} completed by the provider, {report.delivered} events delivered, "
         f"{report.failed} to retry"
@@ -202,11 +207,10 @@ app.add_typer(refunds_app, name="refunds")
 @refunds_app.command("run-expired")
 def refunds_run_expired() -> None:
     """Refund unused vouchers that have expired: the consumer never loses prepaid money."""
-    from o2oloop.bootstrap import bootstrap, refund_expired_vouchers
+    from o2oloop.bootstrap import refund_expired_vouchers
 
     settings = _settings()
     db = open_database(settings)
-    bootstrap(settings)  # configures the voucher keys
     console.print(f"{refund_expired_vouchers(db)} expired vouchers refunded")
 
 
@@ -227,7 +231,10 @@ def worker(
     settings = _settings()
     db = open_database(settings)
     pool = Pool(
-        db, bootstrap(settings), config=Config.from_settings(settings), concurrency=concurrency
+        db,
+        bootstrap(settings, db=db),
+        config=Config.from_settings(settings),
+        concurrency=concurrency,
     )
     if once:
         outcome = pool.workers[0].drain()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 
@@ -33,33 +31,20 @@ def _buy(db: Database, tenant, consumer_id: str, price: int, behaviour: str = "s
         return intent.id
 
 
-@pytest.fixture
-def outcomes() -> Iterator[dict[str, list[str]]]:
-    """Stand-in voucher handlers (the codes domain's need real offers); restored afterwards."""
-    seen: dict[str, list[str]] = {"issued": [], "failed": []}
-    previous = payments._HANDLERS.get(payments.VOUCHER)
-    payments.register_purpose_handler(
-        payments.VOUCHER,
-        on_succeeded=lambda session, intent: seen["issued"].append(intent.id),
-        on_failed=lambda session, intent: seen["failed"].append(intent.id),
-    )
-    yield seen
-    if previous is not None:
-        payments.register_purpose_handler(
-            payments.VOUCHER, on_succeeded=previous.on_succeeded, on_failed=previous.on_failed
-        )
+def _statuses(db: Database, *intent_ids: str) -> list[IntentStatus]:
+    with db.transaction() as session:
+        return [session.get(PaymentIntent, i).status for i in intent_ids]  # type: ignore[union-attr]
 
 
 def test_paid_voucher_escrow_redemption_undo_and_refund(
-    db: Database, frozen_clock: FrozenClock, outcomes: dict[str, list[str]]
+    db: Database, frozen_clock: FrozenClock
 ) -> None:
     tenant = make_tenant(db, commission_bps=500)
     consumer_id, _ = make_consumer(db)
     paid = _buy(db, tenant, consumer_id, 8800)
     declined = _buy(db, tenant, consumer_id, 8800, behaviour="decline")
     deliver(db)
-    issued, failed = outcomes["issued"], outcomes["failed"]
-    assert (issued, failed) == ([paid], [declined])
+    assert _statuses(db, paid, declined) == [IntentStatus.SUCCEEDED, IntentStatus.FAILED]
     assert voucher_balances(db, tenant.merchant_id)["voucher_escrow"] == 8800
 
     with db.transaction() as session:
@@ -108,7 +93,7 @@ def test_paid_voucher_escrow_redemption_undo_and_refund(
 
 
 def test_a_refund_cannot_exceed_the_payment_or_empty_escrow_twice(
-    db: Database, frozen_clock: FrozenClock, outcomes: dict[str, list[str]]
+    db: Database, frozen_clock: FrozenClock
 ) -> None:
     tenant = make_tenant(db)
     consumer_id, _ = make_consumer(db)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -25,7 +24,7 @@ from factories import (
     make_tenant,
     terminal_principal,
 )
-from money_kit import deliver, give_program, top_up
+from money_kit import CODE_SECRET, deliver, give_program, top_up
 from o2oloop import clock
 from o2oloop.clock import FrozenClock
 from o2oloop.codes import service as codes
@@ -51,6 +50,7 @@ def _bonus(amount: int) -> int:
 class Money(RuleBasedStateMachine):
     db: Database
     clock: FrozenClock
+    code_secret = CODE_SECRET
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,7 +61,7 @@ class Money(RuleBasedStateMachine):
             give_program(db, merchant_id, TIERS)
         self.consumers = [make_consumer(db)[0] for _ in range(3)]
         self.balances = {(c, m): 0 for c in self.consumers for m in self.merchants}
-        # intent id → (consumer, merchant, value, behaviour, created_at)
+        # intent id → (consumer, merchant, value, behaviour, when the provider was asked)
         self.pending_top_ups: dict[str, tuple[str, str, int, str, object]] = {}
         # (consumer, merchant, amount, behaviour) of closure refunds awaiting the provider
         self.pending_refunds: list[tuple[str, str, int, str]] = []
@@ -81,15 +81,19 @@ class Money(RuleBasedStateMachine):
             self.db, consumer_id=consumer, merchant_id=merchant, amount=amount, behaviour=behaviour
         )
         value = amount + _bonus(amount)
-        self.pending_top_ups[intent] = (consumer, merchant, value, behaviour, clock.now())
+        # The provider hears of the charge only after the commit, at its next round.
+        self.pending_top_ups[intent] = (consumer, merchant, value, behaviour, None)
 
     @rule()
     def provider_delivers(self) -> None:
-        deliver(self.db)
+        deliver(self.db, code_secret=self.code_secret)
         now = clock.now()
         for intent, (consumer, merchant, value, behaviour, at) in list(
             self.pending_top_ups.items()
         ):
+            if at is None:  # asked for just now: its timeout starts now
+                at = now
+                self.pending_top_ups[intent] = (consumer, merchant, value, behaviour, at)
             if behaviour == "timeout" and now - at < timedelta(minutes=30):  # type: ignore[operator]
                 continue
             if behaviour == "succeed":
@@ -216,6 +220,8 @@ PRICE = 8800
 
 
 class MoneyWithVouchers(Money):
+    code_secret = VOUCHER_SECRET
+
     def __init__(self) -> None:
         super().__init__()
         self.keys = codes.Keys.from_secret(VOUCHER_SECRET)
@@ -344,10 +350,7 @@ class MoneyWithVouchers(Money):
                 assert ledger.balance(session, account).amount == unused
 
 
-def test_money_state_machine_with_vouchers(
-    db: Database, frozen_clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(vouchers._secret, "key", VOUCHER_SECRET)
+def test_money_state_machine_with_vouchers(db: Database, frozen_clock: FrozenClock) -> None:
     MoneyWithVouchers.db, MoneyWithVouchers.clock = db, frozen_clock
     run_state_machine_as_test(
         MoneyWithVouchers,

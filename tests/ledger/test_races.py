@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from factories import make_consumer, make_tenant
-from money_kit import SECRET, deliver, give_program, top_up
+from money_kit import SECRET, deliver, give_program, react, top_up
 from o2oloop import clock
 from o2oloop.codes import vouchers
 from o2oloop.db import Database
@@ -116,6 +116,7 @@ def test_concurrent_deliveries_of_one_event_apply_it_once(pg_db: Database) -> No
     consumer_id, _ = make_consumer(pg_db)
     give_program(pg_db, tenant.merchant_id, [])
     top_up(pg_db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=1000)
+    react(pg_db)  # the provider is asked for the charge
     captured: list[tuple[bytes, dict[str, str]]] = []
     deliver_pending_events(
         pg_db, send=lambda body, headers: captured.append((body, headers)) or 503, secret=SECRET
@@ -124,6 +125,8 @@ def test_concurrent_deliveries_of_one_event_apply_it_once(pg_db: Database) -> No
     send = payments.local_sender(pg_db, SECRET)
     outcome = _race(8, lambda _: str(send(body, headers)))
     assert outcome == Counter({"200": 8})
+    react(pg_db)  # the top-up is credited, once
+    react(pg_db)
     with pg_db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
         assert reconciliation.report(session) == []
@@ -169,26 +172,14 @@ def test_release_and_refund_of_the_last_voucher_money_cannot_both_win(pg_db: Dat
 
     tenant = make_tenant(pg_db)
     consumer_id, _ = make_consumer(pg_db)
-    # A purpose of this test's own: the price goes to voucher escrow, no code domain involved.
-    payments.register_purpose_handler(
-        "race_voucher",
-        on_succeeded=lambda session, intent: (
-            ledger.escrow_voucher_payment(
-                session,
-                merchant_id=tenant.merchant_id,
-                price=Money(intent.amount, intent.currency),
-                reference=intent.provider_charge_id or "",
-            )
-            and None
-        ),
-    )
+    # A voucher payment naming no offer: its price waits in voucher escrow, no code issued.
     with pg_db.transaction() as session:
         intent = payments.create_payment_intent(
             session,
             consumer_id=consumer_id,
             merchant_id=tenant.merchant_id,
             amount=Money(8800, "CNY"),
-            purpose="race_voucher",
+            purpose=payments.VOUCHER,
             reference="ofr_race",
         )
         intent_id = intent.id

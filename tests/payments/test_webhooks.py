@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from factories import bearer, make_consumer, make_tenant
-from money_kit import deliver, give_program, top_up
+from money_kit import deliver, give_program, react, top_up
 from o2oloop.clock import FrozenClock
 from o2oloop.config import Settings
 from o2oloop.db import Database
@@ -48,6 +48,7 @@ def _captured_event(db: Database, secret: str) -> tuple[bytes, dict[str, str]]:
         captured.append((body, headers))
         return 503  # not delivered: the sandbox will retry later
 
+    react(db)  # the committed intent's charge is asked for
     report = deliver_pending_events(db, send=capture, secret=secret)
     assert report.completed == 1 and report.failed == 1 and len(captured) == 1
     return captured[0]
@@ -75,8 +76,10 @@ def test_top_up_completes_only_when_the_signed_webhook_arrives(
     assert http.get("/v1/consumers/me/stored-value", headers=bearer(consumer_key)).json() == []
 
     secret = webhook_secret(settings.secret_key)
+    react(db)  # after the commit, the worker asks the provider for the charge
     report = deliver_pending_events(db, send=http_sender(server.url + WEBHOOK), secret=secret)
     assert (report.completed, report.delivered) == (1, 1)
+    react(db)  # and stored value credits the top-up
 
     again = http.get(
         f"/v1/consumers/me/payment-intents/{intent['id']}", headers=bearer(consumer_key)
@@ -205,6 +208,7 @@ def test_undelivered_events_are_retried_with_backoff(
     consumer_id, _ = make_consumer(db)
     give_program(db, tenant.merchant_id)
     intent_id = top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=1000)
+    react(db)
     down = deliver_pending_events(db, send=lambda body, headers: 500, secret="x")
     assert (down.completed, down.failed) == (1, 1)
     assert deliver(db).delivered == 0  # not yet due again

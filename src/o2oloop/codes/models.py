@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from o2oloop.db import Base, UTCDateTime, str_enum
@@ -40,6 +40,17 @@ class Code(Base):
     # What the consumer paid for a prepaid voucher (0 for a free claim), and the payment.
     price_paid: Mapped[int] = mapped_column(Integer, default=0)
     payment_intent_id: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        # One code per paid voucher, however often its PaymentSucceeded handler runs.
+        Index(
+            "ix_codes_payment_intent",
+            "payment_intent_id",
+            unique=True,
+            sqlite_where=text("payment_intent_id IS NOT NULL"),
+            postgresql_where=text("payment_intent_id IS NOT NULL"),
+        ),
+    )
 
 
 class CodeBatch(Base):

@@ -1,8 +1,9 @@
 """Prepaid vouchers and set packages: bought through the payment provider, held in escrow.
 
 Buying reserves stock and the consumer's limit at once; the code exists only after the
-provider confirms the charge (its webhook runs `_paid`). A failed charge gives both back and
-leaves nothing owed. Redemption releases the price from escrow to the merchant, less
+provider confirms the charge (`issue_paid_voucher`, a handler of `PaymentSucceeded` wired in
+bootstrap). A failed charge gives both back (`release_unpaid_voucher`) and leaves nothing
+owed. Redemption releases the price from escrow to the merchant, less
 commission; undo reverses exactly that posting. An unused voucher is refunded on request
 or automatically at expiry, always out of escrow, so settled money is never touched.
 """
@@ -19,26 +20,16 @@ from o2oloop.auth.principal import Principal, require_consumer
 from o2oloop.codes import service as codes
 from o2oloop.codes.events import VoucherRefunded
 from o2oloop.codes.models import Code, CodeState, OfferClaim
-from o2oloop.config import get_settings
 from o2oloop.errors import Conflict, NotFound
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import AccountKind, LedgerTransaction, TransactionKind
 from o2oloop.money import Money
 from o2oloop.offers.models import Offer, OfferKind, OfferState
 from o2oloop.payments import service as payments
+from o2oloop.payments.events import PaymentFailed, PaymentSucceeded
 from o2oloop.payments.models import PaymentIntent
 
 PAID_KINDS = (OfferKind.VOUCHER, OfferKind.MEMBERSHIP)
-_secret: dict[str, str] = {}
-
-
-def configure(secret_key: str) -> None:
-    """The platform secret the webhook handler derives code keys from (set by the app)."""
-    _secret["key"] = secret_key
-
-
-def _keys() -> codes.Keys:
-    return codes.Keys.from_secret(_secret.get("key") or get_settings().secret_key)
 
 
 def buy(
@@ -64,31 +55,37 @@ def buy(
     )
 
 
-def _paid(session: Session, intent: PaymentIntent) -> None:
+def issue_paid_voucher(session: Session, event: PaymentSucceeded, *, keys: codes.Keys) -> None:
     """The provider confirmed the charge: the money is in escrow, so the code is issued.
 
     A voucher payment started outside `buy` names no offer; its money stays in escrow, where
-    reconciliation and refunds see it, and no code is invented for it.
+    reconciliation and refunds see it, and no code is invented for it. Issued once per
+    payment: a second run finds the code.
     """
-    offer_id = intent.details.get("offer_id")
+    if event.purpose != payments.VOUCHER:
+        return
+    offer_id = event.details.get("offer_id")
     offer = session.get(Offer, offer_id) if offer_id else None
     if offer is None:
+        return
+    issued = select(Code.id).where(Code.payment_intent_id == event.payment_intent_id)
+    if session.scalar(issued) is not None:
         return
     code = codes.new_code(
         session,
         offer=offer,
-        consumer_id=intent.consumer_id,
-        keys=_keys(),
-        price_paid=intent.amount,
+        consumer_id=event.consumer_id,
+        keys=keys,
+        price_paid=event.amount,
     )
-    code.payment_intent_id = intent.id
+    code.payment_intent_id = event.payment_intent_id
     session.flush()
 
 
-def _failed(session: Session, intent: PaymentIntent) -> None:
+def release_unpaid_voucher(session: Session, event: PaymentFailed) -> None:
     """No money, no code: give back the stock and the consumer's claim."""
-    offer_id = intent.details.get("offer_id")
-    if offer_id is None:
+    offer_id = event.details.get("offer_id")
+    if event.purpose != payments.VOUCHER or offer_id is None:
         return
     session.execute(
         update(Offer)
@@ -100,15 +97,12 @@ def _failed(session: Session, intent: PaymentIntent) -> None:
         update(OfferClaim)
         .where(
             OfferClaim.offer_id == offer_id,
-            OfferClaim.consumer_id == intent.consumer_id,
+            OfferClaim.consumer_id == event.consumer_id,
             OfferClaim.claimed > 0,
         )
         .values(claimed=OfferClaim.claimed - 1)
         .execution_options(synchronize_session=False)
     )
-
-
-payments.register_purpose_handler(payments.VOUCHER, on_succeeded=_paid, on_failed=_failed)
 
 
 def refund(session: Session, *, code: Code, reason: str) -> Code:

@@ -52,3 +52,53 @@ class PayoutFinished(Event):
     currency: str
     succeeded: bool
     to_merchant: bool
+
+
+# ---- what the platform asks the provider for, once the ask is committed ------------------
+# Each is handled after commit (`payments.requests`), with the intent's or operation's id as
+# the provider's idempotency key: a job run again after a crash asks again, and the provider
+# answers with the object it already has.
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentRequested(Event):
+    """A payment intent was committed: charge the consumer for it."""
+
+    name = "payment.requested"
+    payment_intent_id: str
+    merchant_id: str | None
+    consumer_id: str
+    provider: str
+    amount: int
+    currency: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundRequested(Event):
+    """A refund was committed (its money waits in transit): ask the provider to pay it."""
+
+    name = "refund.requested"
+    operation_id: str
+    payment_intent_id: str
+    charge_id: str
+    merchant_id: str | None
+    provider: str
+    amount: int
+    currency: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayoutRequested(Event):
+    """A payout was committed (its money waits in transit): ask the provider to pay it."""
+
+    name = "payout.requested"
+    operation_id: str
+    merchant_id: str | None
+    consumer_id: str | None
+    destination: str
+    provider: str
+    amount: int
+    currency: str
+    metadata: dict[str, Any] = field(default_factory=dict)

@@ -7,7 +7,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from o2oloop.db import Base, UTCDateTime, str_enum
@@ -27,7 +27,7 @@ class PaymentIntent(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     consumer_id: Mapped[str] = mapped_column(ForeignKey("consumers.id"), index=True)
     merchant_id: Mapped[str | None] = mapped_column(ForeignKey("merchants.id"), index=True)
-    # "voucher", "stored_value_top_up", or a purpose another domain registered.
+    # "voucher", "stored_value_top_up", or another domain's purpose (it reacts to the events).
     purpose: Mapped[str] = mapped_column(String(40))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -37,6 +37,7 @@ class PaymentIntent(Base):
     status: Mapped[IntentStatus] = mapped_column(str_enum(IntentStatus, 12))
     failure_reason: Mapped[str | None] = mapped_column(String(60))
     provider: Mapped[str] = mapped_column(String(20))
+    # Set by the provider's webhook: the charge is asked for after the intent is committed.
     provider_charge_id: Mapped[str | None] = mapped_column(String(40), unique=True)
     ledger_transaction_id: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -87,9 +88,14 @@ class ProcessedWebhookEvent(Base):
 
 
 class SandboxRecord(Base):
-    """A charge, refund or payout as the sandbox provider records it."""
+    """A charge, refund or payout as the sandbox provider records it.
+
+    `reference` is the platform's idempotency key (the intent's or operation's id): one
+    object per key, however often it is asked for.
+    """
 
     __tablename__ = "sandbox_provider_records"
+    __table_args__ = (Index("ix_sandbox_provider_records_key", "object", "reference", unique=True),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     object: Mapped[str] = mapped_column(String(10))  # charge | refund | payout

@@ -10,7 +10,8 @@ What the sandbox does with an object is chosen by `metadata["behaviour"]` (or th
 defaults): "succeed", "fail" (processing error), "decline" (card declined) or "timeout" (no
 answer; after CHARGE_TIMEOUT the provider gives up and reports the charge failed/expired).
 The sandbox keeps its own books (`sandbox_provider_records`), so reconciliation can compare
-the platform's provider clearing account with what the provider says happened.
+the platform's provider clearing account with what the provider says happened. Like a real
+provider it takes no part in the platform's transactions and dedupes by idempotency key.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,7 @@ from o2oloop.db import Database, new_id
 from o2oloop.errors import ProblemError
 from o2oloop.money import Money
 from o2oloop.payments.models import SandboxEvent, SandboxRecord
+from o2oloop.prepared import dialect_insert
 
 log = logging.getLogger("o2oloop.payments.sandbox")
 
@@ -65,33 +68,30 @@ ProviderPayout = ProviderObject
 
 
 class PaymentProvider(Protocol):
-    """What the platform needs from a payment provider."""
+    """What the platform needs from a payment provider.
+
+    It is called after the platform's transaction committed (never with a session: a real
+    provider is a network call), with the intent's or operation's id as `idempotency_key`:
+    asked twice with one key, a provider answers with the object it made the first time.
+    """
 
     name: str
 
     def create_charge(
-        self, session: Session, *, amount: Money, reference: str, metadata: dict[str, Any]
+        self, *, amount: Money, idempotency_key: str, metadata: dict[str, Any]
     ) -> ProviderCharge: ...
 
     def create_refund(
-        self,
-        session: Session,
-        *,
-        charge_id: str,
-        amount: Money,
-        reference: str,
-        metadata: dict[str, Any],
+        self, *, charge_id: str, amount: Money, idempotency_key: str, metadata: dict[str, Any]
     ) -> ProviderRefund: ...
 
     def create_payout(
-        self,
-        session: Session,
-        *,
-        amount: Money,
-        destination: str,
-        reference: str,
-        metadata: dict[str, Any],
+        self, *, amount: Money, destination: str, idempotency_key: str, metadata: dict[str, Any]
     ) -> ProviderPayout: ...
+
+
+class IdempotencyKeyReused(ValueError):
+    """One key, two different requests: the provider refuses the second."""
 
 
 class InvalidSignature(ProblemError):
@@ -139,31 +139,47 @@ def verify(payload: bytes, header: str | None, secret: str) -> None:
 # ---- the sandbox -------------------------------------------------------------------------
 
 
+Books = Database | Callable[[], Database]
+
+
 class SandboxProvider:
-    """A provider living in the platform's own database, completing everything by webhook."""
+    """A provider keeping its books in the platform's database, completing by webhook.
+
+    It opens its own transactions on `books` (a `Database`, or a callable that gives one
+    when first needed), as a real provider keeps its own storage: it never joins the
+    platform's transaction.
+    """
 
     name = "sandbox"
 
     def __init__(
         self,
+        books: Books | None = None,
         *,
         charge_behaviour: Behaviour = "succeed",
         refund_behaviour: Behaviour = "succeed",
         payout_behaviour: Behaviour = "succeed",
     ) -> None:
+        self._books = books
         self.defaults = {
             "charge": charge_behaviour,
             "refund": refund_behaviour,
             "payout": payout_behaviour,
         }
 
+    def books(self) -> Database:
+        if self._books is None:
+            raise RuntimeError("the sandbox provider needs its database: SandboxProvider(db)")
+        if not isinstance(self._books, Database):
+            self._books = self._books()
+        return self._books
+
     def _record(
         self,
-        session: Session,
         obj: str,
         *,
         amount: Money,
-        reference: str,
+        idempotency_key: str,
         metadata: dict[str, Any],
         charge_id: str | None = None,
         destination: str | None = None,
@@ -173,61 +189,65 @@ class SandboxProvider:
         behaviour = str(metadata.get("behaviour") or self.defaults[obj])
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"unknown sandbox behaviour {behaviour!r}")
-        now = clock.now()
-        prefix = {"charge": "ch", "refund": "re", "payout": "po"}[obj]
-        record = SandboxRecord(
-            id=new_id(prefix),
-            object=obj,
-            amount=amount.amount,
-            currency=amount.currency,
-            reference=reference,
-            charge_id=charge_id,
-            destination=destination,
-            behaviour=behaviour,
-            status="pending",
-            details={k: v for k, v in metadata.items() if isinstance(v, str | int | bool)},
-            due_at=now + CHARGE_TIMEOUT if behaviour == "timeout" else now,
-            created_at=now,
-        )
-        session.add(record)
-        session.flush()
-        return ProviderObject(id=record.id, status="pending", amount=amount)
+        db = self.books()
+        with db.transaction() as session:
+            if charge_id is not None:
+                charge = session.get(SandboxRecord, charge_id)
+                if charge is None or charge.object != "charge" or charge.status != "succeeded":
+                    raise ValueError("the sandbox refunds succeeded charges only")
+            now = clock.now()
+            values = {
+                "id": new_id({"charge": "ch", "refund": "re", "payout": "po"}[obj]),
+                "object": obj,
+                "amount": amount.amount,
+                "currency": amount.currency,
+                "reference": idempotency_key,
+                "charge_id": charge_id,
+                "destination": destination,
+                "behaviour": behaviour,
+                "status": "pending",
+                "details": {k: v for k, v in metadata.items() if isinstance(v, str | int | bool)},
+                "due_at": now + CHARGE_TIMEOUT if behaviour == "timeout" else now,
+                "created_at": now,
+            }
+            insert = dialect_insert(db.dialect)(SandboxRecord.__table__).values(values)
+            session.execute(insert.on_conflict_do_nothing(index_elements=["object", "reference"]))
+            record = session.scalars(
+                select(SandboxRecord).where(
+                    SandboxRecord.object == obj, SandboxRecord.reference == idempotency_key
+                )
+            ).one()
+            if (record.amount, record.currency, record.charge_id, record.destination) != (
+                amount.amount,
+                amount.currency,
+                charge_id,
+                destination,
+            ):
+                raise IdempotencyKeyReused(
+                    f"the key {idempotency_key!r} was used for another {obj} request"
+                )
+            return ProviderObject(id=record.id, status=record.status, amount=amount)
 
     def create_charge(
-        self, session: Session, *, amount: Money, reference: str, metadata: dict[str, Any]
+        self, *, amount: Money, idempotency_key: str, metadata: dict[str, Any]
     ) -> ProviderCharge:
         return self._record(
-            session, "charge", amount=amount, reference=reference, metadata=metadata
+            "charge", amount=amount, idempotency_key=idempotency_key, metadata=metadata
         )
 
     def create_refund(
-        self,
-        session: Session,
-        *,
-        charge_id: str,
-        amount: Money,
-        reference: str,
-        metadata: dict[str, Any],
+        self, *, charge_id: str, amount: Money, idempotency_key: str, metadata: dict[str, Any]
     ) -> ProviderRefund:
-        charge = session.get(SandboxRecord, charge_id)
-        if charge is None or charge.object != "charge" or charge.status != "succeeded":
-            raise ValueError("the sandbox refunds succeeded charges only")
         return self._record(
-            session, "refund", amount=amount, reference=reference, metadata=metadata,
+            "refund", amount=amount, idempotency_key=idempotency_key, metadata=metadata,
             charge_id=charge_id,
         )  # fmt: skip
 
     def create_payout(
-        self,
-        session: Session,
-        *,
-        amount: Money,
-        destination: str,
-        reference: str,
-        metadata: dict[str, Any],
+        self, *, amount: Money, destination: str, idempotency_key: str, metadata: dict[str, Any]
     ) -> ProviderPayout:
         return self._record(
-            session, "payout", amount=amount, reference=reference, metadata=metadata,
+            "payout", amount=amount, idempotency_key=idempotency_key, metadata=metadata,
             destination=destination,
         )  # fmt: skip
 
@@ -340,12 +360,8 @@ def deliver_pending_events(
 
 def http_sender(url: str, *, timeout: float = 10.0) -> Sender:
     """Deliver by HTTP POST, as a real provider would."""
-    import httpx
 
     def send(body: bytes, headers: dict[str, str]) -> int:
         return httpx.post(url, content=body, headers=headers, timeout=timeout).status_code
 
     return send
-
-
-DEFAULT_PROVIDER = SandboxProvider()

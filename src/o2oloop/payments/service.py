@@ -1,10 +1,16 @@
 """Payment intents, provider refunds and payouts, and the webhook that completes them.
 
-The provider answers every request with "pending"; the outcome arrives later as a signed
-webhook event. Handling an event is idempotent twice over: the event id is inserted into
+Asking the provider is not done here: a use case commits the intent or operation together
+with an event (`PaymentRequested`, `RefundRequested`, `PayoutRequested`), and a job asks the
+provider after the commit (`payments.requests`), keyed by the intent's or operation's id, so
+a rolled-back transaction asks for nothing and a crash after the commit loses nothing.
+
+The outcome arrives later as a signed webhook event naming that key as its `reference`.
+Handling it is idempotent twice over: the event id is inserted into
 `processed_webhook_events` (a replay inserts nothing and changes nothing), and every state
 change is a conditional UPDATE from `pending` (a second outcome for the same object is
-ignored).
+ignored). What other domains do about it (issue a voucher's code, credit a top-up, close a
+settlement) are handlers of `PaymentSucceeded`, `PaymentFailed` and `PayoutFinished`.
 """
 
 from __future__ import annotations
@@ -21,12 +27,19 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from o2oloop import clock, events
 from o2oloop.db import Database, new_id
-from o2oloop.errors import Conflict, InvalidInput, NotFound
+from o2oloop.errors import Conflict, InvalidInput, NotFound, ProblemError
 from o2oloop.ledger import service as ledger
 from o2oloop.ledger.models import AccountKind, LedgerAccount, LedgerTransaction, TransactionKind
 from o2oloop.money import Money
 from o2oloop.payments import provider as providers
-from o2oloop.payments.events import PaymentFailed, PaymentSucceeded, PayoutFinished
+from o2oloop.payments.events import (
+    PaymentFailed,
+    PaymentRequested,
+    PaymentSucceeded,
+    PayoutFinished,
+    PayoutRequested,
+    RefundRequested,
+)
 from o2oloop.payments.models import (
     IntentStatus,
     OperationKind,
@@ -34,41 +47,13 @@ from o2oloop.payments.models import (
     ProcessedWebhookEvent,
     ProviderOperation,
 )
-from o2oloop.payments.provider import PaymentProvider
 
 log = logging.getLogger("o2oloop.payments")
 
 VOUCHER = "voucher"
 STORED_VALUE_TOP_UP = "stored_value_top_up"
 
-IntentHook = Callable[[Session, PaymentIntent], None]
-
-
-@dataclass(frozen=True)
-class PurposeHandler:
-    on_succeeded: IntentHook | None = None
-    on_failed: IntentHook | None = None
-
-
-_HANDLERS: dict[str, PurposeHandler] = {}
-
-
-def register_purpose_handler(
-    purpose: str, *, on_succeeded: IntentHook | None = None, on_failed: IntentHook | None = None
-) -> None:
-    """Let another domain react to its intents (e.g. codes issues a voucher code on success).
-
-    For purpose "voucher" the money is already in voucher escrow when `on_succeeded` runs
-    (intent.ledger_transaction_id is that posting); both hooks run in the webhook's
-    transaction, so a failing hook rolls the whole event back and the provider retries.
-    """
-    _HANDLERS[purpose] = PurposeHandler(on_succeeded, on_failed)
-
-
-def provider_for(name: str = "sandbox") -> PaymentProvider:
-    if name != "sandbox":
-        raise InvalidInput(f"unknown payment provider {name!r}")
-    return providers.DEFAULT_PROVIDER
+SANDBOX = "sandbox"
 
 
 # ---- payment intents ---------------------------------------------------------------------
@@ -85,16 +70,17 @@ def create_payment_intent(
     bonus: Money | None = None,
     details: dict[str, Any] | None = None,
     behaviour: str | None = None,
-    provider: PaymentProvider | None = None,
+    provider: str = SANDBOX,
 ) -> PaymentIntent:
-    """Ask the provider to charge the consumer; the intent stays pending until its webhook."""
+    """A pending intent, and the event that has the provider charge it after the commit."""
     if amount.amount <= 0:
         raise InvalidInput("a payment must be of a positive amount")
     if bonus is not None and (bonus.currency != amount.currency or bonus.amount < 0):
         raise InvalidInput("a bonus is a non-negative amount in the payment's currency")
     if purpose == VOUCHER and merchant_id is None:
         raise InvalidInput("a voucher payment names its merchant")
-    chosen = provider or provider_for()
+    if provider != SANDBOX:
+        raise InvalidInput(f"unknown payment provider {provider!r}")
     now = clock.now()
     intent = PaymentIntent(
         id=new_id("pay"),
@@ -106,7 +92,7 @@ def create_payment_intent(
         bonus=bonus.amount if bonus else 0,
         reference=reference,
         status=IntentStatus.PENDING,
-        provider=chosen.name,
+        provider=provider,
         details=details or {},
         created_at=now,
         updated_at=now,
@@ -116,9 +102,18 @@ def create_payment_intent(
     metadata: dict[str, Any] = {"payment_intent": intent.id, "purpose": purpose}
     if behaviour:
         metadata["behaviour"] = behaviour
-    charge = chosen.create_charge(session, amount=amount, reference=intent.id, metadata=metadata)
-    intent.provider_charge_id = charge.id
-    session.flush()
+    events.record(
+        session,
+        PaymentRequested(
+            payment_intent_id=intent.id,
+            merchant_id=merchant_id,
+            consumer_id=consumer_id,
+            provider=provider,
+            amount=amount.amount,
+            currency=amount.currency,
+            metadata=metadata,
+        ),
+    )
     return intent
 
 
@@ -132,7 +127,11 @@ def get_intent(
 
 
 def _finish_intent(
-    session: Session, intent: PaymentIntent, status: IntentStatus, reason: str | None
+    session: Session,
+    intent: PaymentIntent,
+    status: IntentStatus,
+    reason: str | None,
+    charge_id: str,
 ) -> bool:
     """Move an intent out of pending exactly once; False when it already was."""
     table = PaymentIntent.__table__
@@ -140,61 +139,64 @@ def _finish_intent(
     changed = session.execute(
         update(table)
         .where(table.c.id == intent.id, table.c.status == IntentStatus.PENDING.value)
-        .values(status=status.value, failure_reason=reason, updated_at=now)
+        .values(
+            status=status.value, failure_reason=reason, provider_charge_id=charge_id, updated_at=now
+        )
     ).rowcount
     if not changed:
         session.refresh(intent)
         return False
     set_committed_value(intent, "status", status)
     set_committed_value(intent, "failure_reason", reason)
+    set_committed_value(intent, "provider_charge_id", charge_id)
     set_committed_value(intent, "updated_at", now)
     return True
 
 
+def _intent_of(session: Session, obj: dict[str, Any]) -> PaymentIntent | None:
+    """The intent a charge was made for: its idempotency key is the intent's id (or, once
+    the first outcome arrived, the charge id it recorded)."""
+    reference = obj.get("reference")
+    intent = session.get(PaymentIntent, reference) if isinstance(reference, str) else None
+    if intent is None:
+        found = select(PaymentIntent).where(PaymentIntent.provider_charge_id == obj["id"])
+        intent = session.scalar(found)
+    if intent is None or intent.provider_charge_id not in (None, obj["id"]):
+        return None
+    return intent
+
+
 def _charge_succeeded(session: Session, obj: dict[str, Any]) -> str:
-    intent = session.scalar(
-        select(PaymentIntent).where(PaymentIntent.provider_charge_id == obj["id"])
-    )
+    intent = _intent_of(session, obj)
     if intent is None:
         return "ignored: unknown charge"
     if obj["amount"] != intent.amount or obj["currency"] != intent.currency:
         log.error("charge %s amount differs from intent %s", obj["id"], intent.id)
         return "ignored: amount differs from the intent"
-    if not _finish_intent(session, intent, IntentStatus.SUCCEEDED, None):
+    if not _finish_intent(session, intent, IntentStatus.SUCCEEDED, None, obj["id"]):
         return "ignored: intent already final"
-    amount = Money(intent.amount, intent.currency)
-    transaction: LedgerTransaction | None = None
     if intent.purpose == VOUCHER:
+        # The price waits in escrow from this moment; codes issues the code on the event.
         assert intent.merchant_id is not None
         transaction = ledger.escrow_voucher_payment(
-            session, merchant_id=intent.merchant_id, price=amount, reference=obj["id"]
+            session,
+            merchant_id=intent.merchant_id,
+            price=Money(intent.amount, intent.currency),
+            reference=obj["id"],
         )
-    elif intent.purpose == STORED_VALUE_TOP_UP:
-        from o2oloop.stored_value import service as stored_value
-
-        transaction = stored_value.complete_top_up(session, intent=intent)
-    if transaction is not None:
         intent.ledger_transaction_id = transaction.id
         session.flush()
-    handler = _HANDLERS.get(intent.purpose)
-    if handler and handler.on_succeeded:
-        handler.on_succeeded(session, intent)
     events.record(session, PaymentSucceeded(**_intent_fields(intent)))
     return "processed"
 
 
 def _charge_failed(session: Session, obj: dict[str, Any]) -> str:
-    intent = session.scalar(
-        select(PaymentIntent).where(PaymentIntent.provider_charge_id == obj["id"])
-    )
+    intent = _intent_of(session, obj)
     if intent is None:
         return "ignored: unknown charge"
     reason = str(obj.get("failure_code") or "failed")[:60]
-    if not _finish_intent(session, intent, IntentStatus.FAILED, reason):
+    if not _finish_intent(session, intent, IntentStatus.FAILED, reason, obj["id"]):
         return "ignored: intent already final"
-    handler = _HANDLERS.get(intent.purpose)
-    if handler and handler.on_failed:
-        handler.on_failed(session, intent)
     events.record(session, PaymentFailed(**_intent_fields(intent), reason=reason))
     return "processed"
 
@@ -266,9 +268,8 @@ def refund_intent(
     kind: TransactionKind,
     reference: str,
     behaviour: str | None = None,
-    provider: PaymentProvider | None = None,
 ) -> LedgerTransaction:
-    """Refund (part of) a succeeded payment from `source` through the provider."""
+    """Refund (part of) a succeeded payment from `source`; the provider is asked after commit."""
     query = select(PaymentIntent).where(PaymentIntent.id == payment_intent_id)
     intent = session.scalar(query.with_for_update())  # serialises refunds of one payment
     if intent is None or intent.status is not IntentStatus.SUCCEEDED:
@@ -300,15 +301,19 @@ def refund_intent(
         consumer_id=intent.consumer_id,
         payment_intent_id=intent.id,
     )
-    refund = (provider or provider_for(intent.provider)).create_refund(
+    events.record(
         session,
-        charge_id=intent.provider_charge_id,
-        amount=amount,
-        reference=operation.id,
-        metadata={"behaviour": behaviour} if behaviour else {},
+        RefundRequested(
+            operation_id=operation.id,
+            payment_intent_id=intent.id,
+            charge_id=intent.provider_charge_id,
+            merchant_id=intent.merchant_id,
+            provider=intent.provider,
+            amount=amount.amount,
+            currency=amount.currency,
+            metadata={"behaviour": behaviour} if behaviour else {},
+        ),
     )
-    operation.provider_object_id = refund.id
-    session.flush()
     return transaction
 
 
@@ -324,9 +329,8 @@ def request_payout(
     merchant_id: str | None,
     consumer_id: str | None = None,
     behaviour: str | None = None,
-    provider: PaymentProvider | None = None,
 ) -> ProviderOperation:
-    """Pay money out (to a merchant, or to a consumer on closure) through the provider."""
+    """Pay money out (to a merchant, or to a consumer on closure); asked for after commit."""
     operation, _ = _start_operation(
         session,
         kind=OperationKind.PAYOUT,
@@ -338,22 +342,37 @@ def request_payout(
         merchant_id=merchant_id,
         consumer_id=consumer_id,
     )
-    payout = (provider or provider_for()).create_payout(
+    events.record(
         session,
-        amount=amount,
-        destination=destination,
-        reference=operation.id,
-        metadata={"behaviour": behaviour} if behaviour else {},
+        PayoutRequested(
+            operation_id=operation.id,
+            merchant_id=merchant_id,
+            consumer_id=consumer_id,
+            destination=destination,
+            provider=SANDBOX,
+            amount=amount.amount,
+            currency=amount.currency,
+            metadata={"behaviour": behaviour} if behaviour else {},
+        ),
     )
-    operation.provider_object_id = payout.id
-    session.flush()
+    return operation
+
+
+def _operation_of(session: Session, obj: dict[str, Any]) -> ProviderOperation | None:
+    """The refund or payout an object was made for: its key is the operation's id (or, once
+    the first outcome arrived, the object id it recorded)."""
+    reference = obj.get("reference")
+    operation = session.get(ProviderOperation, reference) if isinstance(reference, str) else None
+    if operation is None:
+        found = select(ProviderOperation).where(ProviderOperation.provider_object_id == obj["id"])
+        operation = session.scalar(found)
+    if operation is None or operation.provider_object_id not in (None, obj["id"]):
+        return None
     return operation
 
 
 def _operation_finished(session: Session, obj: dict[str, Any], succeeded: bool) -> str:
-    operation = session.scalar(
-        select(ProviderOperation).where(ProviderOperation.provider_object_id == obj["id"])
-    )
+    operation = _operation_of(session, obj)
     if operation is None:
         return "ignored: unknown object"
     table = ProviderOperation.__table__
@@ -362,11 +381,17 @@ def _operation_finished(session: Session, obj: dict[str, Any], succeeded: bool) 
     changed = session.execute(
         update(table)
         .where(table.c.id == operation.id, table.c.status == IntentStatus.PENDING.value)
-        .values(status=status.value, failure_reason=reason, updated_at=clock.now())
+        .values(
+            status=status.value,
+            failure_reason=reason,
+            provider_object_id=obj["id"],
+            updated_at=clock.now(),
+        )
     ).rowcount
     if not changed:
         return "ignored: operation already final"
     set_committed_value(operation, "status", status)
+    set_committed_value(operation, "provider_object_id", obj["id"])
     amount = Money(operation.amount, operation.currency)
     transit = session.get(LedgerAccount, operation.transit_account_id)
     assert transit is not None
@@ -395,10 +420,6 @@ def _operation_finished(session: Session, obj: dict[str, Any], succeeded: bool) 
         reference=obj["id"] if succeeded else operation.reference,
         memo=operation.id,
     )
-    if is_payout_to_merchant:
-        from o2oloop.settlement import service as settlement
-
-        settlement.payout_finished(session, operation=operation, succeeded=succeeded)
     events.record(
         session,
         PayoutFinished(
@@ -456,10 +477,6 @@ def handle_event(
     session: Session, event: dict[str, Any], *, provider: str = "sandbox"
 ) -> WebhookOutcome:
     """Apply a verified event once; a replayed event id changes nothing."""
-    # Other domains register their purpose handlers when their modules load; the API app
-    # imports every domain, so a worker or CLI handling events sees the same handlers.
-    import o2oloop.api  # noqa: F401
-
     event_id, event_type = event["id"][:64], event["type"][:40]
     inserted = ledger.insert_or_ignore(
         session,
@@ -489,7 +506,6 @@ def receive_webhook(
 
 def local_sender(db: Database, secret: str) -> providers.Sender:
     """Deliver sandbox events straight to the handler (workers and tests without a server)."""
-    from o2oloop.errors import ProblemError
 
     def send(body: bytes, headers: dict[str, str]) -> int:
         try:

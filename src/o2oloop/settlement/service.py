@@ -45,8 +45,7 @@ from o2oloop.merchants.models import Merchant
 from o2oloop.money import MINOR_UNITS, Money
 from o2oloop.pagination import paginate
 from o2oloop.payments import service as payments
-from o2oloop.payments.models import ProviderOperation
-from o2oloop.payments.provider import PaymentProvider
+from o2oloop.payments.events import PayoutFinished
 from o2oloop.settlement.models import SettlementBatch, SettlementLine, SettlementStatus
 
 
@@ -76,7 +75,6 @@ def settle_merchant(
     merchant_id: str,
     cutoff: datetime,
     behaviour: str | None = None,
-    provider: PaymentProvider | None = None,
 ) -> SettlementBatch | None:
     """Batch and pay out one merchant's payable up to `cutoff`; None when nothing is due."""
     if cutoff.tzinfo is None:
@@ -142,7 +140,6 @@ def settle_merchant(
             reference=batch.id,
             merchant_id=merchant_id,
             behaviour=behaviour,
-            provider=provider,
         )
         # The payout's own entry on payable belongs to this batch, not to the next one.
         session.execute(
@@ -179,14 +176,17 @@ def merchants_to_settle(session: Session) -> list[str]:
     )
 
 
-def payout_finished(session: Session, *, operation: ProviderOperation, succeeded: bool) -> None:
-    """Called by payments when the provider confirms or refuses a settlement payout."""
+def payout_finished(session: Session, event: PayoutFinished) -> None:
+    """The provider paid a settlement's payout or refused it (a handler of the event); the
+    money itself was moved by payments in the webhook's transaction."""
+    if not event.to_merchant:
+        return
     batch = session.scalar(
-        select(SettlementBatch).where(SettlementBatch.payout_operation_id == operation.id)
+        select(SettlementBatch).where(SettlementBatch.payout_operation_id == event.operation_id)
     )
     if batch is None:
         return
-    batch.status = SettlementStatus.PAID if succeeded else SettlementStatus.PAYOUT_FAILED
+    batch.status = SettlementStatus.PAID if event.succeeded else SettlementStatus.PAYOUT_FAILED
     batch.updated_at = clock.now()
     session.flush()
 

@@ -24,7 +24,9 @@ from o2oloop import clock
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
+from o2oloop.bootstrap import bootstrap
 from o2oloop.codes import service as codes
+from o2oloop.config import Settings
 from o2oloop.db import Database, seeded_ids
 from o2oloop.errors import ProblemError
 from o2oloop.merchants import schemas as merchant_schemas
@@ -32,8 +34,8 @@ from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Category
 from o2oloop.offers import schemas as offer_schemas
 from o2oloop.offers import service as offers
-from o2oloop.payments import service as payments
-from o2oloop.payments.provider import deliver_pending_events, webhook_secret
+from o2oloop.payments import pending
+from o2oloop.payments.provider import webhook_secret
 from o2oloop.sim import campaigns as sim_campaigns
 from o2oloop.sim import channels, logins, prepaid, reviews, settlements, stored_value, wallet
 from o2oloop.sim.world import (
@@ -393,8 +395,12 @@ def _end_of_day(run: CityRun) -> None:
 
 
 def _deliver(run: CityRun) -> None:
-    secret = webhook_secret(run.secret_key)
-    deliver_pending_events(run.db, send=payments.local_sender(run.db, secret), secret=secret)
+    """The provider's day: what was asked for is charged or paid, called back, reacted to."""
+    wiring = run.parts.get("wiring")
+    if wiring is None:
+        settings = Settings(secret_key=run.secret_key)
+        wiring = run.parts["wiring"] = bootstrap(settings, db=run.db)
+    pending.settle_sandbox(run.db, wiring.handlers_for, secret=webhook_secret(run.secret_key))
 
 
 def _visit_events(

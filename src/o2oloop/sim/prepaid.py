@@ -28,7 +28,6 @@ REFUND_CHANCE = 0.08  # of bought vouchers, asked back a few days later
 
 def setup(session: Session, run: CityRun) -> None:
     """Each merchant publishes its set package."""
-    vouchers.configure(run.secret_key)
     for merchant in run.merchants:
         assert merchant.admin is not None
         price = int(run.rng("prepaid").choice([6800, 8800, 12800]))

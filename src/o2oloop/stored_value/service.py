@@ -35,8 +35,8 @@ from o2oloop.merchants.models import Merchant
 from o2oloop.money import Money
 from o2oloop.pagination import paginate
 from o2oloop.payments import service as payments
+from o2oloop.payments.events import PaymentSucceeded
 from o2oloop.payments.models import PaymentIntent, ProviderOperation
-from o2oloop.payments.provider import PaymentProvider
 from o2oloop.stored_value.models import StoredValueProgram
 
 # ---- program -----------------------------------------------------------------------------
@@ -91,7 +91,6 @@ def start_top_up(
     amount: int,
     bonus: int | None = None,
     behaviour: str | None = None,
-    provider: PaymentProvider | None = None,
 ) -> PaymentIntent:
     """A payment intent for a top-up; the balance grows when the provider confirms it.
 
@@ -115,7 +114,6 @@ def start_top_up(
         purpose=payments.STORED_VALUE_TOP_UP,
         reference=f"stored-value:{merchant_id}",
         behaviour=behaviour,
-        provider=provider,
     )
 
 
@@ -136,9 +134,22 @@ def top_up_for_consumer(
     )
 
 
-def complete_top_up(session: Session, *, intent: PaymentIntent) -> LedgerTransaction:
-    """Called by payments when the provider confirms the charge."""
-    assert intent.merchant_id is not None and intent.provider_charge_id is not None
+def credit_top_up(session: Session, event: PaymentSucceeded) -> LedgerTransaction | None:
+    """The provider confirmed a top-up's charge: the balance grows (a handler of the event).
+
+    The posting's reference is the charge id, so a second run finds it and posts nothing.
+    """
+    if event.purpose != payments.STORED_VALUE_TOP_UP:
+        return None
+    intent = session.get(PaymentIntent, event.payment_intent_id)
+    assert intent is not None and intent.merchant_id is not None
+    assert intent.provider_charge_id is not None
+    credited = select(LedgerTransaction.id).where(
+        LedgerTransaction.kind == TransactionKind.STORED_VALUE_TOP_UP,
+        LedgerTransaction.reference == intent.provider_charge_id,
+    )
+    if session.scalar(credited) is not None:
+        return None
     currency = intent.currency
     escrow = ledger.stored_value_account(
         session, consumer_id=intent.consumer_id, merchant_id=intent.merchant_id, currency=currency
@@ -261,7 +272,6 @@ def refund_all(
     principal: Principal,
     merchant_id: str,
     behaviour: str | None = None,
-    provider: PaymentProvider | None = None,
 ) -> list[ProviderOperation]:
     """The platform refunds every remaining stored-value balance of a merchant at once.
 
@@ -304,7 +314,6 @@ def refund_all(
                 merchant_id=merchant_id,
                 consumer_id=account.consumer_id,
                 behaviour=behaviour,
-                provider=provider,
             )
         )
     return operations
