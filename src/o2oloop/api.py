@@ -30,7 +30,7 @@ from o2oloop.channels.api import router as channels_router
 from o2oloop.channels.api import tracking_router
 from o2oloop.channels.counts import Counts
 from o2oloop.codes.api import router as codes_router
-from o2oloop.config import Settings
+from o2oloop.config import Settings, get_settings
 from o2oloop.customers.api import members_router
 from o2oloop.customers.api import router as consumers_router
 from o2oloop.db import Database
@@ -50,6 +50,8 @@ from o2oloop.settlement.api import router as settlement_router
 from o2oloop.sim.api import router as demo_city_router
 from o2oloop.stored_value.api import router as stored_value_router
 from o2oloop.terminal.api import router as pairing_router
+from o2oloop.terminal.pages import router as terminal_pages
+from o2oloop.terminal.pairing_pages import router as pairing_pages
 from o2oloop.visits.api import router as visits_router
 from o2oloop.web import errors as web_errors
 from o2oloop.web import routes as web_routes
@@ -282,7 +284,7 @@ def create_app(
     ):
         app.include_router(router)
 
-    web_routes.install(app)
+    web_routes.install(app, terminal=[pairing_pages, terminal_pages])
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -293,8 +295,6 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings from the environment, schema already migrated."""
-    from o2oloop.config import get_settings
-
     settings = get_settings()
     settings.check_production()
     db = Database.from_url(settings.effective_database_url)

@@ -27,7 +27,13 @@ from o2oloop.campaigns.models import (
     TriggerKind,
 )
 from o2oloop.campaigns.policy import Policy
-from o2oloop.campaigns.service import AudienceEmpty, audience_of, get_campaign, trigger_of
+from o2oloop.campaigns.service import (
+    AudienceEmpty,
+    audience_of,
+    get_campaign,
+    require_access,
+    trigger_of,
+)
 from o2oloop.errors import Conflict
 from o2oloop.visits.models import Visit
 
@@ -186,8 +192,6 @@ def transition(
     action: str,
     policy: Policy,
 ) -> Campaign:
-    from o2oloop.campaigns.service import require_access
-
     require_access(principal, merchant_id, write=True)
     campaign = get_campaign(
         session, principal=principal, merchant_id=merchant_id, campaign_id=campaign_id

@@ -35,7 +35,7 @@ from o2oloop.campaigns.schemas import (
 from o2oloop.customers.models import Membership
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, InvalidInput, NotFound
-from o2oloop.merchants.models import Merchant
+from o2oloop.merchants.models import Merchant, Store
 from o2oloop.notify import templates
 from o2oloop.offers.models import DiscountKind, Offer, OfferKind, OfferState
 from o2oloop.pagination import paginate
@@ -174,8 +174,6 @@ def _check_trigger(session: Session, trigger: Trigger, merchant_id: str | None) 
         if merchant_id is None:
             raise InvalidInput("a quiet-slot trigger belongs to a merchant's campaign")
         if trigger.store_id is not None:
-            from o2oloop.merchants.models import Store
-
             store = session.get(Store, trigger.store_id)
             if store is None or store.merchant_id != merchant_id:
                 raise InvalidInput("trigger.store_id: no store of this merchant with this id")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select
 
+from o2oloop.analytics import service as analytics
 from o2oloop.campaigns import holdout, launch, schemas, service
 from o2oloop.campaigns.models import Campaign, CampaignTarget, TargetState
 from o2oloop.campaigns.policy import Policy
@@ -24,6 +25,9 @@ from o2oloop.campaigns.runner import send_all
 from o2oloop.campaigns.triggers import run_due_campaigns
 from o2oloop.customers.models import Consumer, Membership
 from o2oloop.errors import ProblemError
+from o2oloop.sim.world import PLATFORM
+from o2oloop.visits import schemas as visit_schemas
+from o2oloop.visits import service as visits
 
 if TYPE_CHECKING:
     from o2oloop.sim.world import CityRun
@@ -125,9 +129,6 @@ def end_of_day(run: CityRun) -> None:
 
 
 def _launch(run: CityRun, state: dict[str, Any]) -> None:
-    from o2oloop.analytics import service as analytics
-    from o2oloop.sim.world import PLATFORM
-
     with run.db.transaction() as session:
         analytics.analyze(session)
     policy = Policy(secret_key=run.secret_key)
@@ -201,9 +202,6 @@ def _schedule_extra_visits(run: CityRun, state: dict[str, Any], now: datetime) -
 
 
 def _record_extra_visits(run: CityRun, state: dict[str, Any], now: datetime) -> None:
-    from o2oloop.visits import schemas as visit_schemas
-    from o2oloop.visits import service as visits
-
     due = [e for e in state["extra"] if e[0] <= now and e[0] <= run.end]
     state["extra"] = [e for e in state["extra"] if e[0] > now]
     if not due:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from o2oloop import clock
 from o2oloop.auth.principal import Principal
 from o2oloop.codes import codec
 from o2oloop.codes import service as codes
@@ -204,8 +205,6 @@ def recent(
     session: Session, *, principal: Principal, grace: timedelta, limit: int = 5
 ) -> list[Redemption]:
     """This terminal's latest redemptions still inside the undo grace period."""
-    from o2oloop import clock
-
     return list(
         session.scalars(
             select(Redemption)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from o2oloop import clock, events
 from o2oloop.auth.principal import Principal, require_merchant_staff, require_terminal
+from o2oloop.codes.models import Redemption, RedemptionState
 from o2oloop.customers import service as customers
 from o2oloop.customers.models import Membership, MemberSource
 from o2oloop.db import new_id
@@ -132,8 +133,6 @@ def _redemption(session: Session, merchant: Merchant, redemption_id: str | None)
     """The merchant's live redemption with this id, not yet linked to a visit."""
     if redemption_id is None:
         return None
-    from o2oloop.codes.models import Redemption, RedemptionState
-
     redemption = session.get(Redemption, redemption_id)
     if (
         redemption is None

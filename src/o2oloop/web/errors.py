@@ -7,7 +7,7 @@ import logging
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from o2oloop.web import framework
+from o2oloop.web import framework, i18n
 
 log = logging.getLogger("o2oloop.web")
 
@@ -38,8 +38,6 @@ def error_page(request: Request, status: int, detail: str = "") -> HTMLResponse:
     except Exception:
         viewer = None
     if viewer is None:
-        from o2oloop.web import i18n
-
         viewer = framework.Viewer(
             locale=i18n.negotiate(
                 request.headers.get("accept-language"),

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.db import Database
+from o2oloop.errors import NotFound
 from o2oloop.people import service as people
 from o2oloop.people.models import Person
 from o2oloop.web import i18n
@@ -84,8 +85,6 @@ class Viewer:
     @property
     def merchant_id(self) -> str:
         """The merchant whose console this is (404 for people without one)."""
-        from o2oloop.errors import NotFound
-
         if self.person is None or self.person.merchant_id is None:
             raise NotFound("this page belongs to a merchant's console")
         return self.person.merchant_id

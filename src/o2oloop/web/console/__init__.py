@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from o2oloop.web.console import dashboard, members, money, offers, stores
+
 
 def routers() -> list[APIRouter]:
-    from o2oloop.web.console import dashboard, members, money, offers, stores
-
     return [dashboard.router, offers.router, members.router, money.router, stores.router]
