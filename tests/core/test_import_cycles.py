@@ -58,10 +58,6 @@ _MEMBER_CARD = (
     "customers (analytics or visits), not in it"
 )
 KNOWN_BACK_EDGES: dict[tuple[str, str], str] = {
-    ("o2oloop.codes.api", "o2oloop.channels.claims"): (
-        "the claim route lets channels refuse an off-peak claim and attribute it inside the "
-        "claim's transaction: to become a claim policy handed in by bootstrap"
-    ),
     ("o2oloop.merchants.service", "o2oloop.channels.store_index"): (
         "a saved store is indexed for nearby search in its own transaction: to become a "
         "StoreSaved event handled in channels"
