@@ -9,6 +9,7 @@ import httpx
 
 from factories import PLATFORM, Tenant
 from o2oloop.auth.models import Role
+from o2oloop.config import Settings
 from o2oloop.db import Database
 from o2oloop.people import service as people
 
@@ -95,3 +96,60 @@ def seed_history(db: Database, tenant: Tenant, *, members: int = 30, days: int =
         frozen.set(end)
         with db.transaction() as session:
             analytics.run_for_merchant(session, principal=PLATFORM, merchant_id=tenant.merchant_id)
+    run_dashboard_handlers(db)
+
+
+def run_dashboard_handlers(db: Database) -> int:
+    """What the worker does for the dashboard: run its wired handlers over every event in
+    the outbox (tests run no worker); the number of events handled."""
+    from sqlalchemy import select
+
+    from o2oloop.bootstrap import bootstrap
+    from o2oloop.config import Settings
+    from o2oloop.events import from_json
+    from o2oloop.jobs.models import OutboxEntry
+
+    wiring = bootstrap(Settings(env="test", secret_key="test-secret-" + "x" * 32))
+    handled = 0
+    with db.reading() as session:
+        rows = session.execute(select(OutboxEntry.type, OutboxEntry.payload)).all()
+    for event_type, payload in rows:
+        handlers = [h for h in wiring.handlers_for(event_type) if h.name.startswith("dashboard.")]
+        for handler in handlers:
+            with db.transaction() as session:
+                handler(session, from_json(event_type, payload))
+            handled += 1
+    return handled
+
+
+def make_review(db: Database, settings: Settings, tenant: Tenant, text: str) -> str:
+    """A consumer pays at the tenant's counter with their phone, then reviews that visit."""
+    from factories import consumer_principal, make_consumer, terminal_principal
+    from o2oloop.customers import phones
+    from o2oloop.customers.models import Consumer
+    from o2oloop.reviews import log, schemas, service
+    from o2oloop.visits import schemas as visit_schemas
+    from o2oloop.visits import service as visits
+
+    consumer_id, _ = make_consumer(db, name="Ada")
+    phone = "13912345678"
+    with db.transaction() as session:
+        consumer = session.get(Consumer, consumer_id)
+        assert consumer is not None
+        consumer.phone_hash = phones.phone_hash(phones.normalise(phone, "CN"), settings.secret_key)
+    with db.transaction() as session:
+        outcome = visits.record_payment(
+            session,
+            principal=terminal_principal(tenant),
+            data=visit_schemas.PaymentCreate(amount=6800, phone=phone),
+            secret_key=settings.secret_key,
+        )
+        visit_id = outcome.visit.id
+    with db.transaction() as session:
+        review = service.post_review(
+            session,
+            principal=consumer_principal(consumer_id),
+            data=schemas.ReviewCreate(visit_id=visit_id, rating=4, text=text),
+            log_config=log.log_config(settings),
+        )
+        return review.id

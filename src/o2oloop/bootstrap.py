@@ -39,6 +39,7 @@ from o2oloop.codes.events import CodeClaimed, CodeRedeemed, RedemptionUndone, Vo
 from o2oloop.codes.service import Keys
 from o2oloop.config import Settings
 from o2oloop.customers.events import ConsumerErased, MemberEnrolled
+from o2oloop.dashboard import hours as dashboard_hours
 from o2oloop.db import Database
 from o2oloop.events import Event
 from o2oloop.idempotency import service as idempotency
@@ -263,6 +264,11 @@ def bootstrap(
         timedelta(minutes=5),
         lambda db: referrals.sweep(db, keys=code_keys),
     )
+
+    # The dashboard's hourly aggregate: each handler recounts the hour it touches.
+    wiring.on(VisitRecorded, dashboard_hours.on_visit_recorded, name="dashboard.count_visit")
+    wiring.on(CodeRedeemed, dashboard_hours.on_code_redeemed, name="dashboard.count_redemption")
+    wiring.on(RedemptionUndone, dashboard_hours.on_redemption_undone, name="dashboard.count_undo")
 
     policy = Policy.from_settings(settings)
     wiring.on(

@@ -28,6 +28,8 @@ campaigns_app = typer.Typer(help="Campaigns and their messages.", no_args_is_hel
 app.add_typer(campaigns_app, name="campaigns")
 reviews_app = typer.Typer(help="The public review log.", no_args_is_help=True)
 app.add_typer(reviews_app, name="reviews")
+dashboard_app = typer.Typer(help="The console dashboard's hourly aggregate.", no_args_is_help=True)
+app.add_typer(dashboard_app, name="dashboard")
 
 console = Console()
 
@@ -429,6 +431,26 @@ def analyze(
         f"as of {summary.as_of.isoformat()} in {summary.seconds:.1f} s "
         f"({summary.platform_fallbacks} on the platform-wide model)"
     )
+
+
+@dashboard_app.command("rebuild")
+def dashboard_rebuild(
+    merchant: Annotated[str | None, typer.Option(help="Only this merchant")] = None,
+) -> None:
+    """Count existing visits into the dashboard's hourly aggregate (once, after upgrading to
+    it); it replaces what it counts, so running it again only recounts."""
+    from o2oloop.dashboard import backfill
+
+    settings = _settings()
+    db = open_database(settings)
+    with db.reading() as session:
+        merchant_ids = [merchant] if merchant else backfill.merchant_ids(session)
+    hours = 0
+    for merchant_id in merchant_ids:
+        with db.transaction() as session:
+            hours += backfill.rebuild(session, merchant_id=merchant_id)
+    console.print(f"{hours:,} store hours counted for {len(merchant_ids):,} merchants")
+    db.dispose()
 
 
 @app.command()

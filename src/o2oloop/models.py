@@ -28,6 +28,7 @@ from o2oloop.codes.models import (
     RedemptionAttempt,
 )
 from o2oloop.customers.models import ConsentEvent, Consumer, Membership
+from o2oloop.dashboard.models import StoreHour
 from o2oloop.db import Base
 from o2oloop.idempotency.models import IdempotencyRecord
 from o2oloop.jobs.models import Job, OutboxEntry
@@ -123,6 +124,7 @@ __all__ = [
     "Staff",
     "Store",
     "StoreCell",
+    "StoreHour",
     "StoreRating",
     "StoreReviewRating",
     "StoredValueProgram",

@@ -40,6 +40,11 @@ class MemberScore(Base):
         Index("ix_member_scores_merchant_segment", "merchant_id", "segment"),
         # The console's members table pages by value; the dashboard buckets CLV.
         Index("ix_member_scores_merchant_clv", "merchant_id", "clv"),
+        # The dashboard's segment sizes and averages read only this index (0052).
+        Index(
+            "ix_member_scores_merchant_segment_value", "merchant_id", "segment", "clv", "p_alive"
+        ),
+        Index("ix_member_scores_merchant_as_of", "merchant_id", "as_of"),
     )
 
     member_id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -93,6 +93,8 @@ class Redemption(Base):
     # per-customer-limit rules read exactly this at the counter.
     __table_args__ = (
         Index("ix_redemptions_consumer_merchant_offer", "consumer_id", "merchant_id", "offer_id"),
+        # The dashboard's hourly aggregate recounts one store's hour from this.
+        Index("ix_redemptions_store_redeemed_at", "store_id", "redeemed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -38,6 +38,7 @@ from o2oloop.payments import pending
 from o2oloop.payments.provider import webhook_secret
 from o2oloop.sim import campaigns as sim_campaigns
 from o2oloop.sim import channels, logins, prepaid, reviews, settlements, stored_value, wallet
+from o2oloop.sim import dashboard as sim_dashboard
 from o2oloop.sim.world import (
     PLATFORM,
     TIMEZONE,
@@ -364,6 +365,7 @@ def build_city(
             wallet.fill(session, run, demo_consumer)
             reviews.finish(session, run)
         _deliver(run)
+        sim_dashboard.finish(run)
     return report
 
 
@@ -392,6 +394,7 @@ def _end_of_day(run: CityRun) -> None:
         prepaid.end_of_day(session, run)
     settlements.end_of_day(run)
     sim_campaigns.end_of_day(run)
+    sim_dashboard.end_of_day(run)
 
 
 def _deliver(run: CityRun) -> None:

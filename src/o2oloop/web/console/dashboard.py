@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from o2oloop.analytics import dashboard as numbers
 from o2oloop.analytics import service as analytics
+from o2oloop.dashboard import board as numbers
 from o2oloop.web import framework, i18n
 from o2oloop.web.console import charts, common
 from o2oloop.web.framework import CSRF, MerchantPerson
