@@ -411,6 +411,18 @@ def list_reviews(
     return paginate(session, query, Review.id, cursor=cursor, limit=limit)
 
 
+def recent_reviews(session: Session, *, merchant_id: str, limit: int) -> list[Review]:
+    """A merchant's latest reviews, newest first (the console's list)."""
+    return list(
+        session.scalars(
+            select(Review)
+            .where(Review.merchant_id == merchant_id)
+            .order_by(Review.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 def get_review(session: Session, review_id: str) -> Review:
     review = session.get(Review, review_id)
     if review is None:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from o2oloop.errors import ProblemError
+from o2oloop.errors import NotFound, ProblemError
 
 Schema = TypeVar("Schema", bound=BaseModel)
 GENERAL = "__all__"
@@ -65,6 +65,9 @@ def problem_errors(error: ProblemError) -> dict[str, str]:
     fields = error.extensions.get("fields")
     if isinstance(fields, dict) and fields:
         return {str(k): str(v) for k, v in fields.items()}
+    field = error.extensions.get("field")
+    if isinstance(field, str) and field:
+        return {field: error.detail.removeprefix(f"{field}: ")}
     violations = error.extensions.get("violations")
     if isinstance(violations, list) and violations:
         return {GENERAL: "; ".join(str(v.get("detail", v)) for v in violations if v)}
@@ -84,5 +87,15 @@ def attempt(work: Callable[[], Any]) -> Any:
     """Run a use case; a refusal becomes `FormInvalid` (its transaction is rolled back)."""
     try:
         return work()
+    except ProblemError as error:
+        raise FormInvalid(problem_errors(error)) from None
+
+
+def attempt_owned(work: Callable[[], Any]) -> Any:
+    """Like `attempt`, but another merchant's (or no) row stays a 404 page, not a message."""
+    try:
+        return work()
+    except NotFound:
+        raise
     except ProblemError as error:
         raise FormInvalid(problem_errors(error)) from None

@@ -240,6 +240,12 @@ FLASH_MESSAGES = {
     "paused": "Paused: no new claims or redemptions until you resume.",
     "ended": "Ended.",
     "deactivated": "Switched off.",
+    "launch": "Launched: codes go out to the audience, the holdout gets nothing.",
+    "pause": "Paused: no more codes go out until you resume.",
+    "resume": "Resumed.",
+    "finish": "Finished: no more codes go out; the results keep counting visits.",
+    "replied": "Your reply is published.",
+    "replayed": "Queued to be sent again now.",
 }
 
 
@@ -253,10 +259,13 @@ def _nav(viewer: Viewer) -> list[tuple[str, str]]:
             ("/console/offers", t("Offers")),
             ("/console/members", t("Members")),
             ("/console/money", t("Money")),
+            ("/console/campaigns", t("Campaigns")),
+            ("/console/reviews", t("Reviews")),
             ("/console/stores", t("Stores")),
         ]
         if viewer.person.role is Role.MERCHANT_ADMIN:
             items.append(("/console/staff", t("Staff")))
+            items.append(("/console/webhooks", t("Webhooks")))
         return items
     return [("/admin", t("Platform"))]
 

@@ -91,3 +91,33 @@ def replay_delivery(
     delivery.updated_at = now
     session.flush()
     return delivery
+
+
+def recent_deliveries(
+    session: Session, *, principal: Principal, merchant_id: str, endpoint_id: str, limit: int
+) -> list[WebhookDelivery]:
+    """An endpoint's latest deliveries, newest first (what the console shows first)."""
+    get_endpoint(session, principal=principal, merchant_id=merchant_id, endpoint_id=endpoint_id)
+    return list(
+        session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint_id)
+            .order_by(WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def recent_attempts(
+    session: Session, *, principal: Principal, merchant_id: str, endpoint_id: str, limit: int
+) -> list[WebhookAttempt]:
+    """An endpoint's latest requests, newest first."""
+    get_endpoint(session, principal=principal, merchant_id=merchant_id, endpoint_id=endpoint_id)
+    return list(
+        session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.endpoint_id == endpoint_id)
+            .order_by(WebhookAttempt.id.desc())
+            .limit(limit)
+        )
+    )

@@ -1,11 +1,30 @@
-"""The merchant console: dashboard, offers, members, money, stores and staff."""
+"""The merchant console: dashboard, offers, members, money, campaigns, reviews, stores,
+staff and webhooks."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from o2oloop.web.console import dashboard, members, money, offers, stores
+from o2oloop.web.console import (
+    campaigns,
+    dashboard,
+    members,
+    money,
+    offers,
+    reviews,
+    stores,
+    webhooks,
+)
 
 
 def routers() -> list[APIRouter]:
-    return [dashboard.router, offers.router, members.router, money.router, stores.router]
+    return [
+        dashboard.router,
+        offers.router,
+        members.router,
+        money.router,
+        campaigns.router,
+        reviews.router,
+        stores.router,
+        webhooks.router,
+    ]
