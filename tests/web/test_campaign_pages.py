@@ -84,7 +84,7 @@ def test_refusals_stand_beside_their_fields(db: Database, http: httpx.Client) ->
 def test_another_merchants_campaign_is_not_found(db: Database, http: httpx.Client) -> None:
     mine, theirs = make_tenant(db), make_tenant(db)
     offer_id = make_offer(db, theirs)
-    other = httpx.Client(base_url=str(http.base_url))
+    other = httpx.Client(base_url=str(http.base_url), timeout=30)
     with other:
         sign_in(other, make_person(db, theirs))
         made = submit(

@@ -57,7 +57,7 @@ def test_a_csrf_token_from_another_browser_is_refused(
 ) -> None:
     email = make_person(db, make_tenant(db))
     sign_in(http, email)
-    with httpx.Client(base_url=server.url) as other:
+    with httpx.Client(base_url=server.url, timeout=30) as other:
         sign_in(other, email)
         foreign_token = csrf_of(other.get("/console").text)
 
@@ -70,7 +70,7 @@ def test_signing_in_never_keeps_a_session_id_the_browser_brought(
     tenant = make_tenant(db)
     victim = make_person(db, tenant)
     attacker = make_person(db, tenant, email="attacker@example.com")
-    with httpx.Client(base_url=server.url) as other:
+    with httpx.Client(base_url=server.url, timeout=30) as other:
         sign_in(other, attacker)
         attackers_session = other.cookies["o2o_session"]
     http.cookies.set("o2o_session", "planted-by-attacker", domain="127.0.0.1")

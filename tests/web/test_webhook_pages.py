@@ -86,6 +86,6 @@ def test_staff_and_other_merchants_are_kept_out(db: Database, http: httpx.Client
     replay = f"/console/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay"
     assert http.post(replay, data={"csrf_token": token}).status_code == 404
     assert http.post(replay, data={}).status_code == 403  # no CSRF token
-    with httpx.Client(base_url=str(http.base_url)) as staff:
+    with httpx.Client(base_url=str(http.base_url), timeout=30) as staff:
         sign_in(staff, make_person(db, mine, role=Role.MERCHANT_STAFF))
         assert staff.get("/console/webhooks").status_code == 403

@@ -40,6 +40,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_store_hours_merchant_starts", "store_hours", ["merchant_id", "starts_at"])
     op.create_index("ix_redemptions_store_redeemed_at", "redemptions", ["store_id", "redeemed_at"])
+    op.create_index(
+        "ix_member_scores_merchant_segment_value",
+        "member_scores",
+        ["merchant_id", "segment", "clv", "p_alive"],
+    )
+    op.create_index("ix_member_scores_merchant_as_of", "member_scores", ["merchant_id", "as_of"])
 
 
 def downgrade() -> None:
