@@ -72,3 +72,38 @@ def test_closing_refunds_every_stored_value_balance(http: httpx.Client, db: Data
     assert report.status_code == 200 and "Everything reconciles" in report.text
     jobs = http.get("/admin/jobs")
     assert jobs.status_code == 200 and "Dead-letter jobs" in jobs.text
+
+
+def test_a_dead_job_is_retried_from_its_page(db: Database, http: httpx.Client) -> None:
+    from o2oloop import clock
+    from o2oloop.jobs.models import Job, JobState
+
+    now = clock.now()
+    with db.transaction() as session:
+        session.add(
+            Job(
+                id="job_dead_1",
+                key="evt_1:dashboard.count_visit",
+                handler="dashboard.count_visit",
+                event_id="evt_1",
+                state=JobState.DEAD,
+                attempts=8,
+                max_attempts=8,
+                run_after=now,
+                last_error="OperationalError: database is locked",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    sign_in(http, make_person(db, None))
+    page = http.get("/admin/jobs")
+    assert "database is locked" in page.text and "/admin/jobs/job_dead_1/retry" in page.text
+    retried = submit(http, "/admin/jobs", "/admin/jobs/job_dead_1/retry", {})
+    assert retried.status_code == 303
+    assert "Pending again" in http.get(retried.headers["location"]).text
+    with db.reading() as session:
+        job = session.get(Job, "job_dead_1")
+        assert job is not None and job.state is JobState.PENDING and job.attempts == 0
+    again = submit(http, "/admin/jobs", "/admin/jobs/job_dead_1/retry", {})
+    assert again.status_code == 409 and "only a dead job can be retried" in again.text
+    assert submit(http, "/admin/jobs", "/admin/jobs/job_nobody/retry", {}).status_code == 404

@@ -11,14 +11,15 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from o2oloop.errors import NotFound, ProblemError
-from o2oloop.jobs.models import Job, JobState
+from o2oloop.jobs import service as jobs_service
+from o2oloop.jobs.models import JobState
 from o2oloop.merchants import schemas as merchant_schemas
 from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Category, Merchant, Store
 from o2oloop.money import SUPPORTED_CURRENCIES
 from o2oloop.reconciliation import service as reconciliation
 from o2oloop.stored_value import service as stored_value
-from o2oloop.web import forms, framework
+from o2oloop.web import errors, forms, framework
 from o2oloop.web.framework import CSRF, Form, Viewer
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -126,16 +127,30 @@ def reconciliation_page(request: Request, viewer: Admin) -> HTMLResponse:
 
 @router.get("/admin/jobs", response_class=HTMLResponse)
 def dead_jobs(request: Request, viewer: Admin) -> HTMLResponse:
-    """The worker's dead-letter jobs: handlers that failed every attempt, newest first."""
+    """The worker's dead-letter jobs (handlers that failed every attempt), newest first,
+    each with a retry button; the counts of every state above them."""
     with request.app.state.db.reading() as session:
-        jobs = list(
-            session.scalars(
-                select(Job)
-                .where(Job.state == JobState.DEAD)
-                .order_by(Job.updated_at.desc())
-                .limit(200)
-            )
+        jobs, _ = jobs_service.list_jobs(
+            session, principal=viewer.principal, state=JobState.DEAD, limit=200
         )
-        counts = dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+        counts = jobs_service.counts(session, principal=viewer.principal)
         session.expunge_all()
-    return framework.render(request, "admin/jobs.html", {"jobs": jobs, "counts": counts})
+    return framework.render(
+        request, "admin/jobs.html", {"jobs": list(reversed(jobs)), "counts": counts}
+    )
+
+
+@router.post("/admin/jobs/{job_id}/retry")
+def retry_job(request: Request, viewer: Admin, job_id: str) -> Response:
+    """A dead job pending again now, with a fresh set of attempts (the worker takes it)."""
+    db = request.app.state.db
+
+    def work() -> None:
+        with db.transaction() as session:
+            jobs_service.retry_job(session, principal=viewer.principal, job_id=job_id)
+
+    try:
+        forms.attempt_owned(work)
+    except forms.FormInvalid as invalid:
+        return errors.error_page(request, 409, next(iter(invalid.errors.values())))
+    return framework.redirect("/admin/jobs", done="retried")

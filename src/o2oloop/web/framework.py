@@ -246,6 +246,7 @@ FLASH_MESSAGES = {
     "finish": "Finished: no more codes go out; the results keep counting visits.",
     "replied": "Your reply is published.",
     "replayed": "Queued to be sent again now.",
+    "retried": "Pending again: the worker runs it within seconds.",
 }
 
 
