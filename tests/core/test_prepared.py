@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -79,7 +79,10 @@ class Claimed:
 
 def _claimed(db: Database) -> Claimed:
     tenant = make_tenant(db)
-    valid_from = datetime(2026, 1, 1, 8, 30, 15, 123456, tzinfo=SHANGHAI)
+    # A month ago at an odd moment (Shanghai time, with microseconds), so the code's own
+    # 30 days always end before the offer's year does, whatever today is.
+    month_ago = (datetime.now(SHANGHAI) - timedelta(days=30)).date()
+    valid_from = datetime.combine(month_ago, time(8, 30, 15, 123456), tzinfo=SHANGHAI)
     valid_until = valid_from + timedelta(days=365, microseconds=1)
     offer_id = make_offer(
         db,
@@ -243,7 +246,7 @@ def test_datetime_enum_and_boolean_parameters_are_converted(db: Database, claime
             _offers.c.new_customers_only == bindparam("newcomers"),
         )
     )
-    inside = datetime(2026, 6, 1, 12, 0, tzinfo=SHANGHAI)
+    inside = claimed.valid_from + timedelta(days=150)
     before = claimed.valid_from - timedelta(microseconds=1)
     published = OfferState.PUBLISHED
     with db.lean(write=False) as transaction:
