@@ -40,10 +40,12 @@ from o2oloop.idempotency.middleware import IdempotencyMiddleware
 from o2oloop.jobs.api import router as jobs_router
 from o2oloop.jobs.in_process import InProcessWorker
 from o2oloop.jobs.pace import Activity, ActivityMiddleware
+from o2oloop.members.api import router as member_card_router
 from o2oloop.merchants.api import router as merchants_router
 from o2oloop.notify.api import router as notify_router
 from o2oloop.offers.api import router as offers_router
 from o2oloop.payments.api import router as payments_router
+from o2oloop.privacy.api import router as privacy_router
 from o2oloop.reconciliation.api import router as reconciliation_router
 from o2oloop.reviews.api import router as reviews_router
 from o2oloop.settlement.api import router as settlement_router
@@ -262,6 +264,7 @@ def create_app(
         keys_router,
         merchants_router,
         consumers_router,
+        privacy_router,
         channels_router,  # before offers: /offers/nearby is not an offer id
         offers_router,
         stored_value_router,
@@ -269,6 +272,7 @@ def create_app(
         reconciliation_router,
         payments_router,
         members_router,
+        member_card_router,
         visits_router,
         analytics_router,
         platform_analytics_router,

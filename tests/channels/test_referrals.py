@@ -21,8 +21,8 @@ from o2oloop.channels.models import Referral, ReferralReward, ReferralState
 from o2oloop.channels.schemas import ReferralProgramIn
 from o2oloop.codes import service as codes
 from o2oloop.codes.models import Code
-from o2oloop.customers import privacy
 from o2oloop.ledger import service as ledger
+from o2oloop.privacy import service as privacy
 
 SECRET = "test-secret-" + "x" * 32
 KEYS = codes.Keys.from_secret(SECRET)

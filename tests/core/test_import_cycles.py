@@ -49,35 +49,16 @@ ROOTS = frozenset({"api", "bootstrap", "cli", "migrations", "models", "sim"})
 
 # Imports that close a cycle between folders, known and tracked here so that nothing new
 # joins them; each must still exist (the list can only shrink). Each says how it goes away.
-_ERASURE = (
-    "erasing a consumer reaches into every domain holding their data: the erasure should be "
-    "a use case above customers (or a ConsumerErased event each domain handles)"
-)
-_MEMBER_CARD = (
-    "a member's card shows their visits and scores: the route and its schema belong above "
-    "customers (analytics or visits), not in it"
-)
 KNOWN_BACK_EDGES: dict[tuple[str, str], str] = {
     ("o2oloop.merchants.service", "o2oloop.channels.store_index"): (
         "a saved store is indexed for nearby search in its own transaction: to become a "
         "StoreSaved event handled in channels"
     ),
-    ("o2oloop.customers.privacy", "o2oloop.reviews.moderation"): _ERASURE,
-    ("o2oloop.customers.privacy", "o2oloop.analytics.models"): _ERASURE,
-    ("o2oloop.customers.privacy", "o2oloop.visits.models"): _ERASURE,
-    ("o2oloop.customers.api", "o2oloop.analytics.service"): _MEMBER_CARD,
-    ("o2oloop.customers.api", "o2oloop.visits.schemas"): _MEMBER_CARD,
-    ("o2oloop.customers.api", "o2oloop.visits.service"): _MEMBER_CARD,
-    ("o2oloop.customers.schemas", "o2oloop.analytics.schemas"): _MEMBER_CARD,
-    ("o2oloop.customers.schemas", "o2oloop.visits.schemas"): _MEMBER_CARD,
 }
 
 # Function-level imports of o2oloop modules that are allowed, each with its reason.
 LAZY_IMPORTS: dict[str, str] = {
     "o2oloop.cli": "a command imports its domain when it runs, so `o2oloop --help` starts fast",
-    # Hiding the known back edges above at import time; they go when those edges go.
-    "o2oloop.customers.api": _MEMBER_CARD,
-    "o2oloop.customers.privacy": _ERASURE,
 }
 
 

@@ -64,7 +64,8 @@ def test_export_holds_everything_and_erase_keeps_only_anonymous_visits(
     erased = http.post("/v1/consumers/me/erase", headers=me)
     assert erased.status_code == 200, erased.text
     receipt = erased.json()
-    assert (receipt["memberships_deleted"], receipt["visits_anonymised"]) == (1, 2)
+    counts = ("memberships_deleted", "visits_anonymised", "consent_events_deleted")
+    assert tuple(receipt[name] for name in counts) == (1, 2, 1)
     # The consumer's keys stop working.
     assert http.get("/v1/consumers/me", headers=me).status_code == 401
     # The merchant keeps the visit facts, with nobody attached.
@@ -90,7 +91,7 @@ def test_a_phone_known_at_pos_is_forgotten_on_erasure(db: Database, http: httpx.
     """Erasing removes the phone hash, so the number is a stranger at the next payment."""
     from o2oloop.auth.models import Role
     from o2oloop.auth.principal import Principal
-    from o2oloop.customers import privacy
+    from o2oloop.privacy import service as privacy
 
     tenant = make_tenant(db)
     paid = http.post(

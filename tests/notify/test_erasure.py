@@ -17,12 +17,12 @@ from o2oloop.auth.principal import Principal
 from o2oloop.bootstrap import bootstrap
 from o2oloop.campaigns import launch, runner, schemas, service
 from o2oloop.config import Settings
-from o2oloop.customers import privacy
 from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify import dispatch
 from o2oloop.notify.email import MemorySender
 from o2oloop.notify.models import Message, SandboxSms
 from o2oloop.notify.sms import SandboxSmsProvider
+from o2oloop.privacy import service as privacy
 
 
 def test_erasing_a_consumer_empties_their_messages_and_the_providers_copies(

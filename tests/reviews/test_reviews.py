@@ -273,7 +273,7 @@ def test_moderation_hides_content_but_not_the_entry(db, tenant, log_config) -> N
 
 
 def test_erasure_hides_text_and_author_and_keeps_the_rating(db, tenant, log_config) -> None:
-    from o2oloop.customers import privacy
+    from o2oloop.privacy import service as privacy
     from o2oloop.reviews import ratings
 
     visitor = make_visitor(db)

@@ -1,4 +1,4 @@
-"""Consumer routes (sign up, consents, export, erase) and merchants' member routes."""
+"""Consumer routes (sign up, consents) and merchants' member routes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from o2oloop.customers import privacy, schemas, service
+from o2oloop.customers import schemas, service
 from o2oloop.customers.models import Consumer, Membership, MemberSource
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.pagination import Page
@@ -66,22 +66,6 @@ def set_consent(data: schemas.ConsentUpdate, db: DB, caller: Caller) -> schemas.
         return _consent(membership, merchant.name)
 
 
-@router.get("/me/export", responses=problems(404))
-def export(session: Reading, caller: Caller) -> schemas.ConsumerExport:
-    """Everything the platform holds about the calling consumer."""
-    return schemas.ConsumerExport.model_validate(privacy.export_consumer(session, principal=caller))
-
-
-@router.post("/me/erase", dependencies=IDEMPOTENT, responses=problems(404))
-def erase(db: DB, caller: Caller) -> schemas.ErasureReceipt:
-    """Erase the consumer's personal data; visits stay only as anonymous facts. Irreversible:
-    the consumer's keys stop working."""
-    with db.transaction() as session:
-        return schemas.ErasureReceipt.model_validate(
-            privacy.erase_consumer(session, principal=caller)
-        )
-
-
 # ---- merchants' members --------------------------------------------------------------
 
 
@@ -131,32 +115,6 @@ def list_members(
         limit=limit,
     )
     return Page(data=[member_read(m, c) for m, c in rows], next_cursor=next_cursor)
-
-
-@members_router.get("/{member_id}")
-def get_member(
-    merchant_id: str,
-    member_id: str,
-    session: Reading,
-    caller: Caller,
-    visits: Annotated[int, Query(ge=0, le=200, description="How many latest visits")] = 50,
-) -> schemas.MemberDetail:
-    from o2oloop.analytics import service as analytics
-    from o2oloop.visits import schemas as visit_schemas
-    from o2oloop.visits import service as visit_service
-
-    membership, consumer = service.get_member(
-        session, principal=caller, merchant_id=merchant_id, member_id=member_id
-    )
-    latest = visit_service.member_visits(
-        session, merchant_id=merchant_id, member_id=member_id, limit=visits
-    )
-    score = analytics.member_score(session, member_id=membership.id)
-    return schemas.MemberDetail(
-        member=member_read(membership, consumer),
-        visits=[visit_schemas.VisitRead.model_validate(v) for v in latest],
-        score=score,
-    )
 
 
 @members_router.post("/{member_id}/consent", dependencies=IDEMPOTENT)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from o2oloop.analytics.schemas import MemberScoreRead
 from o2oloop.customers.models import MemberSource
 from o2oloop.validation import Id
-from o2oloop.visits.schemas import VisitRead
 
 
 class ConsumerCreate(BaseModel):
@@ -69,30 +66,3 @@ class MemberRead(BaseModel):
     visit_count: int
     total_spent: int
     created_at: datetime
-
-
-class MemberDetail(BaseModel):
-    member: MemberRead
-    visits: list[VisitRead] = Field(description="The latest visits, newest first")
-    score: MemberScoreRead | None = Field(description="Analytics as of the last analyze run")
-
-
-class ConsumerExport(BaseModel):
-    """Everything the platform holds about the consumer."""
-
-    exported_at: datetime
-    consumer: dict[str, Any]
-    memberships: list[dict[str, Any]]
-    consent_events: list[dict[str, Any]]
-    visits: list[dict[str, Any]]
-    scores: list[dict[str, Any]]
-    api_keys: list[dict[str, Any]]
-    other: dict[str, Any] = Field(default_factory=dict)
-
-
-class ErasureReceipt(BaseModel):
-    consumer_id: str
-    erased_at: datetime
-    memberships_deleted: int
-    visits_anonymised: int
-    reviews_hidden: int = 0

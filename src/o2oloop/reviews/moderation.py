@@ -120,7 +120,7 @@ def hide(
 def erase_consumer_reviews(session: Session, *, consumer_id: str) -> int:
     """The erasure of a consumer: hide what their reviews said and who wrote them.
 
-    Called by the consumer erasure (customers.privacy) in its transaction; it signs no
+    Called by the consumer erasure (privacy.service) in its transaction; it signs no
     checkpoint itself (the next append or the periodic checkpoint covers its entries).
     """
     reviews = list(session.scalars(select(Review).where(Review.consumer_id == consumer_id)))

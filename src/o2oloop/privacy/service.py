@@ -2,10 +2,12 @@
 
 Erasure deletes the personal data (phone hash and number, name, memberships, consent log,
 scores) and keeps the visits as anonymous facts (no consumer, no member), so merchants'
-revenue and store-load aggregates stay true. Reviews are exported and erased by an explicit
-call into the reviews domain (their text and author are hidden by a logged moderation entry,
-their ratings keep counting). Other domains that hold personal data add themselves to
-EXPORTERS and ERASERS.
+revenue and store-load aggregates stay true; reviews keep counting their ratings while
+their text and author are hidden by a logged moderation entry. This folder sits above the
+domains holding a consumer's data (customers, visits, analytics, reviews), so it may call
+each of them; a domain that keeps personal data adds its step to `ERASURE`. Copies kept
+outside the transaction (messages, providers' books) are erased after commit by the
+handlers of `ConsumerErased`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from o2oloop import clock, events
+from o2oloop.analytics.models import MemberScore
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import ApiKey
 from o2oloop.auth.principal import Principal
@@ -26,11 +29,7 @@ from o2oloop.customers.models import ConsentEvent, Membership
 from o2oloop.customers.service import get_self
 from o2oloop.merchants.models import Merchant, Store
 from o2oloop.reviews import moderation as reviews
-
-# name -> function(session, consumer_id) returning JSON-able data for the export.
-EXPORTERS: dict[str, Callable[[Session, str], Any]] = {}
-# name -> function(session, consumer_id) deleting or anonymising that domain's data.
-ERASERS: dict[str, Callable[[Session, str], None]] = {}
+from o2oloop.visits.models import Visit
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -38,9 +37,6 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def export_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
-    from o2oloop.analytics.models import MemberScore
-    from o2oloop.visits.models import Visit
-
     consumer = get_self(session, principal=principal)
     cid = consumer.id
     merchants = {
@@ -143,34 +139,50 @@ def export_consumer(session: Session, *, principal: Principal) -> dict[str, Any]
         "api_keys": api_keys,
         "other": {
             "reviews": reviews.export_consumer_reviews(session, consumer_id=cid),
-            **{name: fn(session, cid) for name, fn in EXPORTERS.items()},
         },
     }
 
 
-def erase_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
-    """Delete the consumer's personal data; their visits stay as anonymous facts."""
-    from o2oloop.analytics.models import MemberScore
-    from o2oloop.visits.models import Visit
+def _hide_reviews(session: Session, consumer_id: str) -> int:
+    return reviews.erase_consumer_reviews(session, consumer_id=consumer_id)
 
-    consumer = get_self(session, principal=principal)
-    cid = consumer.id
-    for eraser in ERASERS.values():
-        eraser(session, cid)
-    reviews_erased = reviews.erase_consumer_reviews(session, consumer_id=cid)
-    anonymised = session.execute(
+
+def _anonymise_visits(session: Session, consumer_id: str) -> int:
+    return session.execute(
         update(Visit)
-        .where(Visit.consumer_id == cid)
+        .where(Visit.consumer_id == consumer_id)
         .values(consumer_id=None, member_id=None)
         .execution_options(synchronize_session=False)
     ).rowcount
-    session.execute(delete(MemberScore).where(MemberScore.consumer_id == cid))
-    session.execute(delete(ConsentEvent).where(ConsentEvent.consumer_id == cid))
-    deleted = session.execute(
-        delete(Membership)
-        .where(Membership.consumer_id == cid)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+
+
+def _delete_where(model: Any) -> Callable[[Session, str], int]:
+    def delete_rows(session: Session, consumer_id: str) -> int:
+        return session.execute(
+            delete(model)
+            .where(model.consumer_id == consumer_id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+
+    return delete_rows
+
+
+# Each domain's part of an erasure, in the erasure's transaction and in this order: the
+# receipt's field and `step(session, consumer_id)` returning how many rows it changed.
+ERASURE: tuple[tuple[str, Callable[[Session, str], int]], ...] = (
+    ("reviews_hidden", _hide_reviews),
+    ("visits_anonymised", _anonymise_visits),
+    ("scores_deleted", _delete_where(MemberScore)),
+    ("consent_events_deleted", _delete_where(ConsentEvent)),
+    ("memberships_deleted", _delete_where(Membership)),
+)
+
+
+def erase_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
+    """Delete the consumer's personal data; their visits stay as anonymous facts."""
+    consumer = get_self(session, principal=principal)
+    cid = consumer.id
+    counts = {field: step(session, cid) for field, step in ERASURE}
     now = clock.now()
     consumer.display_name = ""
     consumer.phone_hash = None
@@ -182,10 +194,4 @@ def erase_consumer(session: Session, *, principal: Principal) -> dict[str, Any]:
     events.record(session, ConsumerErased(consumer_id=cid))
     session.flush()
     session.expire_all()
-    return {
-        "consumer_id": cid,
-        "erased_at": now,
-        "memberships_deleted": deleted,
-        "visits_anonymised": anonymised,
-        "reviews_hidden": reviews_erased,
-    }
+    return {"consumer_id": cid, "erased_at": now, **counts}
