@@ -1,7 +1,14 @@
 """Campaigns at scale: launching to 100,000 members, and results with CUPED over 1,000,000.
 
 Usage: ``python benchmarks/campaigns.py [--members 100000] [--results-members 1000000]
-[--backend sqlite|postgresql|both]``; prints JSON.
+[--backend sqlite|postgresql|both] [--only launch|results|both] [--prepared DIR [--prepare]]``;
+prints JSON.
+
+Loading the members (and a million targets with their visits) takes longer than the timed
+part. With ``--prepared DIR`` the loaded databases are kept (SQLite files in DIR, PostgreSQL
+databases ``campaigns_*_prepared``) and reused: ``--prepare`` only builds the missing ones
+(run it untimed), and a timed run launches on a fresh copy of the prepared launch database
+(a file copy, or CREATE DATABASE … TEMPLATE) and reads results from the prepared one.
 
 Launch: consumers and consenting memberships are loaded in bulk (not timed); then, timed, a
 "now" campaign is launched through the service layer (the audience SELECT, the keyed-hash
@@ -22,7 +29,9 @@ included) and the traced Python heap peak of the results call alone.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -31,13 +40,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _support import (
+    PG_URL,
     backends,
     drop_postgres_database,
     emit,
+    fresh_postgres_database,
     machine,
     make_coupon,
     make_tenant,
@@ -50,11 +62,14 @@ from _support import (
 )
 
 from o2oloop import clock
+from o2oloop.auth.models import Role
+from o2oloop.auth.principal import Principal
 from o2oloop.campaigns import launch, results, runner, schemas, service
 from o2oloop.campaigns.models import Campaign, CampaignTarget, ContactWindow
 from o2oloop.campaigns.policy import Policy
 from o2oloop.codes.models import Code, OfferClaim
 from o2oloop.customers.models import Consumer, Membership
+from o2oloop.db import Database
 from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify.models import Message
 from o2oloop.visits.models import Visit
@@ -106,11 +121,74 @@ def _floor(db, rows: int, prefix: str = "floor") -> float:
     return time.perf_counter() - started
 
 
-def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
-    url = scratch_url(backend, tmp, "o2o_bench_campaigns_launch")
-    db = migrated(url)
-    try:
-        policy = Policy(secret_key=secret_key(), platform_cap_days=1)
+def _pg_url(name: str) -> str:
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_exists(name: str) -> bool:
+    engine = create_engine(PG_URL)
+    with engine.connect() as connection:
+        found = connection.scalar(
+            text("select 1 from pg_database where datname = :name"), {"name": name}
+        )
+    engine.dispose()
+    return bool(found)
+
+
+def _pg_copy(template: str, name: str) -> str:
+    drop_postgres_database(name)
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    return _pg_url(name)
+
+
+def _prepared(
+    backend: str, name: str, store: Path | None, tmp: Path, build
+) -> tuple[str, dict[str, str], bool]:
+    """A database filled by `build(db) -> meta`: a scratch one, or the kept one under `store`
+    (built when missing). Returns its URL, its meta and whether the run may write to it."""
+    if store is None:
+        db = migrated(scratch_url(backend, tmp, name))
+        meta = build(db)
+        url = db.engine.url.render_as_string(hide_password=False)
+        db.dispose()
+        return url, meta, True
+    store.mkdir(parents=True, exist_ok=True)
+    meta_file = store / f"{name}.{backend}.json"
+    kept = store / f"{name}.db" if backend == "sqlite" else None
+    ready = meta_file.exists() and (
+        kept.exists() if kept is not None else _pg_exists(f"{name}_prepared")
+    )
+    if not ready:
+        url = (
+            f"sqlite:///{kept.as_posix()}"
+            if kept is not None
+            else fresh_postgres_database(f"{name}_prepared")
+        )
+        if kept is not None:
+            kept.unlink(missing_ok=True)
+        db = migrated(url)
+        meta_file.write_text(json.dumps(build(db)))
+        db.dispose()
+    meta = json.loads(meta_file.read_text())
+    if kept is not None:
+        return f"sqlite:///{kept.as_posix()}", meta, False
+    return _pg_url(f"{name}_prepared"), meta, False
+
+
+def _writable_copy(backend: str, name: str, url: str, tmp: Path) -> str:
+    """A copy of a prepared database the timed run may change."""
+    if backend == "sqlite":
+        copy = tmp / f"{name}.db"
+        shutil.copyfile(make_url(url).database, copy)
+        return f"sqlite:///{copy.as_posix()}"
+    return _pg_copy(f"{name}_prepared", name)
+
+
+def _build_launch(members: int):
+    def build(db: Database) -> dict[str, str]:
         tenant = make_tenant(db)
         offer_id = make_coupon(db, tenant)
         _load_members(db, tenant.merchant_id, members)
@@ -121,14 +199,35 @@ def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
                 merchant_id=tenant.merchant_id,
                 data=schemas.CampaignCreate(name="Everyone", offer_id=offer_id),
             ).id
+        return {"merchant_id": tenant.merchant_id, "key_id": tenant.admin.key_id, "campaign": cid}
+
+    return build
+
+
+def bench_launch(
+    backend: str, members: int, tmp: Path, store: Path | None, prepare_only: bool
+) -> dict[str, object]:
+    name = f"campaigns_launch_{members}"
+    url, meta, writable = _prepared(backend, name, store, tmp, _build_launch(members))
+    if prepare_only:
+        return {"backend": backend, "prepared": name}
+    if not writable:
+        url = _writable_copy(backend, name, url, tmp)
+    db = Database.from_url(url)
+    try:
+        policy = Policy(secret_key=secret_key(), platform_cap_days=1)
+        admin = Principal(
+            key_id=meta["key_id"], role=Role.MERCHANT_ADMIN, merchant_id=meta["merchant_id"]
+        )
+        cid = meta["campaign"]
         load_before = os.getloadavg()
         cpu = time.process_time()
         started = time.perf_counter()
         with db.transaction() as session:
             launch.transition(
                 session,
-                principal=tenant.admin,
-                merchant_id=tenant.merchant_id,
+                principal=admin,
+                merchant_id=meta["merchant_id"],
                 campaign_id=cid,
                 action="launch",
                 policy=policy,
@@ -137,6 +236,7 @@ def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
         sent = runner.send_all(db, policy=policy)
         done = time.perf_counter()
         cpu = time.process_time() - cpu
+        load_after = os.getloadavg()
         with db.reading() as session:
             targets = session.scalar(select(func.count()).select_from(CampaignTarget))
             messages = session.scalar(select(func.count()).select_from(Message))
@@ -163,12 +263,12 @@ def bench_launch(backend: str, members: int, tmp: Path) -> dict[str, object]:
             "floor_bulk_insert_all_rows_seconds": round(floor_all, 2),
             "launch_over_floor_all_rows": round((done - started) / floor_all, 1),
             "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "load_average_after": [round(x, 2) for x in load_after],
         }
     finally:
         db.dispose()
         if backend == "postgresql":
-            drop_postgres_database("o2o_bench_campaigns_launch")
+            drop_postgres_database(name)
 
 
 def _load_results(db, campaign_id: str, merchant_id: str, store_id: str, n: int) -> None:
@@ -226,36 +326,49 @@ def _load_results(db, campaign_id: str, merchant_id: str, store_id: str, n: int)
                 session.execute(insert(Visit), visits)
 
 
-def bench_results(backend: str, n: int, tmp: Path) -> dict[str, object]:
-    url = scratch_url(backend, tmp / "results", "o2o_bench_campaigns_results")
-    (tmp / "results").mkdir(exist_ok=True)
-    db = migrated(url)
-    try:
+def _build_results(n: int):
+    def build(db: Database) -> dict[str, str]:
         tenant = make_tenant(db)
         offer_id = make_coupon(db, tenant)
         with db.transaction() as session:
-            campaign = service.create_campaign(
+            cid = service.create_campaign(
                 session,
                 principal=tenant.admin,
                 merchant_id=tenant.merchant_id,
                 data=schemas.CampaignCreate(name="Big", offer_id=offer_id),
-            )
-            cid = campaign.id
-        loading = time.perf_counter()
+            ).id
         _load_results(db, cid, tenant.merchant_id, tenant.store_id, n)
-        loaded = time.perf_counter() - loading
+        return {"campaign": cid}
+
+    return build
+
+
+def bench_results(
+    backend: str, n: int, tmp: Path, store: Path | None, prepare_only: bool
+) -> dict[str, object]:
+    name = f"campaigns_results_{n}"
+    (tmp / "results").mkdir(exist_ok=True)
+    loading = time.perf_counter()
+    url, meta, _ = _prepared(backend, name, store, tmp / "results", _build_results(n))
+    loaded = time.perf_counter() - loading
+    if prepare_only:
+        return {"backend": backend, "prepared": name, "seconds": round(loaded, 1)}
+    db = Database.from_url(url)
+    try:
         load_before = os.getloadavg()
         tracemalloc.start()
         started = time.perf_counter()
         with db.reading() as session:
-            out = results.campaign_results(session, campaign=session.get(Campaign, cid))
+            out = results.campaign_results(
+                session, campaign=session.get(Campaign, meta["campaign"])
+            )
         seconds = time.perf_counter() - started
         _, heap_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return {
             "backend": backend,
             "targets": out["audience"],
-            "load_seconds_untimed_setup": round(loaded, 1),
+            "setup_seconds_untimed": round(loaded, 1),
             "results_seconds": round(seconds, 2),
             "python_heap_peak_mib": round(heap_peak / 2**20, 1),
             "max_rss_mib": maxrss_mib(),
@@ -270,8 +383,8 @@ def bench_results(backend: str, n: int, tmp: Path) -> dict[str, object]:
         }
     finally:
         db.dispose()
-        if backend == "postgresql":
-            drop_postgres_database("o2o_bench_campaigns_results")
+        if backend == "postgresql" and store is None:
+            drop_postgres_database(name)
 
 
 def main() -> None:
@@ -280,7 +393,11 @@ def main() -> None:
     parser.add_argument("--results-members", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--only", choices=["launch", "results", "both"], default="both")
+    parser.add_argument("--prepared", type=Path, help="keep and reuse loaded databases here")
+    parser.add_argument("--prepare", action="store_true", help="only build what --prepared lacks")
     args = parser.parse_args()
+    if args.prepare and args.prepared is None:
+        parser.error("--prepare needs --prepared DIR")
     out: dict[str, object] = {"benchmark": "campaigns", **machine(), "launch": [], "results": []}
     for backend in backends(args.backend):
         if backend == "postgresql" and (reason := postgres_unavailable()):
@@ -288,9 +405,15 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             if args.only in ("launch", "both"):
-                out["launch"].append(bench_launch(backend, args.members, Path(tmp)))  # type: ignore[attr-defined]
+                out["launch"].append(  # type: ignore[attr-defined]
+                    bench_launch(backend, args.members, Path(tmp), args.prepared, args.prepare)
+                )
             if args.only in ("results", "both"):
-                out["results"].append(bench_results(backend, args.results_members, Path(tmp)))  # type: ignore[attr-defined]
+                out["results"].append(  # type: ignore[attr-defined]
+                    bench_results(
+                        backend, args.results_members, Path(tmp), args.prepared, args.prepare
+                    )
+                )
     emit(out)
 
 
