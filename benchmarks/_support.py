@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmark scripts: scratch databases and a minimal tenant.
+"""Shared helpers for the benchmark scripts: scratch databases, a minimal tenant, the server.
 
 The scripts run as ``python benchmarks/<name>.py``, so this module is imported as
 ``_support`` (the script's directory is on ``sys.path``). Nothing here imports ``tests/``:
@@ -13,11 +13,16 @@ import platform
 import resource
 import secrets
 import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -60,6 +65,17 @@ def fresh_postgres_database(name: str) -> str:
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def postgres_database(name: str) -> str:
+    """The URL of a database next to the test database, created if it is not there yet."""
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        found = "SELECT 1 FROM pg_database WHERE datname = :name"
+        if connection.execute(text(found), {"name": name}).first() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
@@ -192,3 +208,77 @@ def machine() -> dict[str, object]:
 
 def emit(result: dict[str, object]) -> None:
     print(json.dumps(result, indent=2), flush=True)
+
+
+# ---- the server ------------------------------------------------------------------------------
+
+SERVER_START_TIMEOUT = 300  # a loaded 2-core machine takes its time to import the app
+
+
+def start_server(
+    env: dict[str, str], port: int, cwd: Path, log: Path, workers: int = 2
+) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("o2oloop")
+    command = [str(exe), "serve", "--workers", str(workers), "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so we can stop it and its workers
+    )
+    handle.close()
+    wait_ready(process, port, log)
+    return process
+
+
+def wait_ready(process: subprocess.Popen, port: int, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    ready = 0
+    while ready < 20:  # several answers in a row, so both workers are likely up
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            stop_server(process)
+            raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
+        try:
+            ok = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            ready = ready + 1 if ok else 0
+        except httpx.HTTPError:
+            ready = 0
+            time.sleep(0.1)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, 15)  # the group we created for it: uvicorn and its workers
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait(timeout=5)
+
+
+@contextmanager
+def serving(url: str, tmpdir: Path, *, secret: str = "", workers: int = 2) -> Iterator[str]:
+    """``o2oloop serve`` on the database at `url` for the block; yields its base URL.
+
+    `secret` is the server's key (a fresh one if not given): pass the one that signed
+    whatever the benchmark hands the server, such as tracking tokens.
+    """
+    env = {
+        **os.environ,
+        "O2O_ENV": "development",
+        "O2O_DATA_DIR": str(tmpdir),
+        "O2O_DATABASE_URL": url,
+        "O2O_SECRET_KEY": secret or secret_key(),
+    }
+    port = free_port()
+    process = start_server(env, port, tmpdir, tmpdir / "server.log", workers)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(process)

@@ -33,8 +33,6 @@ from typing import Any
 import _support
 import httpx
 import numpy as np
-import redemption_http
-from redemption_http import start_server, stop_server
 from sqlalchemy import text
 
 from o2oloop import clock
@@ -234,19 +232,48 @@ def over_http(base: str, key: str, qs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# A loaded shared machine takes its time to answer twenty health checks in a row.
-redemption_http.SERVER_START_TIMEOUT = 300
+def _prepared(backend: str, args: argparse.Namespace, tmpdir: Path) -> tuple[str, bool]:
+    """The database's URL, and whether it must be loaded first.
+
+    With ``--keep DIR`` the SQLite file (under DIR) and the PostgreSQL database
+    ``channels_nearby`` outlive the run, and a later run reuses them when they hold the asked
+    number of stores: the load runs once (under the shared lock), the timed run only measures.
+    """
+    if not args.keep:
+        return _support.scratch_url(backend, tmpdir, SCRATCH), True
+    if backend == "sqlite":
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(Path(args.keep) / 'nearby.db').as_posix()}"
+    else:
+        url = _support.postgres_database(KEPT)
+    db = _support.migrated(url)
+    try:
+        with db.reading() as session:
+            stores = session.scalar(text("SELECT count(*) FROM stores"))
+    finally:
+        db.dispose()
+    if stores in (0, args.stores):  # empty, or loaded as asked
+        return url, stores == 0
+    if backend == "postgresql":
+        return _support.fresh_postgres_database(KEPT), True
+    (Path(args.keep) / "nearby.db").unlink()
+    return url, True
+
+
+SCRATCH, KEPT = "o2o_bench_nearby", "channels_nearby"
 
 
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
-        name = "o2o_bench_nearby"
-        url = _support.scratch_url(backend, tmpdir, name)
+        url, empty = _prepared(backend, args, tmpdir)
         try:
             db = _support.migrated(url)
             version = _support.server_version(db)
-            loaded = load(db, args.stores, args.offers_per_store)
+            loaded = load(db, args.stores, args.offers_per_store) if empty else {"reused": url}
+            if args.prepare_only:
+                db.dispose()
+                return {"benchmark": "nearby", "database": backend, "prepared": loaded}
             with db.transaction() as session:
                 _consumer, key = customers.sign_up(session, display_name="Bench")
             qs = queries(args.requests)
@@ -254,25 +281,11 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             local = in_process(db, qs)
             local["seconds"] = round(time.perf_counter() - t0, 1)
             db.dispose()
-            secret = _support.secret_key()
-            env = {
-                **os.environ,
-                "O2O_ENV": "development",
-                "O2O_DATA_DIR": str(tmpdir),
-                "O2O_SECRET_KEY": secret,
-            }
-            env.pop("O2O_DATABASE_URL", None)
-            if backend == "postgresql":
-                env["O2O_DATABASE_URL"] = url
-            port = _support.free_port()
-            process = start_server(env, port, tmpdir, tmpdir / "server.log")
-            try:
-                remote = over_http(f"http://127.0.0.1:{port}", key, qs)
-            finally:
-                stop_server(process)
+            with _support.serving(url, tmpdir) as base:
+                remote = over_http(base, key, qs)
         finally:
-            if backend == "postgresql":
-                _support.drop_postgres_database(name)
+            if backend == "postgresql" and not args.keep:
+                _support.drop_postgres_database(SCRATCH)
     return {
         "benchmark": "nearby",
         "database": backend,
@@ -292,6 +305,8 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=100_000)
     parser.add_argument("--offers-per-store", type=int, default=3)
     parser.add_argument("--requests", type=int, default=1_000)
+    parser.add_argument("--keep", metavar="DIR", help="keep the loaded databases and reuse them")
+    parser.add_argument("--prepare-only", action="store_true", help="load (or check), no timing")
     args = parser.parse_args()
     for backend in _support.backends(args.db):
         if backend == "postgresql" and (why := _support.postgres_unavailable()):

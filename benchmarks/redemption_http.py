@@ -54,6 +54,7 @@ from typing import Any
 import _support
 import httpx
 import numpy as np
+from _support import start_server, stop_server, wait_ready
 from sqlalchemy import func, insert, select
 
 from o2oloop import clock
@@ -65,9 +66,6 @@ from o2oloop.idempotency.models import IdempotencyRecord
 from o2oloop.offers.models import Offer
 from o2oloop.offers.rules import code_expires_at
 from o2oloop.offers.service import rules_of
-
-SERVER_START_TIMEOUT = 180  # a busy 2-core machine imports the app slowly
-
 
 # ---- preparation -----------------------------------------------------------------------------
 
@@ -125,43 +123,6 @@ def prepare(
 # ---- the server ------------------------------------------------------------------------------
 
 
-def start_server(
-    env: dict[str, str], port: int, cwd: Path, log: Path, workers: int = 2
-) -> subprocess.Popen:
-    exe = Path(sys.executable).with_name("o2oloop")
-    command = [str(exe), "serve", "--workers", str(workers), "--host", "127.0.0.1"]
-    command += ["--port", str(port)]
-    handle = log.open("wb")
-    process = subprocess.Popen(
-        command,
-        env=env,
-        cwd=cwd,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so we can stop it and its workers
-    )
-    handle.close()
-    _wait_ready(process, port, log)
-    return process
-
-
-def _wait_ready(process: subprocess.Popen, port: int, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    ready = 0
-    while ready < 20:  # several answers in a row, so both workers are likely up
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            stop_server(process)
-            raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
-        try:
-            ok = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            ready = ready + 1 if ok else 0
-        except httpx.HTTPError:
-            ready = 0
-            time.sleep(0.1)
-
-
 def _tree(pid: int) -> list[int]:
     """The pid and its descendants, from /proc (Linux)."""
     pids, todo = [], [pid]
@@ -192,16 +153,6 @@ def cpu_seconds(pids: list[int]) -> float:
         except (FileNotFoundError, IndexError):
             pass
     return total / ticks
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, 15)  # the group we created for it: uvicorn and its workers
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait(timeout=5)
 
 
 # ---- optional profile of one worker with py-spy ----------------------------------------------
@@ -769,7 +720,7 @@ def run_floor(backend: str, url: str, args: argparse.Namespace, tmpdir: Path) ->
     )
     handle.close()
     try:
-        _wait_ready(process, port, log)
+        wait_ready(process, port, log)
         pids = _tree(process.pid)
         cpu_before = cpu_seconds(pids)
         load = run_wrk(

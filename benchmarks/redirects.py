@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import _support
-import redemption_http
-from redemption_http import _wait_ready, start_server, stop_server
 from sqlalchemy import func, select
 
 from o2oloop.channels import links, publications
@@ -74,14 +72,10 @@ def _bare_floor(url: str, link_id: str, args: argparse.Namespace, tmpdir: Path) 
             start_new_session=True,
         )
     try:
-        _wait_ready(process, port, log)
+        _support.wait_ready(process, port, log)
         return _wrk(f"http://127.0.0.1:{port}/t/{link_id}", args.duration, args.connections)
     finally:
-        stop_server(process)
-
-
-# A loaded shared machine takes its time to answer twenty health checks in a row.
-redemption_http.SERVER_START_TIMEOUT = 300
+        _support.stop_server(process)
 
 
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -101,23 +95,9 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                     offer_id=offer_id, data=PublicationCreate(channel="poster"),
                 )  # fmt: skip
             token = links.token_for(secret, "publication", publication.id)
-            env = {
-                **os.environ,
-                "O2O_ENV": "development",
-                "O2O_DATA_DIR": str(tmpdir),
-                "O2O_SECRET_KEY": secret,
-            }
-            env.pop("O2O_DATABASE_URL", None)
-            if backend == "postgresql":
-                env["O2O_DATABASE_URL"] = url
-            port = _support.free_port()
-            process = start_server(env, port, tmpdir, tmpdir / "server.log")
-            try:
-                base = f"http://127.0.0.1:{port}"
+            with _support.serving(url, tmpdir, secret=secret) as base:
                 redirects = _wrk(f"{base}/t/{token}", args.duration, args.connections)
                 floor = _wrk(f"{base}/healthz", args.duration, args.connections)
-            finally:
-                stop_server(process)
             with db.reading() as session:
                 clicks = session.scalar(select(func.sum(ChannelDaily.clicks))) or 0
             db.dispose()
