@@ -1,6 +1,6 @@
 """Every domain's tables, imported in one place so the metadata is complete."""
 
-from o2oloop.analytics.models import FittedModel, MemberScore
+from o2oloop.analytics.models import FittedModel, MemberScore, ScoreSummary
 from o2oloop.auth.models import ApiKey
 from o2oloop.campaigns.models import Campaign, CampaignTarget, ContactWindow
 from o2oloop.channels.models import (
@@ -115,6 +115,7 @@ __all__ = [
     "SandboxEvent",
     "SandboxRecord",
     "SandboxSms",
+    "ScoreSummary",
     "SettlementBatch",
     "SettlementLine",
     "Share",

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 
 from o2oloop.analytics import schemas, service
 from o2oloop.analytics.models import FittedModel, Segment, SpendingLevel
+from o2oloop.analytics.summary import SegmentSize
 from o2oloop.db import answer_not_bound
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.pagination import Page
@@ -68,7 +69,7 @@ def list_scored_members(
 def _sizes(
     merchant_id: str | None,
     as_of: datetime | None,
-    sizes: list[tuple[Segment, int, int, float]],
+    sizes: list[SegmentSize],
     model: FittedModel | None,
 ) -> schemas.SegmentSizes:
     return schemas.SegmentSizes(

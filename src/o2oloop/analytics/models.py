@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from o2oloop.db import Base, UTCDateTime, str_enum
@@ -40,11 +40,6 @@ class MemberScore(Base):
         Index("ix_member_scores_merchant_segment", "merchant_id", "segment"),
         # The console's members table pages by value; the dashboard buckets CLV.
         Index("ix_member_scores_merchant_clv", "merchant_id", "clv"),
-        # The dashboard's segment sizes and averages read only this index (0052).
-        Index(
-            "ix_member_scores_merchant_segment_value", "merchant_id", "segment", "clv", "p_alive"
-        ),
-        Index("ix_member_scores_merchant_as_of", "merchant_id", "as_of"),
     )
 
     member_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -73,6 +68,24 @@ class MemberScore(Base):
     spending_level: Mapped[SpendingLevel] = mapped_column(str_enum(SpendingLevel, 10))
     home_cell: Mapped[str | None] = mapped_column(String(16))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ScoreSummary(Base):
+    """A merchant's scores counted by segment and CLV band, as of the last analysis.
+
+    Written with the scores (`analytics.summary.refresh`), so the dashboard and the segment
+    sizes read a few dozen rows instead of walking every member's score on each load.
+    """
+
+    __tablename__ = "score_summaries"
+
+    merchant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    segment: Mapped[Segment] = mapped_column(str_enum(Segment, 20), primary_key=True)
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)  # index into CLV_EDGES
+    members: Mapped[int] = mapped_column(Integer)
+    clv_sum: Mapped[int] = mapped_column(BigInteger)  # minor units
+    p_alive_sum: Mapped[float] = mapped_column(Float)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class FittedModel(Base):

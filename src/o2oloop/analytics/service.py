@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from o2oloop import clock, events
 from o2oloop.analytics import segments as seg
+from o2oloop.analytics import summary
 from o2oloop.analytics.bgnbd import (
     BgNbdParams,
     expected_next_visit_days,
@@ -562,6 +563,8 @@ def analyze(
             _save_model(session, mid, models, as_of)
             _record_changes(session, mid, before, scores, as_of)
             members += part.height
+        session.flush()
+        summary.refresh(session, mid)
         if progress is not None:
             progress(done, total, mid)
     session.flush()
@@ -638,6 +641,7 @@ def analyze_in_batches(
                     MemberScore.merchant_id == mid, MemberScore.computed_at < computed_at
                 )
             )
+            summary.refresh(session, mid)
             if models is not None:
                 _save_model(session, mid, models, as_of)
                 events.record(
@@ -757,32 +761,16 @@ def list_member_scores(
 
 def segment_sizes(
     session: Session, *, principal: Principal, merchant_id: str | None
-) -> tuple[datetime | None, list[tuple[Segment, int, int, float]], FittedModel | None]:
+) -> tuple[datetime | None, list[summary.SegmentSize], FittedModel | None]:
     """(as_of, [(segment, members, average CLV, average P(alive))], model) for every segment,
     of one merchant or (platform admins, merchant_id None) of the whole platform."""
     if merchant_id is None:
         require_platform(principal)
-        scope: Any = True
         model_scope: Any = FittedModel.merchant_id.is_(None)
     else:
         require_merchant_staff(principal, merchant_id)
-        scope = MemberScore.merchant_id == merchant_id
         model_scope = FittedModel.merchant_id == merchant_id
-    rows = session.execute(
-        select(
-            MemberScore.segment,
-            func.count(),
-            func.avg(MemberScore.clv),
-            func.avg(MemberScore.p_alive),
-        )
-        .where(scope)
-        .group_by(MemberScore.segment)
-    ).all()
-    as_of = session.scalar(select(func.max(MemberScore.as_of)).where(scope))
-    found = {
-        segment: (int(n), round(float(clv or 0)), float(p or 0)) for segment, n, clv, p in rows
-    }
-    sizes = [(s, *found.get(s, (0, 0, 0.0))) for s in seg.SEGMENT_ORDER]
+    as_of, sizes = summary.segment_sizes(session, merchant_id)
     model = session.scalar(
         select(FittedModel).where(model_scope).order_by(FittedModel.as_of.desc()).limit(1)
     )

@@ -12,12 +12,11 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from babel.numbers import get_currency_precision
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
-from o2oloop.analytics.models import MemberScore
+from o2oloop.analytics import summary
 from o2oloop.analytics.service import Slot, slots_from_counts
 from o2oloop.auth.principal import Principal, require_merchant_staff
 from o2oloop.dashboard.hours import Counts, count_range, hour_of, week_of
@@ -27,8 +26,6 @@ from o2oloop.merchants.models import Merchant, Store
 
 CHART_DAYS = 28
 MEMBER_WEEKS = 8
-# CLV buckets in major units of the merchant's currency (the last one is open-ended).
-CLV_EDGES = (0, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +58,6 @@ class MemberWeek:
 
 
 @dataclass(frozen=True, slots=True)
-class Bucket:
-    low: int  # minor units
-    high: int | None
-    members: int
-
-
-@dataclass(frozen=True, slots=True)
 class Dashboard:
     merchant: Merchant
     now: datetime
@@ -75,7 +65,7 @@ class Dashboard:
     week: Comparison
     days: list[Day]
     member_weeks: list[MemberWeek]
-    clv: list[Bucket]
+    clv: list[summary.Band]
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -237,22 +227,6 @@ def store_load(
     )
 
 
-def _clv(session: Session, merchant_id: str, unit: int) -> list[Bucket]:
-    """Members per CLV bucket: one range count per bucket on (merchant_id, clv), which
-    walks the index without evaluating a CASE for every member (three times faster)."""
-    edges = [e * unit for e in CLV_EDGES]
-    buckets = []
-    for i, low in enumerate(edges):
-        high = edges[i + 1] if i + 1 < len(edges) else None
-        query = select(func.count()).where(
-            MemberScore.merchant_id == merchant_id, MemberScore.clv >= low
-        )
-        if high is not None:
-            query = query.where(MemberScore.clv < high)
-        buckets.append(Bucket(low=low, high=high, members=int(session.scalar(query) or 0)))
-    return buckets
-
-
 def dashboard(session: Session, *, principal: Principal, merchant_id: str) -> Dashboard:
     require_merchant_staff(principal, merchant_id)
     merchant = session.get(Merchant, merchant_id)
@@ -280,5 +254,5 @@ def dashboard(session: Session, *, principal: Principal, merchant_id: str) -> Da
         ),
         days=_days(session, merchant_id, zone, now, running),
         member_weeks=_member_weeks(session, merchant_id, zone, now, running),
-        clv=_clv(session, merchant_id, 10 ** get_currency_precision(merchant.currency)),
+        clv=summary.clv_bands(session, merchant_id, merchant.currency),
     )
