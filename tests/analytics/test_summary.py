@@ -198,3 +198,22 @@ def test_the_migration_counts_the_scores_already_there(sqlite_db: Database) -> N
             )
         ).all()
     assert found == [(Segment.REGULAR, 0, 2), (Segment.REGULAR, 1, 1)]
+
+
+def test_erasing_a_consumer_recounts_the_summaries_that_counted_them(db: Database) -> None:
+    a, b = make_tenant(db), make_tenant(db)
+    erased = _score(a.merchant_id, Segment.NEW, 100, 0.9)
+    kept = _score(a.merchant_id, Segment.NEW, 50, 0.5)
+    elsewhere = _score(b.merchant_id, Segment.LAPSED, 10, 0.1)
+    elsewhere["consumer_id"] = erased["consumer_id"]
+    with db.transaction() as session:
+        session.execute(insert(MemberScore), [erased, kept, elsewhere])
+        summary.refresh(session, a.merchant_id)
+        summary.refresh(session, b.merchant_id)
+    with db.transaction() as session:
+        assert summary.erase_scores(session, str(erased["consumer_id"])) == 2
+    with db.reading() as session:
+        sizes_a = {s.segment: s for s in summary.segment_sizes(session, a.merchant_id)[1]}
+        sizes_b = {s.segment: s.members for s in summary.segment_sizes(session, b.merchant_id)[1]}
+    assert (sizes_a[Segment.NEW].members, sizes_a[Segment.NEW].average_clv) == (1, 50)
+    assert sum(sizes_b.values()) == 0

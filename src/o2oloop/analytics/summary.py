@@ -85,6 +85,21 @@ def refresh(session: Session, merchant_id: str) -> None:
     )
 
 
+def erase_scores(session: Session, consumer_id: str) -> int:
+    """An erased consumer's scores go, and the summaries that counted them are recounted."""
+    merchants = session.scalars(
+        select(MemberScore.merchant_id).where(MemberScore.consumer_id == consumer_id).distinct()
+    ).all()
+    deleted = session.execute(
+        delete(MemberScore)
+        .where(MemberScore.consumer_id == consumer_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    for merchant_id in merchants:
+        refresh(session, merchant_id)
+    return deleted
+
+
 def _scope(merchant_id: str | None) -> Any:
     return True if merchant_id is None else ScoreSummary.merchant_id == merchant_id
 

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from o2oloop import clock, events
+from o2oloop.analytics import summary
 from o2oloop.analytics.models import MemberScore
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import ApiKey
@@ -172,7 +173,7 @@ def _delete_where(model: Any) -> Callable[[Session, str], int]:
 ERASURE: tuple[tuple[str, Callable[[Session, str], int]], ...] = (
     ("reviews_hidden", _hide_reviews),
     ("visits_anonymised", _anonymise_visits),
-    ("scores_deleted", _delete_where(MemberScore)),
+    ("scores_deleted", summary.erase_scores),
     ("consent_events_deleted", _delete_where(ConsentEvent)),
     ("memberships_deleted", _delete_where(Membership)),
 )
