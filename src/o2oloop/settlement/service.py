@@ -79,18 +79,37 @@ def settle_merchant(
     """Batch and pay out one merchant's payable up to `cutoff`; None when nothing is due."""
     if cutoff.tzinfo is None:
         raise InvalidInput("the cutoff must carry a timezone")
-    now = clock.now()
-    if cutoff > now:
+    if cutoff > clock.now():
         raise InvalidInput("the cutoff may not be in the future")
     merchant = session.get(Merchant, merchant_id)
     if merchant is None:
         raise NotFound("no merchant with this id")
     payable = _payable_account(session, merchant, lock=True)
-    previous = last_batch(session, merchant_id)
+    batch = _open_batch(session, merchant, cutoff)
+    net, count = _claim_lines(session, batch, payable, cutoff)
+    if count == 0 and batch.carried_in == 0:
+        session.delete(batch)
+        session.flush()
+        return None
+    total = batch.carried_in + net
+    batch.net, batch.line_count = net, count
+    if total > 0:
+        _pay_out(session, batch, merchant, payable, total, behaviour)
+    else:
+        batch.payout_amount, batch.carried_out = 0, total
+        batch.status = SettlementStatus.CARRIED_FORWARD
+    session.flush()
+    return batch
+
+
+def _open_batch(session: Session, merchant: Merchant, cutoff: datetime) -> SettlementBatch:
+    """The merchant's next batch, carrying in what the last one carried out."""
+    previous = last_batch(session, merchant.id)
     carried_in = previous.carried_out if previous else 0
+    now = clock.now()
     batch = SettlementBatch(
         id=new_id("stl"),
-        merchant_id=merchant_id,
+        merchant_id=merchant.id,
         sequence=(previous.sequence + 1) if previous else 1,
         currency=merchant.currency,
         cutoff=cutoff,
@@ -105,6 +124,17 @@ def settle_merchant(
     )
     session.add(batch)
     session.flush()
+    return batch
+
+
+def _claim_lines(
+    session: Session, batch: SettlementBatch, payable: LedgerAccount, cutoff: datetime
+) -> tuple[int, int]:
+    """Every payable entry up to the cutoff that no batch holds yet joins this one.
+
+    Done in the database (`INSERT … SELECT`), so a batch of a million lines never passes
+    through Python; returns the lines' net amount and count.
+    """
     already = select(SettlementLine.entry_id).where(SettlementLine.entry_id == LedgerEntry.id)
     session.execute(
         insert(SettlementLine).from_select(
@@ -121,48 +151,47 @@ def settle_merchant(
         .join(SettlementLine, SettlementLine.entry_id == LedgerEntry.id)
         .where(SettlementLine.batch_id == batch.id)
     ).one()
-    if count == 0 and carried_in == 0:
-        session.delete(batch)
-        session.flush()
-        return None
-    total = carried_in + int(net)
-    batch.net, batch.line_count = int(net), int(count)
-    if total > 0:
-        operation = payments.request_payout(
-            session,
-            amount=Money(total, merchant.currency),
-            source=payable,
-            transit=ledger.merchant_account(
-                session, AccountKind.PAYOUTS_IN_TRANSIT, merchant_id, merchant.currency
+    return int(net), int(count)
+
+
+def _pay_out(
+    session: Session,
+    batch: SettlementBatch,
+    merchant: Merchant,
+    payable: LedgerAccount,
+    total: int,
+    behaviour: str | None,
+) -> None:
+    """Request the batch's payout; the payout's own entry on payable is a line of this batch."""
+    operation = payments.request_payout(
+        session,
+        amount=Money(total, merchant.currency),
+        source=payable,
+        transit=ledger.merchant_account(
+            session, AccountKind.PAYOUTS_IN_TRANSIT, merchant.id, merchant.currency
+        ),
+        ledger_kind=TransactionKind.PAYOUT_REQUESTED,
+        destination=merchant.id,
+        reference=batch.id,
+        merchant_id=merchant.id,
+        behaviour=behaviour,
+    )
+    session.execute(
+        insert(SettlementLine).from_select(
+            ["entry_id", "batch_id"],
+            select(LedgerEntry.id, literal(batch.id))
+            .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+            .where(
+                LedgerEntry.account_id == payable.id,
+                LedgerTransaction.kind == TransactionKind.PAYOUT_REQUESTED,
+                LedgerTransaction.reference == batch.id,
             ),
-            ledger_kind=TransactionKind.PAYOUT_REQUESTED,
-            destination=merchant_id,
-            reference=batch.id,
-            merchant_id=merchant_id,
-            behaviour=behaviour,
         )
-        # The payout's own entry on payable belongs to this batch, not to the next one.
-        session.execute(
-            insert(SettlementLine).from_select(
-                ["entry_id", "batch_id"],
-                select(LedgerEntry.id, literal(batch.id))
-                .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-                .where(
-                    LedgerEntry.account_id == payable.id,
-                    LedgerTransaction.kind == TransactionKind.PAYOUT_REQUESTED,
-                    LedgerTransaction.reference == batch.id,
-                ),
-            )
-        )
-        batch.line_count += 1
-        batch.payout_amount, batch.carried_out = total, 0
-        batch.payout_operation_id = operation.id
-        batch.status = SettlementStatus.PAYOUT_PENDING
-    else:
-        batch.payout_amount, batch.carried_out = 0, total
-        batch.status = SettlementStatus.CARRIED_FORWARD
-    session.flush()
-    return batch
+    )
+    batch.line_count += 1
+    batch.payout_amount, batch.carried_out = total, 0
+    batch.payout_operation_id = operation.id
+    batch.status = SettlementStatus.PAYOUT_PENDING
 
 
 def merchants_to_settle(session: Session) -> list[str]:
