@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from o2oloop.analytics import service as analytics
 from o2oloop.analytics.events import MembersScored, SegmentChanged
+from o2oloop.campaigns import erasure as campaign_erasure
 from o2oloop.campaigns import runner as campaigns
 from o2oloop.campaigns import triggers as campaign_triggers
 from o2oloop.campaigns.events import CampaignMessageSent
@@ -285,6 +286,9 @@ def bootstrap(
     )
 
     wiring.on(ConsumerErased, notify.on_consumer_erased, name="notify.erase_messages")
+    wiring.on(
+        ConsumerErased, campaign_erasure.on_consumer_erased, name="campaigns.erase_message_events"
+    )
 
     webhooks = WebhookJobs(settings)
     for event_type in WEBHOOK_EVENTS:

@@ -12,6 +12,8 @@ from standardwebhooks import Webhook
 from campaign_kit import POLICY, add_member, admin_of
 from factories import make_offer, make_tenant
 from o2oloop import events
+from o2oloop.auth.models import Role
+from o2oloop.auth.principal import Principal
 from o2oloop.bootstrap import WEBHOOK_EVENTS, bootstrap
 from o2oloop.campaigns import launch, runner, schemas, service
 from o2oloop.campaigns.events import CampaignMessageSent
@@ -19,6 +21,8 @@ from o2oloop.campaigns.models import CampaignTarget, TargetState
 from o2oloop.config import Settings
 from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify.models import Message
+from o2oloop.privacy import service as privacy
+from o2oloop.webhooks.models import WebhookDelivery
 from webhook_receiver import receiving
 from webhooks_kit import register
 
@@ -102,3 +106,85 @@ def test_a_webhook_campaign_reaches_the_merchants_receiver_signed(db, tmp_path):
         assert item["body"].startswith("Hi Member ") and item["code"] in item["body"]
         assert "phone" not in json.dumps(item) and "+86" not in json.dumps(item)
     assert {b["type"] for b in bodies} == {"campaign.message_sent"}
+
+
+def test_erasing_a_consumer_empties_their_message_events_and_deliveries(db, tmp_path) -> None:
+    settings = _settings(tmp_path)
+    wiring = bootstrap(settings)
+    (queue,) = [
+        h for h in wiring.handlers_for("campaign.message_sent") if h.name == "webhooks.queue"
+    ]
+    (erase,) = [
+        h
+        for h in wiring.handlers_for("consumer.erased")
+        if h.name == "campaigns.erase_message_events"
+    ]
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    with db.transaction() as s:
+        people = [add_member(s, tenant.merchant_id, name=f"Member {i}") for i in range(3)]
+        cid = service.create_campaign(
+            s,
+            principal=admin_of(tenant),
+            merchant_id=tenant.merchant_id,
+            data=schemas.CampaignCreate(
+                name="Through our app",
+                offer_id=offer_id,
+                channel="webhook",
+                measured=False,
+                holdout_share=0,
+                message_body="Hi {name}, {code} is yours",
+            ),
+        ).id
+        launch.transition(
+            s,
+            principal=admin_of(tenant),
+            merchant_id=tenant.merchant_id,
+            campaign_id=cid,
+            action="launch",
+            policy=POLICY,
+        )
+    register(
+        db, settings, tenant.merchant_id, "http://127.0.0.1:9/hook", ("campaign.message_sent",)
+    )
+    assert runner.send_all(db, policy=POLICY).sent == 3
+    with db.reading() as s:
+        sent = s.execute(
+            select(OutboxEntry.payload).where(OutboxEntry.type == "campaign.message_sent")
+        ).scalars()
+        for payload in list(sent):
+            with db.transaction() as w:
+                queue(w, events.from_json("campaign.message_sent", payload))
+    _, erased = people[0]
+    with db.transaction() as s:
+        privacy.erase_consumer(
+            s, principal=Principal(key_id="k", role=Role.CONSUMER, consumer_id=erased)
+        )
+    with db.reading() as s:
+        (payload,) = s.scalars(
+            select(OutboxEntry.payload).where(OutboxEntry.type == "consumer.erased")
+        ).all()
+    for _ in range(2):  # the worker's run, at least once
+        with db.transaction() as s:
+            erase(s, events.from_json("consumer.erased", payload))
+    with db.reading() as s:
+        outbox = [
+            json.loads(p)
+            for p in s.scalars(
+                select(OutboxEntry.payload).where(OutboxEntry.type == "campaign.message_sent")
+            )
+        ]
+        queued = [json.loads(d.payload)["data"] for d in s.scalars(select(WebhookDelivery))]
+    for copies in (outbox, queued):
+        by_consumer = {item["consumer_id"]: item for item in copies}
+        assert len(copies) == 3 and set(by_consumer) == {c for _, c in people}
+        mine = by_consumer.pop(erased)
+        assert (mine["subject"], mine["body"], mine["code"], mine["member_id"]) == (
+            "",
+            "",
+            "",
+            None,
+        )
+        assert mine["message_id"] and mine["code_id"]  # the facts stay, the text goes
+        for item in by_consumer.values():
+            assert item["body"].startswith("Hi Member ") and item["code"] in item["body"]

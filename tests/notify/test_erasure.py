@@ -30,7 +30,9 @@ def test_erasing_a_consumer_empties_their_messages_and_the_providers_copies(
 ) -> None:
     frozen_clock.set(datetime(2026, 6, 1, 4, 0, tzinfo=UTC))  # noon in Shanghai
     wiring = bootstrap(Settings(env="test", data_dir=tmp_path, secret_key=POLICY.secret_key))
-    (handler,) = wiring.handlers_for("consumer.erased")
+    (handler,) = [
+        h for h in wiring.handlers_for("consumer.erased") if h.name == "notify.erase_messages"
+    ]
     tenant = make_tenant(db)
     offer_id = make_offer(db, tenant)
     with db.transaction() as s:

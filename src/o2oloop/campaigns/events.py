@@ -28,3 +28,9 @@ class CampaignMessageSent(Event):
     code_expires_at: datetime | None
     subject: str
     body: str
+
+
+def message_event_id(message_id: str) -> str:
+    """The id of a message's `campaign.message_sent` event, derived from the message's own id
+    (`msg_X` → `evt_X`), so a consumer's erasure finds their events without reading payloads."""
+    return "evt_" + message_id.removeprefix("msg_")

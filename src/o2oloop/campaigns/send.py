@@ -21,7 +21,7 @@ from o2oloop import events
 from o2oloop.campaigns import compose
 from o2oloop.campaigns.bulk import insert_rows, update_rows
 from o2oloop.campaigns.compose import Recipient
-from o2oloop.campaigns.events import CampaignMessageSent
+from o2oloop.campaigns.events import CampaignMessageSent, message_event_id
 from o2oloop.campaigns.launch import finish
 from o2oloop.campaigns.models import (
     Campaign,
@@ -316,7 +316,7 @@ def _record_events(
     """A code.claimed per code (as for a consumer's own claim) and, for the webhook channel,
     the message the merchant's own system delivers: one bulk insert into the outbox."""
     campaign, offer, now = shared.campaign, shared.offer, shared.now
-    ids = iter(new_ids("evt", len(codes) * (2 if campaign.channel is Channel.WEBHOOK else 1)))
+    ids = iter(new_ids("evt", len(codes)))
     recorded: list[events.Event] = [
         CodeClaimed(
             event_id=next(ids),
@@ -331,7 +331,7 @@ def _record_events(
     if campaign.channel is Channel.WEBHOOK:
         recorded += [
             CampaignMessageSent(
-                event_id=next(ids),
+                event_id=message_event_id(m["id"]),
                 merchant_id=offer.merchant_id,
                 campaign_id=campaign.id,
                 message_id=m["id"],

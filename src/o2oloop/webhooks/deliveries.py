@@ -140,6 +140,31 @@ def payload(
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
+def redact(session: Session, *, event_ids: list[str], data: dict[str, Any]) -> int:
+    """Overwrite fields of the data of the deliveries of these events (a consumer's erasure
+    reaching personal text a delivery carries); an attempt not yet made sends the redacted
+    body. Returns how many deliveries changed."""
+    changed = 0
+    found = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.payload).where(
+            WebhookDelivery.event_id.in_(event_ids)
+        )
+    ).all()
+    for delivery_id, body in found:
+        document = json.loads(body)
+        document["data"] = document.get("data", {}) | data
+        redacted = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        if redacted != body:
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id)
+                .values(payload=redacted)
+                .execution_options(synchronize_session=False)
+            )
+            changed += 1
+    return changed
+
+
 def next_sequence(session: Session, merchant_id: str) -> int:
     """The merchant's next sequence number; concurrent workers take turns on its row."""
     bump = (
