@@ -13,6 +13,7 @@ import platform
 import resource
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -208,6 +209,39 @@ def machine() -> dict[str, object]:
 
 def emit(result: dict[str, object]) -> None:
     print(json.dumps(result, indent=2), flush=True)
+
+
+# ---- server time per request ----------------------------------------------------------------
+
+
+class ServerTimes:
+    """ASGI wrapper: how long the server spends on each request, by path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.times: dict[str, list[float]] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            key = f"{scope['method']} {scope['path']}"
+            self.times.setdefault(key, []).append((time.perf_counter() - started) * 1000)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(at(0.95), 2),
+        "max_ms": round(ordered[-1], 2),
+    }
 
 
 # ---- the server ------------------------------------------------------------------------------

@@ -1,15 +1,21 @@
-"""Server time per console page (dashboard, members table): p50/p95 over real HTTP.
+"""Server time per page (dashboard, members table, the cashier's terminal): p50/p95 over HTTP.
 
 Two merchants: the demo city's busiest merchant (a database built by `o2oloop demo`, given
 with --demo-db; skipped when absent) and a synthetic merchant with 100,000 members (scores,
-memberships and eight weeks of visits bulk-inserted). Each page is requested by a signed-in
-owner over loopback from uvicorn in this process; GET /healthz and a bare page (/reset: a
+memberships and eight weeks of visits bulk-inserted, its score summary counted as the analysis
+counts it). Each console page is requested by a signed-in owner, the terminal page by a
+paired terminal, over loopback from uvicorn in this process; each figure is the server's own
+time (measured inside it) and the client's wait. GET /healthz and a bare page (/reset: a
 template and the session, no data) in the same run are the floors. The dashboard reads the
 hourly aggregate (`store_hours`), which the synthetic merchant gets from the backfill
 (`o2oloop dashboard rebuild`, timed as `backfill_seconds`). Targets: p95 ≤ 150 ms (demo
 city), ≤ 400 ms (100,000).
 
     .venv/bin/python benchmarks/pages.py [--members 100000] [--requests 40] [--demo-db PATH]
+        [--synthetic-db PATH [--prepare-only]]
+
+With --synthetic-db the synthetic database is built once (--prepare-only stops there) and
+reused by later runs, so a timed run only measures.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import argparse
 import os
 import random
 import re
-import statistics
 import tempfile
 import threading
 import time
@@ -27,10 +32,21 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from _support import PLATFORM, emit, free_port, machine, make_tenant, migrated, secret_key
+from _support import (
+    PLATFORM,
+    ServerTimes,
+    emit,
+    free_port,
+    machine,
+    make_tenant,
+    migrated,
+    percentiles,
+    secret_key,
+)
 from sqlalchemy import func, insert, select
 
-from o2oloop import clock, migrations
+from o2oloop import clock
+from o2oloop.analytics import summary
 from o2oloop.analytics.models import MemberScore, Segment, SpendingLevel
 from o2oloop.api import create_app
 from o2oloop.auth.models import Role
@@ -38,8 +54,10 @@ from o2oloop.config import Settings
 from o2oloop.customers.models import Consumer, Membership, MemberSource
 from o2oloop.dashboard import backfill
 from o2oloop.db import Database, new_id
+from o2oloop.merchants.models import Terminal
 from o2oloop.people import service as people
 from o2oloop.people.models import Person
+from o2oloop.terminal import pairing
 from o2oloop.visits.models import Visit, VisitSource
 
 PASSWORD = "benchmark violin harbour"
@@ -53,7 +71,7 @@ def _chunks(rows: list[dict], size: int = 5000):
 
 def populate(db: Database, members: int) -> str:
     """A merchant with `members` members, their scores and eight weeks of visits."""
-    tenant = make_tenant(db, stores=2)
+    tenant = make_tenant(db, stores=2, terminals=1)
     rng = random.Random(1)
     now = clock.now()
     segments = list(Segment)
@@ -135,6 +153,7 @@ def populate(db: Database, members: int) -> str:
         ):
             for chunk in _chunks(rows):
                 session.execute(insert(table), chunk)
+        summary.refresh(session, tenant.merchant_id)  # as the analysis does with its scores
     return tenant.merchant_id
 
 
@@ -162,38 +181,69 @@ def owner_of(db: Database, merchant_id: str, email: str) -> str:
     return email
 
 
+def terminal_cookie(db: Database, merchant_id: str, secret: str) -> str:
+    """The device cookie of one of the merchant's terminals, paired as a cashier pairs it."""
+    with db.transaction() as session:
+        terminal_id = session.scalar(
+            select(Terminal.id).where(Terminal.merchant_id == merchant_id, Terminal.active)
+        )
+        assert terminal_id, "the merchant needs a terminal"
+        made = pairing.start(
+            session, principal=PLATFORM, merchant_id=merchant_id, terminal_id=terminal_id,
+            secret_key=secret,
+        )  # fmt: skip
+        return pairing.complete(session, code=made.code, secret_key=secret).token
+
+
+def _timed(client: httpx.Client, path: str, requests: int) -> list[float]:
+    assert client.get(path).status_code == 200  # warm
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        answer = client.get(path)
+        times.append((time.perf_counter() - started) * 1000)
+        assert answer.status_code == 200, (path, answer.status_code)
+    return times
+
+
 def measure(db: Database, merchant_id: str, requests: int, label: str) -> dict[str, object]:
+    """Each page `requests` times in turn: the server's own time (first byte in to last byte
+    out, inside the server) and what the client waited, p50/p95."""
     email = owner_of(db, merchant_id, f"bench-{merchant_id[-8:]}@example.com")
-    settings = Settings(env="test", secret_key=secret_key(), access_log=False)
-    app = create_app(settings, db)
+    secret = secret_key()
+    cookie = terminal_cookie(db, merchant_id, secret)
+    settings = Settings(env="test", secret_key=secret, access_log=False)
+    timed = ServerTimes(create_app(settings, db))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", access_log=False))
+    config = uvicorn.Config(timed, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get("/signin").text)
+        with (
+            httpx.Client(base_url=base, timeout=60) as owner,
+            httpx.Client(base_url=base, cookies={"o2o_terminal": cookie}, timeout=60) as till,
+        ):
+            token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', owner.get("/signin").text)
             assert token
-            client.post(
+            owner.post(
                 "/signin", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)}
             )
             figures: dict[str, object] = {"merchant": label}
-            floors = {"floor_healthz": "/healthz", "floor_bare_page": "/reset"}
-            for name, path in {**floors, **PAGES}.items():
-                assert client.get(path).status_code == 200  # warm
-                times = []
-                for _ in range(requests):
-                    started = time.perf_counter()
-                    answer = client.get(path)
-                    times.append((time.perf_counter() - started) * 1000)
-                    assert answer.status_code == 200, (path, answer.status_code)
-                times.sort()
+            for name, (client, path) in {
+                "floor_healthz": (owner, "/healthz"),
+                "floor_bare_page": (owner, "/reset"),
+                **{page: (owner, path) for page, path in PAGES.items()},
+                "terminal": (till, "/terminal"),
+            }.items():
+                waited = _timed(client, path, requests)
+                server_side = timed.times.pop(f"GET {path}")[1:]  # less the warm-up
                 figures[name] = {
-                    "p50_ms": round(statistics.median(times), 1),
-                    "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 1),
-                    "requests": requests,
+                    "server": percentiles(server_side),
+                    "client": percentiles(waited),
                 }
             return figures
     finally:
@@ -201,20 +251,31 @@ def measure(db: Database, merchant_id: str, requests: int, label: str) -> dict[s
         thread.join(timeout=10)
 
 
-def synthetic(path: Path, args: argparse.Namespace) -> dict[str, object]:
-    """Build the 100,000-member merchant, count its hours (the backfill), measure."""
+def build_synthetic(path: Path, members: int) -> dict[str, object]:
+    """Build the synthetic merchant at `path` and count its hours (the backfill)."""
     db = migrated(f"sqlite:///{path}")
     started = time.perf_counter()
-    merchant_id = populate(db, args.members)
+    merchant_id = populate(db, members)
     build = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
     with db.transaction() as session:
         hours = backfill.rebuild(session, merchant_id=merchant_id)
-    backfilled = round(time.perf_counter() - started, 1)
-    figures = measure(db, merchant_id, args.requests, f"synthetic, {args.members} members")
-    figures["build_seconds"] = build
-    figures["backfill_seconds"] = backfilled
-    figures["store_hours"] = hours
+    db.dispose()
+    return {
+        "build_seconds": build,
+        "backfill_seconds": round(time.perf_counter() - started, 1),
+        "store_hours": hours,
+    }
+
+
+def measure_database(path: Path, requests: int, label: str) -> dict[str, object]:
+    """The busiest merchant of the database at `path` (migrated first), measured."""
+    db = migrated(f"sqlite:///{path}")
+    merchant_id = busiest_merchant(db)
+    assert merchant_id, f"no merchant in {path}"
+    with db.reading() as session:
+        count = session.scalar(select(func.count()).where(Membership.merchant_id == merchant_id))
+    figures = measure(db, merchant_id, requests, f"{label} ({count} members)")
     db.dispose()
     return figures
 
@@ -225,32 +286,22 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--demo-db", type=Path, default=Path(".o2oloop/o2oloop.db"))
     parser.add_argument(
-        "--synthetic-db", type=Path, help="reuse a synthetic database built by an earlier run"
+        "--synthetic-db", type=Path, help="the synthetic database: built there if absent, reused"
+    )
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="build the synthetic database and stop"
     )
     args = parser.parse_args()
-    results: list[dict[str, object]] = []
-    if args.demo_db.exists():
-        demo = Database.from_url(f"sqlite:///{args.demo_db}")
-        migrations.upgrade(demo)
-        merchant_id = busiest_merchant(demo)
-        if merchant_id:
-            with demo.reading() as session:
-                count = session.scalar(
-                    select(func.count()).where(Membership.merchant_id == merchant_id)
-                )
-            results.append(
-                measure(demo, merchant_id, args.requests, f"demo city, busiest ({count} members)")
-            )
-        demo.dispose()
-    if args.synthetic_db and args.synthetic_db.exists():
-        db = migrated(f"sqlite:///{args.synthetic_db}")
-        merchant_id = busiest_merchant(db)
-        assert merchant_id
-        results.append(measure(db, merchant_id, args.requests, "synthetic (reused)"))
-        db.dispose()
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            results.append(synthetic(Path(args.synthetic_db or f"{tmp}/pages.db"), args))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.synthetic_db or Path(tmp) / "pages.db"
+        built = None if path.exists() else build_synthetic(path, args.members)
+        if args.prepare_only:
+            emit({"benchmark": "pages", "prepared": str(path), "built": built})
+            return
+        results: list[dict[str, object]] = []
+        if args.demo_db.exists():
+            results.append(measure_database(args.demo_db, args.requests, "demo city, busiest"))
+        results.append(measure_database(path, args.requests, "synthetic") | {"built": built})
     emit(
         {
             "benchmark": "pages",

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import uvicorn
-from _support import emit, free_port, machine, migrated, secret_key
+from _support import ServerTimes, emit, free_port, machine, migrated, percentiles, secret_key
 from sqlalchemy import select
 
 from o2oloop import clock
@@ -38,36 +36,6 @@ from o2oloop.db import Database
 from o2oloop.merchants.models import Terminal
 from o2oloop.offers.models import Offer, OfferKind, OfferState
 from o2oloop.terminal import pairing
-
-
-class ServerTimes:
-    """ASGI wrapper: how long the server spends on each request, by path."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.times: dict[str, list[float]] = {}
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            key = f"{scope['method']} {scope['path']}"
-            self.times.setdefault(key, []).append((time.perf_counter() - started) * 1000)
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {
-        "n": len(ordered),
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p95_ms": round(at(0.95), 2),
-        "max_ms": round(ordered[-1], 2),
-    }
 
 
 def _city(url: str, secret: str) -> float:
@@ -195,9 +163,9 @@ def main() -> None:
         "database": db.dialect,
         "demo_city_build_seconds": None if built is None else round(built, 1),
         "requests_each": len(texts),
-        "floor GET /healthz": _percentiles(timed.times["GET /healthz"]),
-        "GET /terminal": _percentiles(timed.times["GET /terminal"]),
-        "POST /terminal/check (typed code, preview)": _percentiles(
+        "floor GET /healthz": percentiles(timed.times["GET /healthz"]),
+        "GET /terminal": percentiles(timed.times["GET /terminal"]),
+        "POST /terminal/check (typed code, preview)": percentiles(
             timed.times["POST /terminal/check"]
         ),
         "machine": machine(),

@@ -78,15 +78,16 @@ def count_range(
         Visit.occurred_at < end,
     ]
     redeemed: list[Any] = [
-        Redemption.merchant_id == merchant_id,
         Redemption.state == RedemptionState.REDEEMED,
         Redemption.redeemed_at >= start,
         Redemption.redeemed_at < end,
     ]
     if store_id is not None:
         scope.append(Visit.store_id == store_id)
-        redeemed.append(Redemption.store_id == store_id)
-    else:  # by store, so the (store_id, redeemed_at) index finds the range
+        redeemed += [Redemption.merchant_id == merchant_id, Redemption.store_id == store_id]
+    else:
+        # By the merchant's stores alone: SQLite picks the (store_id, redeemed_at) index only
+        # when no merchant_id condition tempts it into walking all the merchant's redemptions.
         stores = select(Store.id).where(Store.merchant_id == merchant_id).scalar_subquery()
         redeemed.append(Redemption.store_id.in_(stores))
     visits, revenue = session.execute(

@@ -159,16 +159,10 @@ def create_campaign(request: Request, viewer: MerchantPerson, form: FormLists) -
 
             return _form_page(request, viewer, form, preview=attempt(count))
 
-        def work() -> str:
-            with db.transaction() as session:
-                return service.create_campaign(
-                    session, principal=viewer.principal, merchant_id=viewer.merchant_id, data=data
-                ).id
-
-        campaign_id = attempt(work)
+        campaign = common.act(request, viewer, service.create_campaign, data=data)
     except FormInvalid as invalid:
         return _form_page(request, viewer, form, errors=invalid.errors)
-    return framework.redirect(f"/console/campaigns/{campaign_id}", done="created")
+    return framework.redirect(f"/console/campaigns/{campaign.id}", done="created")
 
 
 def _finite(value: Any) -> float | None:
@@ -258,22 +252,15 @@ def move_campaign(
     action = (form.get("action") or [""])[0]
     if action not in ACTIONS:
         return _campaign_page(request, viewer, campaign_id, {GENERAL: "choose what to do"})
-    db = common.db(request)
-    policy = Policy.from_settings(request.app.state.settings)
-
-    def work() -> None:
-        with db.transaction() as session:
-            launch.transition(
-                session,
-                principal=viewer.principal,
-                merchant_id=viewer.merchant_id,
-                campaign_id=campaign_id,
-                action=action,
-                policy=policy,
-            )
-
     try:
-        attempt(work)
+        common.act(
+            request,
+            viewer,
+            launch.transition,
+            campaign_id=campaign_id,
+            action=action,
+            policy=Policy.from_settings(request.app.state.settings),
+        )
     except FormInvalid as invalid:
         return _campaign_page(request, viewer, campaign_id, invalid.errors)
     return framework.redirect(f"/console/campaigns/{campaign_id}", done=action)

@@ -1,9 +1,11 @@
-"""What console pages share: the viewer's merchant and its stores."""
+"""What console pages share: the viewer's merchant and its stores, and running a form's use
+case."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 from o2oloop.db import Database
 from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Merchant, Store
+from o2oloop.web.forms import attempt, attempt_owned
 from o2oloop.web.framework import Viewer
 
 
@@ -39,3 +42,27 @@ def stores(session: Session, viewer: Viewer) -> list[Store]:
         session, principal=viewer.principal, merchant_id=viewer.merchant_id, cursor=None, limit=200
     )
     return list(found)
+
+
+def act(
+    request: Request,
+    viewer: Viewer,
+    use_case: Callable[..., Any],
+    /,
+    *,
+    owned: bool = False,
+    **arguments: Any,
+) -> Any:
+    """The viewer's use case in its own write transaction, for the merchant they act for.
+
+    A refusal rolls it back and becomes `FormInvalid` for the form to show; with `owned`,
+    another merchant's (or no) row stays a 404 page instead of a message.
+    """
+
+    def work() -> Any:
+        with db(request).transaction() as session:
+            return use_case(
+                session, principal=viewer.principal, merchant_id=viewer.merchant_id, **arguments
+            )
+
+    return (attempt_owned if owned else attempt)(work)

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from o2oloop.web import framework
 from o2oloop.web.console import common
-from o2oloop.web.forms import FormInvalid, attempt_owned, parse
+from o2oloop.web.forms import FormInvalid, parse
 from o2oloop.web.framework import CSRF, Form, FormLists, MerchantPerson
 from o2oloop.webhooks import endpoints, history, schemas
 from o2oloop.webhooks.catalog import EVENT_TYPES
@@ -92,7 +92,6 @@ def endpoint_page(request: Request, viewer: MerchantPerson, endpoint_id: str) ->
 @router.post("/console/webhooks")
 def create_endpoint(request: Request, viewer: MerchantPerson, form: FormLists) -> Response:
     """The secret is shown on this answer only: it is stored encrypted, never shown again."""
-    db = common.db(request)
     settings = request.app.state.settings
     values = {
         "url": (form.get("url") or [""])[0].strip(),
@@ -101,22 +100,12 @@ def create_endpoint(request: Request, viewer: MerchantPerson, form: FormLists) -
     }
     try:
         data = parse(schemas.WebhookEndpointCreate, values)
-
-        def work() -> tuple[str, str]:
-            with db.transaction() as session:
-                endpoint, secret = endpoints.create_endpoint(
-                    session,
-                    principal=viewer.principal,
-                    merchant_id=viewer.merchant_id,
-                    data=data,
-                    settings=settings,
-                )
-                return endpoint.id, secret
-
-        endpoint_id, secret = attempt_owned(work)
+        endpoint, secret = common.act(
+            request, viewer, endpoints.create_endpoint, owned=True, data=data, settings=settings
+        )
     except FormInvalid as invalid:
         return _list_page(request, viewer, values=values, errors=_url_error(invalid.errors))
-    return _endpoint_page(request, viewer, endpoint_id, secret=secret)
+    return _endpoint_page(request, viewer, endpoint.id, secret=secret)
 
 
 def _url_error(errors: dict[str, str]) -> dict[str, str]:
@@ -131,25 +120,19 @@ def _url_error(errors: dict[str, str]) -> dict[str, str]:
 def rotate_secret(
     request: Request, viewer: MerchantPerson, endpoint_id: str, form: Form
 ) -> Response:
-    db = common.db(request)
     settings = request.app.state.settings
     overlap = form.get("overlap_hours", "24").strip() or "24"
     try:
         data = parse(schemas.SecretRotation, {"overlap_hours": overlap})
-
-        def work() -> str:
-            with db.transaction() as session:
-                _, secret = endpoints.rotate_secret(
-                    session,
-                    principal=viewer.principal,
-                    merchant_id=viewer.merchant_id,
-                    endpoint_id=endpoint_id,
-                    data=data,
-                    settings=settings,
-                )
-                return secret
-
-        secret = attempt_owned(work)
+        _, secret = common.act(
+            request,
+            viewer,
+            endpoints.rotate_secret,
+            owned=True,
+            endpoint_id=endpoint_id,
+            data=data,
+            settings=settings,
+        )
     except FormInvalid as invalid:
         return _endpoint_page(request, viewer, endpoint_id, errors=invalid.errors)
     return _endpoint_page(request, viewer, endpoint_id, secret=secret)
@@ -159,23 +142,17 @@ def rotate_secret(
 def switch_endpoint(
     request: Request, viewer: MerchantPerson, endpoint_id: str, form: Form
 ) -> Response:
-    db = common.db(request)
-    settings = request.app.state.settings
     data = schemas.WebhookEndpointUpdate(enabled=form.get("enabled") == "1")
-
-    def work() -> None:
-        with db.transaction() as session:
-            endpoints.update_endpoint(
-                session,
-                principal=viewer.principal,
-                merchant_id=viewer.merchant_id,
-                endpoint_id=endpoint_id,
-                data=data,
-                settings=settings,
-            )
-
     try:
-        attempt_owned(work)
+        common.act(
+            request,
+            viewer,
+            endpoints.update_endpoint,
+            owned=True,
+            endpoint_id=endpoint_id,
+            data=data,
+            settings=request.app.state.settings,
+        )
     except FormInvalid as invalid:
         return _endpoint_page(request, viewer, endpoint_id, errors=invalid.errors)
     return framework.redirect(f"/console/webhooks/{endpoint_id}", done="saved")
@@ -185,20 +162,15 @@ def switch_endpoint(
 def replay(
     request: Request, viewer: MerchantPerson, endpoint_id: str, delivery_id: str
 ) -> Response:
-    db = common.db(request)
-
-    def work() -> None:
-        with db.transaction() as session:
-            history.replay_delivery(
-                session,
-                principal=viewer.principal,
-                merchant_id=viewer.merchant_id,
-                endpoint_id=endpoint_id,
-                delivery_id=delivery_id,
-            )
-
     try:
-        attempt_owned(work)
+        common.act(
+            request,
+            viewer,
+            history.replay_delivery,
+            owned=True,
+            endpoint_id=endpoint_id,
+            delivery_id=delivery_id,
+        )
     except FormInvalid as invalid:
         return _endpoint_page(request, viewer, endpoint_id, errors=invalid.errors)
     return framework.redirect(f"/console/webhooks/{endpoint_id}", done="replayed")
