@@ -18,7 +18,7 @@ from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.db import Database
 from o2oloop.errors import Conflict, Forbidden, InvalidInput, NotFound
-from o2oloop.reviews import log, merkle, moderation, service, views
+from o2oloop.reviews import log, merkle, moderation, replies, service, views
 from o2oloop.reviews.log import LogConfig
 from o2oloop.reviews.models import LogCheckpoint, Review
 from o2oloop.reviews.schemas import HideCreate, ReplyCreate, ReviewCreate, ReviewUpdate
@@ -193,7 +193,7 @@ def test_the_merchant_replies_once_and_no_other_merchant_can(db, tenant, log_con
     review = _post(db, visitor, log_config, visit_id=pay(db, tenant, visitor), rating=3)
     other = make_tenant(db)
     with db.transaction() as session, pytest.raises(NotFound):
-        service.reply(
+        replies.reply(
             session,
             principal=_admin(other),
             review_id=review.id,
@@ -201,7 +201,7 @@ def test_the_merchant_replies_once_and_no_other_merchant_can(db, tenant, log_con
             log_config=log_config,
         )
     with db.transaction() as session:
-        service.reply(
+        replies.reply(
             session,
             principal=_admin(tenant),
             review_id=review.id,
@@ -210,7 +210,7 @@ def test_the_merchant_replies_once_and_no_other_merchant_can(db, tenant, log_con
         )
     assert _entry(db, 1)["kind"] == "reply"
     with db.transaction() as session, pytest.raises(Conflict):
-        service.reply(
+        replies.reply(
             session,
             principal=_admin(tenant),
             review_id=review.id,
@@ -335,7 +335,7 @@ def test_each_change_records_its_event(db, tenant, log_config) -> None:
     visitor = make_visitor(db)
     review = _post(db, visitor, log_config, visit_id=pay(db, tenant, visitor), rating=3)
     with db.transaction() as session:
-        service.reply(
+        replies.reply(
             session,
             principal=_admin(tenant),
             review_id=review.id,

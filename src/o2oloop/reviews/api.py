@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from o2oloop.errors import NotFound
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, problems
 from o2oloop.pagination import Page
-from o2oloop.reviews import log, moderation, ratings, schemas, service, views
+from o2oloop.reviews import log, moderation, ratings, reading, replies, schemas, service, views
 
 router = APIRouter(prefix="/v1", tags=["reviews"], responses=problems(401, 403, 404, 409, 422))
 
@@ -83,7 +83,7 @@ def reviewable_visits(
 ) -> list[schemas.ReviewableVisitRead]:
     """The caller's verified visits that can still be reviewed."""
     with db.reading() as session:
-        return service.reviewable_visits(
+        return reading.reviewable_visits(
             session,
             principal=caller,
             window_days=request.app.state.settings.reviews_window_days,
@@ -109,7 +109,7 @@ def post_review(
 @router.get("/reviews/{review_id}")
 def get_review(review_id: str, db: DB) -> schemas.ReviewRead:
     with db.reading() as session:
-        return views.review_read(session, service.get_review(session, review_id))
+        return views.review_read(session, reading.get_review(session, review_id))
 
 
 @router.post("/reviews/{review_id}/versions", status_code=201, dependencies=IDEMPOTENT)
@@ -130,10 +130,10 @@ def reply(
 ) -> schemas.ReviewRead:
     """The merchant's one reply to a review of its store."""
     with db.transaction() as session:
-        service.reply(
+        replies.reply(
             session, principal=caller, review_id=review_id, data=data, log_config=_log(request)
         )
-        return views.review_read(session, service.get_review(session, review_id))
+        return views.review_read(session, reading.get_review(session, review_id))
 
 
 @router.post("/reviews/{review_id}/moderation", status_code=201, dependencies=IDEMPOTENT)
@@ -158,7 +158,7 @@ def list_reviews(
 ) -> Page[schemas.ReviewRead]:
     """A merchant's reviews, public: what each says, or the moderation notice in its place."""
     with db.reading() as session:
-        rows, next_cursor = service.list_reviews(
+        rows, next_cursor = reading.list_reviews(
             session, merchant_id=merchant_id, store_id=store_id, cursor=cursor, limit=limit
         )
         return Page(data=[views.review_read(session, r) for r in rows], next_cursor=next_cursor)

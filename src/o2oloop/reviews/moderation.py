@@ -28,7 +28,8 @@ from o2oloop.reviews.models import (
     ReviewReply,
     ReviewVersion,
 )
-from o2oloop.reviews.service import get_review, iso
+from o2oloop.reviews.reading import get_review
+from o2oloop.reviews.service import iso
 
 
 def _hide(

@@ -20,19 +20,17 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
-from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal, require_merchant
+from o2oloop.auth.principal import Principal, require_consumer
 from o2oloop.campaigns.models import CampaignTarget
 from o2oloop.codes.models import Redemption, RedemptionState
 from o2oloop.customers.models import Consumer, Membership
 from o2oloop.db import new_id
-from o2oloop.errors import Conflict, Forbidden, InvalidInput, NotFound
+from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.events import record
-from o2oloop.pagination import paginate
 from o2oloop.reviews import log, photos, schemas
-from o2oloop.reviews.events import ReviewPosted, ReviewReplied
+from o2oloop.reviews.events import ReviewPosted
 from o2oloop.reviews.log import LogConfig
-from o2oloop.reviews.models import Review, ReviewPhoto, ReviewReply, ReviewVersion, content_of
+from o2oloop.reviews.models import Review, ReviewPhoto, ReviewVersion, content_of
 from o2oloop.visits.models import Visit, VisitSource
 
 MAX_VERSIONS = 10
@@ -74,13 +72,10 @@ def commitment(salt: bytes, content: dict[str, Any]) -> str:
     return hashlib.sha256(salt + log.canonical(content)).hexdigest()
 
 
-def _consumer(principal: Principal) -> str:
-    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
-        raise Forbidden(
-            "reviews are written by consumers about their own visits; merchant, staff and "
-            "terminal keys cannot review"
-        )
-    return principal.consumer_id
+CONSUMERS_ONLY = (
+    "reviews are written by consumers about their own visits; merchant, staff and terminal "
+    "keys cannot review"
+)
 
 
 def _verified_visit(
@@ -266,7 +261,7 @@ def post_review(
     window_days: int = 30,
 ) -> Review:
     """A consumer reviews a visit of theirs the counter verified, once, within the window."""
-    consumer_id = _consumer(principal)
+    consumer_id = require_consumer(principal, CONSUMERS_ONLY)
     visit = _verified_visit(session, consumer_id, data, timedelta(days=window_days))
     cleaned = _decoded_photos(data.photos)
     log.lock(session)  # one review per visit holds under concurrent posts
@@ -323,7 +318,7 @@ def edit_review(
     log_config: LogConfig,
 ) -> Review:
     """A new version of the consumer's own review; the old one stays in the log."""
-    consumer_id = _consumer(principal)
+    consumer_id = require_consumer(principal, CONSUMERS_ONLY)
     cleaned = _decoded_photos(data.photos)
     log.lock(session)
     review = session.get(Review, review_id, populate_existing=True)
@@ -347,143 +342,3 @@ def edit_review(
     review.updated_at = clock.now()
     session.flush()
     return review
-
-
-def reply(
-    session: Session,
-    *,
-    principal: Principal,
-    review_id: str,
-    data: schemas.ReplyCreate,
-    log_config: LogConfig,
-) -> ReviewReply:
-    """The merchant's one reply to a review of one of its stores."""
-    review = session.get(Review, review_id)
-    if review is None:
-        raise NotFound("no review with this id")
-    require_merchant(principal, review.merchant_id, "review")
-    if principal.role not in (Role.MERCHANT_ADMIN, Role.MERCHANT_STAFF):
-        raise Forbidden("replies are written by the merchant's admins and staff")
-    log.lock(session)
-    existing = session.scalar(select(ReviewReply.id).where(ReviewReply.review_id == review.id))
-    if existing is not None:
-        raise Conflict("this review already has the merchant's reply", reply_id=existing)
-    salt = secrets.token_bytes(16)
-    row = ReviewReply(
-        id=new_id("rpl"),
-        review_id=review.id,
-        merchant_id=review.merchant_id,
-        text=data.text,
-        salt=salt,
-        created_at=clock.now(),
-    )
-    entry = {
-        "v": 1,
-        "kind": "reply",
-        "review": review.id,
-        "merchant": review.merchant_id,
-        "by": principal.role.value,
-        "content": commitment(salt, content_of(row)),
-        "at": iso(row.created_at),
-    }
-    (row.entry,) = log.append(session, [entry], log=log_config)
-    session.add(row)
-    session.flush()
-    record(
-        session,
-        ReviewReplied(merchant_id=review.merchant_id, review_id=review.id, log_entry=row.entry),
-    )
-    return row
-
-
-def list_reviews(
-    session: Session,
-    *,
-    merchant_id: str,
-    store_id: str | None = None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[Review], str | None]:
-    """A merchant's reviews (public), oldest first by id."""
-    query = select(Review).where(Review.merchant_id == merchant_id)
-    if store_id is not None:
-        query = query.where(Review.store_id == store_id)
-    return paginate(session, query, Review.id, cursor=cursor, limit=limit)
-
-
-def recent_reviews(session: Session, *, merchant_id: str, limit: int) -> list[Review]:
-    """A merchant's latest reviews, newest first (the console's list)."""
-    return list(
-        session.scalars(
-            select(Review)
-            .where(Review.merchant_id == merchant_id)
-            .order_by(Review.id.desc())
-            .limit(limit)
-        )
-    )
-
-
-def get_review(session: Session, review_id: str) -> Review:
-    review = session.get(Review, review_id)
-    if review is None:
-        raise NotFound("no review with this id")
-    return review
-
-
-def reviewable_visits(
-    session: Session, *, principal: Principal, window_days: int = 30, limit: int = 50
-) -> list[schemas.ReviewableVisitRead]:
-    """The consumer's verified visits still open to a review, newest first."""
-    consumer_id = _consumer(principal)
-    window = timedelta(days=window_days)
-    since = clock.now() - window
-    reviewed = select(Review.id).where(
-        or_(Review.visit_id == Visit.id, Review.redemption_id == Visit.redemption_id)
-    )
-    visits = session.scalars(
-        select(Visit)
-        .where(
-            Visit.consumer_id == consumer_id,
-            Visit.occurred_at >= since,
-            Visit.terminal_id.is_not(None),
-            Visit.source != VisitSource.ONLINE,
-            ~reviewed.exists(),
-        )
-        .order_by(Visit.occurred_at.desc())
-        .limit(limit)
-    )
-    found = [
-        schemas.ReviewableVisitRead(
-            visit_id=v.id,
-            redemption_id=v.redemption_id,
-            merchant_id=v.merchant_id,
-            store_id=v.store_id,
-            occurred_at=v.occurred_at,
-            review_until=v.occurred_at + window,
-        )
-        for v in visits
-    ]
-    redemptions = session.scalars(
-        select(Redemption)
-        .where(
-            Redemption.consumer_id == consumer_id,
-            Redemption.state == RedemptionState.REDEEMED,
-            Redemption.redeemed_at >= since,
-            ~select(Visit.id).where(Visit.redemption_id == Redemption.id).exists(),
-            ~select(Review.id).where(Review.redemption_id == Redemption.id).exists(),
-        )
-        .order_by(Redemption.redeemed_at.desc())
-        .limit(limit)
-    )
-    found.extend(
-        schemas.ReviewableVisitRead(
-            visit_id=None,
-            redemption_id=r.id,
-            merchant_id=r.merchant_id,
-            store_id=r.store_id,
-            occurred_at=r.redeemed_at,
-            review_until=r.redeemed_at + window,
-        )
-        for r in redemptions
-    )
-    return sorted(found, key=lambda v: v.occurred_at, reverse=True)[:limit]

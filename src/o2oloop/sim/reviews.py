@@ -15,7 +15,7 @@ from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.config import Settings
 from o2oloop.errors import ProblemError
-from o2oloop.reviews import log, moderation, service
+from o2oloop.reviews import log, moderation, replies, service
 from o2oloop.reviews.schemas import HideCreate, ReplyCreate, ReviewCreate
 from o2oloop.sim.world import CityRun, Visit
 
@@ -86,7 +86,7 @@ def after_visit(session: Session, run: CityRun, visit: Visit) -> None:
             key_id="demo", role=Role.MERCHANT_ADMIN, merchant_id=review.merchant_id
         )
         answer = "Thank you for coming!" if rating >= 4 else "Sorry, we will do better."
-        service.reply(
+        replies.reply(
             session,
             principal=merchant,
             review_id=review.id,

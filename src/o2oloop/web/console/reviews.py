@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from o2oloop.reviews import log, ratings, schemas, service, views
+from o2oloop.reviews import log, ratings, reading, replies, schemas, views
 from o2oloop.web import framework
 from o2oloop.web.console import common
 from o2oloop.web.forms import FormInvalid, attempt_owned, parse
@@ -26,7 +26,7 @@ def _page(
     config = log.log_config(request.app.state.settings)
     with common.reading(request) as session:
         merchant = common.merchant(session, viewer)
-        rows = service.recent_reviews(session, merchant_id=merchant.id, limit=SHOWN)
+        rows = reading.recent_reviews(session, merchant_id=merchant.id, limit=SHOWN)
         reviews = [views.review_read(session, r) for r in rows]
         summary = ratings.ratings(session, merchant_id=merchant.id)
         flagged = {r.id: r.flags for r in rows if r.flagged}
@@ -68,7 +68,7 @@ def reply(request: Request, viewer: MerchantPerson, review_id: str, form: Form) 
 
         def work() -> None:
             with db.transaction() as session:
-                service.reply(
+                replies.reply(
                     session,
                     principal=viewer.principal,
                     review_id=review_id,
