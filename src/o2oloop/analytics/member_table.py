@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from o2oloop.analytics import summary
 from o2oloop.analytics.models import MemberScore, Segment, SpendingLevel
 from o2oloop.auth.principal import Principal, require_merchant_staff
 from o2oloop.customers.models import Membership
@@ -72,10 +73,13 @@ def member_rows(
     )
     if where.consent is not None:
         conditions.append(Membership.marketing_consent == where.consent)
-    counted = select(func.count()).select_from(MemberScore)
-    if where.consent is not None:  # the join only when the filter needs it
-        counted = counted.join(Membership, Membership.id == MemberScore.member_id)
-    total = session.scalar(counted.where(*conditions))
+    if where in (MemberFilter(), MemberFilter(segment=where.segment)):
+        total = summary.members(session, merchant_id, where.segment)  # no walk of every score
+    else:
+        counted = select(func.count()).select_from(MemberScore)
+        if where.consent is not None:  # the join only when the filter needs it
+            counted = counted.join(Membership, Membership.id == MemberScore.member_id)
+        total = session.scalar(counted.where(*conditions))
     after = _cursor(cursor)
     page = joined.where(*conditions)
     if after is not None:

@@ -127,6 +127,16 @@ def segment_sizes(
     return as_of, [found.get(s, SegmentSize(s, 0, 0, 0.0)) for s in seg.SEGMENT_ORDER]
 
 
+def members(session: Session, merchant_id: str, segment: Segment | None = None) -> int:
+    """How many members the merchant's last analysis scored (in one segment, if given)."""
+    query = select(func.coalesce(func.sum(ScoreSummary.members), 0)).where(
+        ScoreSummary.merchant_id == merchant_id
+    )
+    if segment is not None:
+        query = query.where(ScoreSummary.segment == segment)
+    return int(session.scalar(query) or 0)
+
+
 def clv_bands(session: Session, merchant_id: str, currency: str) -> list[Band]:
     """Members per CLV band of the merchant, lowest band first."""
     counts = dict(
