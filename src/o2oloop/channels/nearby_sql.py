@@ -2,12 +2,17 @@
 
 The stores within the radius come from `store_cells`' covering index alone (cell, the
 store's merchant and its unit-sphere point: the squared chord is plain arithmetic both
-databases do). Each merchant's nearest store meets that merchant's published offers
-(by their merchant index), each offer's value computed in SQL as `nearby.value_of` does;
-the cursor's key cuts what came before and only `LIMIT` rows come back, joined to their
-rows for display and for what may have changed (store and merchant active, stock):
-nothing is cached but the statements' text. Only the dialects' JSON functions and their
-"least row per group" differ.
+databases do). Each merchant's nearest store meets that merchant's published offers through
+`ix_offers_nearby`, which holds every column the ranking reads (each offer's value is
+computed in SQL as `nearby.value_of` does; only a stored-value card's tiers are read from
+its row), so no offer row is visited but the page's. Offers limited to some stores are
+few and found through their own partial index, `ix_offers_limited_to_stores`; they look
+for their nearest allowed store. The cursor's key cuts what came before and only `LIMIT`
+rows come back, joined to their rows for display and for what may have changed (store and
+merchant active, stock): nothing is cached but the statements' text. The dialects differ
+in their JSON functions, their "least row per group", and how each is told to read the
+offers by merchant (PostgreSQL estimates the merchants in the disc at a guess and would
+scan every offer otherwise; SQLite is pointed at the partial index it would not pick).
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ _D2 = "((c.x - :x) * (c.x - :x) + (c.y - :y) * (c.y - :y) + (c.z - :z) * (c.z - 
 
 _BONUS = {
     "sqlite": "(SELECT COALESCE(MAX(CAST(json_extract(t.value, '$.bonus') AS INTEGER)), 0)"
-    " FROM json_each(o.topup_tiers) t)",
+    " FROM json_each(tv.topup_tiers) t)",
     "postgresql": "(SELECT COALESCE(MAX(CAST(t ->> 'bonus' AS BIGINT)), 0)"
-    " FROM json_array_elements(o.topup_tiers) t)",
+    " FROM json_array_elements(tv.topup_tiers) t)",
 }
 _IS_ARRAY = {
     "sqlite": "COALESCE(json_type({column}), 'null') = 'array'",
@@ -39,11 +44,35 @@ _VALID_AT = {  # the offer is valid at the pair's store (no list: at every store
     "postgresql": "jsonb_exists(CAST(o.store_ids AS jsonb), n.store_id)",
 }
 _GREATEST = {"sqlite": "MAX", "postgresql": "GREATEST"}
+# The partial index's own condition, word for word, so both databases can use it.
+_LIMITED = {
+    "sqlite": "json_type(o.store_ids) = 'array'",
+    "postgresql": "json_typeof(o.store_ids) = 'array'",
+}
+_LIMITED_INDEX = {"sqlite": "INDEXED BY ix_offers_limited_to_stores", "postgresql": ""}
+# A merchant's published offers valid at every store, from `ix_offers_nearby` alone: on
+# PostgreSQL a lateral subquery behind OFFSET 0, so each merchant probes the index.
+_MERCHANT_OFFERS = {
+    "sqlite": """CROSS JOIN offers o
+        WHERE o.merchant_id = nm.merchant_id AND {terms}
+            AND o.id NOT IN (SELECT offer_id FROM limited)""",
+    "postgresql": """CROSS JOIN LATERAL (
+            SELECT o.id, o.kind, o.discount_kind, o.amount_off, o.discount_cap, o.min_spend,
+                o.percent_off_bps, o.face_value, o.price
+            FROM offers o
+            WHERE o.merchant_id = nm.merchant_id AND {terms}
+                AND o.id NOT IN (SELECT offer_id FROM limited)
+            OFFSET 0) o""",
+}
 
 
 def _value(dialect: str) -> str:
-    """The offer's value in minor units; mirrors `nearby.value_of`."""
-    is_array = _IS_ARRAY[dialect].format(column="o.topup_tiers")
+    """The offer's value in minor units; mirrors `nearby.value_of`.
+
+    Everything but a stored-value card's tiers is in the index; those are read from the
+    card's own row (by primary key), so other offers need no row at all.
+    """
+    is_array = _IS_ARRAY[dialect].format(column="tv.topup_tiers")
     return f"""CASE o.kind
         WHEN '{OfferKind.COUPON.value}' THEN CASE
             WHEN o.discount_kind = '{DiscountKind.AMOUNT_OFF.value}' THEN COALESCE(o.amount_off, 0)
@@ -51,8 +80,9 @@ def _value(dialect: str) -> str:
             ELSE COALESCE(o.min_spend, 0) * COALESCE(o.percent_off_bps, 0) / 10000 END
         WHEN '{OfferKind.VOUCHER.value}' THEN
             {_GREATEST[dialect]}(0, COALESCE(o.face_value, 0) - COALESCE(o.price, 0))
-        WHEN '{OfferKind.STORED_VALUE.value}' THEN
+        WHEN '{OfferKind.STORED_VALUE.value}' THEN (SELECT
             CASE WHEN {is_array} THEN {_BONUS[dialect]} ELSE 0 END
+            FROM offers tv WHERE tv.id = o.id)
         ELSE 0 END"""
 
 
@@ -128,7 +158,6 @@ def page_statement(
     to some stores looks for its nearest allowed one among the merchant's stores in the
     disc (`CROSS JOIN` keeps SQLite's join order: merchants in the disc, then their offers).
     """
-    restricted = _IS_ARRAY[dialect].format(column="o.store_ids")
     in_category = (
         "JOIN merchants m ON m.id = near.merchant_id AND m.category = :category" if category else ""
     )
@@ -143,17 +172,22 @@ def page_statement(
     allowed_stores = f"FROM near n WHERE n.merchant_id = o.merchant_id AND {_VALID_AT[dialect]}"
     rating = "COALESCE(r.average, -1.0)" if sort == "rating" else "-1.0"
     ratings = "LEFT JOIN store_ratings r ON r.store_id = best.store_id" if sort == "rating" else ""
+    terms = _offer_terms(kind)
     sql = f"""WITH near AS ({_cells(only_stores, excluded)}),
     nm AS ({per_merchant}),
+    limited AS (
+        SELECT o.id AS offer_id FROM offers o {_LIMITED_INDEX[dialect]}
+        WHERE o.merchant_id IN (SELECT merchant_id FROM nm) AND {_LIMITED[dialect]}
+    ),
     best AS (
-        SELECT o.id AS offer_id,
-            CASE WHEN {restricted} THEN (SELECT n.store_id {allowed_stores}
-                ORDER BY n.d2, n.store_id LIMIT 1) ELSE nm.store_id END AS store_id,
-            {_value(dialect)} AS value,
-            CASE WHEN {restricted} THEN (SELECT MIN(n.d2) {allowed_stores})
-                ELSE nm.d2 END AS d2
-        FROM nm CROSS JOIN offers o
-        WHERE o.merchant_id = nm.merchant_id AND {_offer_terms(kind)}
+        SELECT o.id AS offer_id, nm.store_id AS store_id, {_value(dialect)} AS value,
+            nm.d2 AS d2
+        FROM nm {_MERCHANT_OFFERS[dialect].format(terms=terms)}
+        UNION ALL
+        SELECT o.id, (SELECT n.store_id {allowed_stores} ORDER BY n.d2, n.store_id LIMIT 1),
+            {_value(dialect)}, (SELECT MIN(n.d2) {allowed_stores})
+        FROM limited JOIN offers o ON o.id = limited.offer_id
+        WHERE {terms}
     ),
     rated AS (
         SELECT best.*, {rating} AS rating FROM best {ratings} WHERE best.store_id IS NOT NULL

@@ -6,7 +6,18 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from o2oloop.db import Base, UTCDateTime, str_enum
@@ -31,8 +42,27 @@ class OfferState(enum.StrEnum):
     ENDED = "ended"
 
 
+# What nearby search ranks a merchant's offers by, in one index: it reads no offer row but
+# the page's (see `channels.nearby_sql`). JSON cannot be an index key on PostgreSQL, so the
+# offers limited to some stores (few) have their own partial index.
+NEARBY_COLUMNS = (
+    "merchant_id", "state", "kind", "valid_from", "valid_until", "id", "discount_kind",
+    "amount_off", "discount_cap", "min_spend", "percent_off_bps", "face_value", "price",
+)  # fmt: skip
+
+
 class Offer(Base):
     __tablename__ = "offers"
+    __table_args__ = (
+        Index("ix_offers_nearby", *NEARBY_COLUMNS),
+        Index(
+            "ix_offers_limited_to_stores",
+            "merchant_id",
+            "id",
+            sqlite_where=text("json_type(store_ids) = 'array'"),
+            postgresql_where=text("json_typeof(store_ids) = 'array'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
