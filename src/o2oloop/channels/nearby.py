@@ -140,13 +140,13 @@ class _Plan:
     stores: tuple[str, ...] | None  # only these (the open ones), or any
 
 
-def _binds(plan: _Plan, radius: float) -> dict[str, Any]:
+def _binds(dialect: str, plan: _Plan, radius: float) -> dict[str, Any]:
     q = plan.query
     x, y, z = plan.point
     # Cells for a metre beyond the radius, so the chord's margin finds no uncovered cell.
     cells = geo.covering(q.latitude, q.longitude, min(radius + 1.0, MAX_RADIUS_M + 1.0))
     values: dict[str, Any] = {
-        "cells": cells,
+        "cells": nearby_sql.cells_value(dialect, cells),
         "x": x,
         "y": y,
         "z": z,
@@ -159,11 +159,14 @@ def _binds(plan: _Plan, radius: float) -> dict[str, Any]:
 
 def stores_within(session: Session, query: NearbyQuery, *, hours: bool = False) -> list[Any]:
     """Active stores of active merchants within the radius, nearest first, exactly."""
-    statement = nearby_sql.stores_statement(category=query.category is not None, hours=hours)
+    dialect = session.get_bind().dialect.name
+    statement = nearby_sql.stores_statement(
+        dialect, category=query.category is not None, hours=hours
+    )
     plan = _Plan(query, datetime.min, geo.unit_vector(query.latitude, query.longitude), None)
     found = []
     lat, lng, radius = query.latitude, query.longitude, query.radius_m
-    for row in session.execute(statement, _binds(plan, radius)):
+    for row in session.execute(statement, _binds(dialect, plan, radius)):
         distance = geo.haversine_m(lat, lng, row.latitude, row.longitude)
         if distance <= radius:
             found.append((distance, row))
@@ -208,7 +211,7 @@ def _fetch_live(
 ) -> tuple[list[tuple[float, Any]], set[str]]:
     q = plan.query
     dialect = session.get_bind().dialect.name
-    values = _binds(plan, radius)
+    values = _binds(dialect, plan, radius)
     values["now"] = plan.now
     if q.kind is not None:
         values["kind"] = q.kind.value

@@ -17,10 +17,13 @@ scan every offer otherwise; SQLite is pointed at the partial index it would not 
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import BigInteger, Float, Integer, String, TextClause, bindparam, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import BindParameter
 
 from o2oloop.db import UTCDateTime
 from o2oloop.offers.models import DiscountKind, OfferKind, OfferState
@@ -115,22 +118,38 @@ def _nearest(
     return f"SELECT {columns}, MIN({d2}) AS d2 FROM {source} WHERE {where} GROUP BY {group}"
 
 
-def _cells(only_stores: bool, excluded: bool) -> str:
+# The cells travel as one value (a JSON array on SQLite, an array on PostgreSQL), so a
+# statement's text is the same whatever their number: SQLite keeps it prepared, and
+# psycopg prepares it on the server after a few runs (planning cost more than running).
+_IN_CELLS = {
+    "sqlite": "c.cell IN (SELECT value FROM json_each(:cells))",
+    "postgresql": "c.cell = ANY(:cells)",
+}
+_CELLS_TYPE = {"sqlite": String(), "postgresql": postgresql.ARRAY(BigInteger())}
+
+
+def cells_value(dialect: str, cells: list[int]) -> Any:
+    """The `:cells` parameter as the dialect's statements take it."""
+    return json.dumps(cells) if dialect == "sqlite" else cells
+
+
+def _cells(dialect: str, only_stores: bool, excluded: bool) -> str:
     """The stores in the cells within the chord, from the covering index alone."""
     return f"""SELECT c.store_id AS store_id, c.merchant_id AS merchant_id, {_D2} AS d2
         FROM store_cells c
-        WHERE c.cell IN :cells AND {_D2} <= :max_d2
+        WHERE {_IN_CELLS[dialect]} AND {_D2} <= :max_d2
         {"AND c.store_id IN :stores" if only_stores else ""}
         {"AND c.store_id NOT IN :excluded" if excluded else ""}"""
 
 
-_COMMON_BINDS = (
-    bindparam("cells", expanding=True, type_=BigInteger()),
-    bindparam("x", type_=Float()),
-    bindparam("y", type_=Float()),
-    bindparam("z", type_=Float()),
-    bindparam("max_d2", type_=Float()),
-)
+def _common_binds(dialect: str) -> list[BindParameter[Any]]:
+    return [
+        bindparam("cells", type_=_CELLS_TYPE[dialect]),
+        bindparam("x", type_=Float()),
+        bindparam("y", type_=Float()),
+        bindparam("z", type_=Float()),
+        bindparam("max_d2", type_=Float()),
+    ]
 
 
 def _offer_terms(kind: bool) -> str:
@@ -173,7 +192,7 @@ def page_statement(
     rating = "COALESCE(r.average, -1.0)" if sort == "rating" else "-1.0"
     ratings = "LEFT JOIN store_ratings r ON r.store_id = best.store_id" if sort == "rating" else ""
     terms = _offer_terms(kind)
-    sql = f"""WITH near AS ({_cells(only_stores, excluded)}),
+    sql = f"""WITH near AS ({_cells(dialect, only_stores, excluded)}),
     nm AS ({per_merchant}),
     limited AS (
         SELECT o.id AS offer_id FROM offers o {_LIMITED_INDEX[dialect]}
@@ -210,7 +229,7 @@ def page_statement(
     JOIN merchants m ON m.id = s.merchant_id
     ORDER BY {_ORDER[sort].replace("offer_id", "page.offer_id")}"""
     binds = [
-        *_COMMON_BINDS,
+        *_common_binds(dialect),
         bindparam("now", type_=UTCDateTime()),
         bindparam("n", type_=Integer()),
     ]
@@ -230,16 +249,16 @@ def page_statement(
 
 
 @lru_cache(maxsize=8)
-def stores_statement(*, category: bool, hours: bool) -> TextClause:
+def stores_statement(dialect: str, *, category: bool, hours: bool) -> TextClause:
     """The stores themselves, within the chord (for open-now, and the radius property)."""
     sql = f"""SELECT s.id, s.merchant_id, s.name, s.latitude, s.longitude, s.timezone,
             m.category{", CAST(s.opening_hours AS TEXT) AS opening_hours" if hours else ""}
         FROM store_cells c
         JOIN stores s ON s.id = c.store_id
         JOIN merchants m ON m.id = s.merchant_id
-        WHERE c.cell IN :cells AND {_D2} <= :max_d2 AND s.active AND m.active
+        WHERE {_IN_CELLS[dialect]} AND {_D2} <= :max_d2 AND s.active AND m.active
         {"AND m.category = :category" if category else ""}"""
-    binds = list(_COMMON_BINDS)
+    binds = _common_binds(dialect)
     if category:
         binds.append(bindparam("category", type_=String()))
     return text(sql).bindparams(*binds)
