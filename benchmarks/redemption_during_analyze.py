@@ -1,13 +1,16 @@
 """Redemption latency at the counter while `o2oloop analyze` scores a million members.
 
 Usage: ``python benchmarks/redemption_during_analyze.py [--members 1000000] [--merchants 100]
-[--clients 8] [--before 10] [--during 60] [--url URL]``
+[--clients 8] [--before 10] [--during 60] [--url URL] [--keep DIR] [--prepare-only]``
 
 1. **build**: a scratch database (SQLite by default, or ``--url`` an empty PostgreSQL
    database), migrated; ``--members`` members of ``--merchants`` merchants with their visits
    (BG/NBD, about nine per member) bulk-loaded as ``analyze.py`` loads them (executemany /
    COPY); then the counter's tenant: one store, ``--clients`` terminals, a coupon and claimed
-   codes (``redemption_http.prepare``).
+   codes (``redemption_http.prepare``). With ``--keep DIR`` (SQLite) the members and visits
+   are loaded once into ``DIR/o2oloop.db`` (under the shared lock, ``--prepare-only``) and
+   later runs reuse that file: each run adds a tenant and codes of its own, and the analysis
+   rewrites the same scores.
 2. **serve**: ``o2oloop serve --workers 2`` on the same database.
 3. **before**: ``--clients`` tills redeem back to back for ``--before`` seconds (httpx
    clients, a fresh code and ``Idempotency-Key`` per request): the latency without analysis.
@@ -22,6 +25,7 @@ analysis's seconds, and the load average. Target: p99 during analysis ≤ 100 ms
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -36,11 +40,21 @@ import redemption_http
 from o2oloop.db import Database
 
 
-def build(url: str, args: argparse.Namespace, secret: str) -> dict:
-    """The million members and their visits, then the counter's tenant and codes."""
+def build(url: str, args: argparse.Namespace, secret: str, kept: Path | None) -> dict:
+    """The million members and their visits (or those of `kept`), then the counter's tenant
+    and codes."""
     db = _support.migrated(url)
     started = time.perf_counter()
-    loaded = analyze._load(db, args.members, args.merchants, args.seed)
+    reused = kept is not None and kept.exists()
+    if reused:
+        loaded = json.loads(kept.read_text())
+        if loaded["members"] != args.members or loaded["merchants"] != args.merchants:
+            raise SystemExit(f"{kept} holds another size: {loaded}; use another --keep")
+    else:
+        visits = int(analyze._load(db, args.members, args.merchants, args.seed)["visits"])
+        loaded = {"members": args.members, "merchants": args.merchants, "visits": visits}
+        if kept is not None:
+            kept.write_text(json.dumps(loaded))
     counter = redemption_http.prepare(
         db, secret=secret, clients=args.clients, count=args.codes, consumers=200
     )
@@ -49,6 +63,7 @@ def build(url: str, args: argparse.Namespace, secret: str) -> dict:
         "loaded": {
             "members": args.members,
             "visits": int(loaded["visits"]),
+            "reused": reused,
             "seconds": round(time.perf_counter() - started, 1),
         },
         "counter": counter,
@@ -111,11 +126,22 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=5.0, help="seconds analyze runs first")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--url", default="")
+    parser.add_argument(
+        "--keep", default="", help="SQLite: load the members into DIR once, reuse them after"
+    )
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="load (into --keep) and stop, untimed"
+    )
     args = parser.parse_args()
-    tmpdir = Path(tempfile.mkdtemp(prefix="o2o-analyze-counter-"))
+    tmpdir = Path(args.keep or tempfile.mkdtemp(prefix="o2o-analyze-counter-"))
+    tmpdir.mkdir(parents=True, exist_ok=True)
     url = args.url or f"sqlite:///{(tmpdir / 'o2oloop.db').as_posix()}"
     secret = _support.secret_key()
-    built = build(url, args, secret)
+    kept = tmpdir / "members.json" if args.keep and not args.url else None
+    built = build(url, args, secret, kept)
+    if args.prepare_only:
+        _support.emit({"benchmark": "redemption_during_analyze", "prepared": built["loaded"]})
+        return
     counter = built["counter"]
     codes = counter["codes"]
     env = server_env(url, tmpdir, secret)

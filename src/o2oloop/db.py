@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
@@ -356,6 +356,34 @@ def _abandon(pooled: Any, dialect: Any, error: BaseException) -> None:
         pooled.invalidate(failed)
 
 
+@contextmanager
+def _pipelined(connection: Any, dialect: Any, *, write: bool) -> Iterator[DriverTransaction]:
+    """A lean transaction in psycopg's pipeline mode, with BEGIN and COMMIT of our own.
+
+    psycopg waits for the answer to its own BEGIN and COMMIT (a round trip each, and one
+    more to leave the pipeline); sent as plain statements in autocommit mode, BEGIN travels
+    with the first statement whose answer is read and COMMIT with the pipeline's closing
+    sync, so the round trips are only those the work itself waits on.
+    """
+    connection.autocommit = True
+    with connection.pipeline() as pipeline:
+        transaction = DriverTransaction(connection, dialect, pipeline=pipeline)
+        transaction.cursor.execute("BEGIN" if write else "BEGIN READ ONLY")
+        yield transaction
+        if write:
+            transaction.write_deferred()
+        transaction.cursor.execute("COMMIT")  # answered with the pipeline's closing sync
+
+
+def _end_autocommit(connection: Any) -> None:
+    """Hand the connection back as the pool lends it: no transaction, not in autocommit."""
+    if not connection.autocommit:
+        return
+    if connection.info.transaction_status.name != "IDLE":
+        connection.rollback()
+    connection.autocommit = False
+
+
 class _Queued:
     """One piece of work waiting for the turn, and what came of it."""
 
@@ -586,36 +614,36 @@ class Database:
     def lean(self, *, write: bool) -> Iterator[DriverTransaction]:
         """A transaction on a pooled DB-API connection, for `Prepared` statements only.
 
-        A write commits on success and rolls back on any error; a read always rolls back.
-        On SQLite a write begins IMMEDIATE (it should hold the writers' turn) and a read
-        begins deferred, so it never waits for the write lock. On PostgreSQL both run
-        pipelined: BEGIN (READ ONLY, for a read), the writes nobody reads and the COMMIT share
-        round trips with the statements whose answers the work waits for.
+        A write commits on success and rolls back on any error; a read only reads (it ends
+        with a COMMIT on PostgreSQL, where psycopg's ROLLBACK would forget the server-side
+        prepared statements). On SQLite a write begins IMMEDIATE (it should hold the writers'
+        turn) and a read begins deferred, so it never waits for the write lock. On PostgreSQL
+        both run pipelined (`_pipelined`).
         """
         pooled = self.engine.raw_connection()
         connection, dialect = pooled.driver_connection, self.engine.dialect
-        postgres = dialect.name == "postgresql"
         try:
+            if dialect.name == "postgresql":
+                with _pipelined(connection, dialect, write=write) as transaction:
+                    yield transaction
+                return
             if dialect.name == "sqlite":
                 connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            elif not write:
-                connection.read_only = True  # the driver's own BEGIN says READ ONLY
-            with connection.pipeline() if postgres else nullcontext() as pipeline:
-                transaction = DriverTransaction(connection, dialect, pipeline=pipeline)
-                yield transaction
-                if write:
-                    transaction.write_deferred()
-                    connection.commit()
-                else:
-                    connection.rollback()
+            transaction = DriverTransaction(connection, dialect)
+            yield transaction
+            if write:
+                transaction.write_deferred()
+                connection.commit()
+            else:
+                connection.rollback()
         except BaseException as error:
             _abandon(pooled, dialect, error)
             if isinstance(error, dialect.loaded_dbapi.Error):
                 raise wrapped(dialect, error, None, None) from error
             raise
         finally:
-            if postgres and not write and pooled.is_valid:
-                connection.read_only = None
+            if dialect.name == "postgresql" and pooled.is_valid:
+                _end_autocommit(connection)
             pooled.close()
 
     async def run_transaction(
@@ -656,18 +684,29 @@ class Database:
         own, lean unless `orm(checked)`.
 
         On SQLite as `run_reading` then `run_transaction`; elsewhere both in one hand-off to
-        the thread pool, so a request at the counter pays for one, not two.
+        the thread pool and, unless the write needs the ORM, in one transaction: the check
+        takes no lock and the write re-checks what can change, so sharing the transaction
+        costs nothing in safety and saves its BEGIN and COMMIT.
         """
         if self.writers is not None:
             checked = await self.run_reading(check)
             return await self.run_transaction(lambda tx: write(tx, checked), orm=orm(checked))
 
-        def both() -> Result:
-            checked = self._read(check)
-            run = self._run_orm if orm(checked) else self._run
-            return run(lambda tx: write(tx, checked))
+        return await run_in_threadpool(self._checked_together, check, write, orm)
 
-        return await run_in_threadpool(both)
+    def _checked_together(
+        self,
+        check: Callable[[DriverTransaction], Checked],
+        write: Callable[[DriverTransaction, Checked], Result],
+        orm: Callable[[Checked], bool],
+    ) -> Result:
+        """Check and write in one lean transaction (one BEGIN and COMMIT, not two); work
+        that needs the ORM writes in a transaction of its own after the check's."""
+        with self.lean(write=True) as transaction:
+            checked = check(transaction)
+            if not orm(checked):
+                return write(transaction, checked)
+        return self._run_orm(lambda tx: write(tx, checked))
 
     def _read(self, work: Callable[[DriverTransaction], Result]) -> Result:
         with self.lean(write=False) as transaction:

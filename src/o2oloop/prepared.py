@@ -181,6 +181,8 @@ class DriverTransaction:
         self.pipeline = pipeline
         self._session = session
         self._deferred: list[tuple[Prepared, Mapping[str, Any]]] = []
+        self._ahead: dict[tuple[int, tuple[tuple[str, Any], ...]], Any] = {}  # cursors
+        self._unsynced = False  # statements sent since the last sync
 
     @classmethod
     def of_session(cls, session: Session) -> DriverTransaction:
@@ -247,6 +249,16 @@ class DriverTransaction:
         except self.dialect.loaded_dbapi.Error as error:
             raise wrapped(self.dialect, error, sql, None) from error
 
+    def ahead(self, statement: Prepared, **values: Any) -> None:
+        """Send a read now whose answer the work will ask for later (with these very values):
+        pipelined, reads sent ahead share one round trip with the next read. Elsewhere a
+        no-op: the read runs when asked for."""
+        if self.pipeline is None:
+            return
+        compiled = statement.compiled(self.dialect)
+        self._run(compiled, values, answer=False)
+        self._ahead[_key(statement, values)] = self.cursor
+
     def _run(self, compiled: Compiled, values: Mapping[str, Any], *, answer: bool = True) -> None:
         parameters = compiled.parameters(values)
         try:
@@ -257,10 +269,30 @@ class DriverTransaction:
             # its answer; the one whose answer is read waits for everything sent before it.
             self.cursor = self.connection.cursor()
             self.cursor.execute(compiled.sql, parameters)
+            self._unsynced = True
             if answer:
-                self.pipeline.sync()
+                self._sync()
         except self.dialect.loaded_dbapi.Error as error:
             raise wrapped(self.dialect, error, compiled.sql, parameters) from error
+
+    def _sync(self) -> None:
+        self.pipeline.sync()
+        self._unsynced = False
+
+    def _read(self, statement: Prepared, values: Mapping[str, Any]) -> Compiled:
+        """Run a read (or take up the one sent `ahead`); its answer is on `self.cursor`."""
+        compiled = statement.compiled(self.dialect)
+        sent = self._ahead.pop(_key(statement, values), None) if self._ahead else None
+        if sent is None:
+            self._run(compiled, values)
+            return compiled
+        self.cursor = sent
+        if self._unsynced:
+            try:
+                self._sync()
+            except self.dialect.loaded_dbapi.Error as error:
+                raise wrapped(self.dialect, error, compiled.sql, None) from error
+        return compiled
 
     def execute(self, statement: Prepared, **values: Any) -> int:
         """Run a write; the number of rows it touched."""
@@ -274,8 +306,7 @@ class DriverTransaction:
 
     def one_or_none(self, statement: Prepared, **values: Any) -> Any:
         """The one row, or None; more than one row is an error, as in SQLAlchemy."""
-        compiled = statement.compiled(self.dialect)
-        self._run(compiled, values)
+        compiled = self._read(statement, values)
         raw = self.cursor.fetchone()
         if raw is None:
             return None
@@ -292,6 +323,10 @@ class DriverTransaction:
     def scalar(self, statement: Prepared, **values: Any) -> Any:
         row = self.one_or_none(statement, **values)
         return None if row is None else row[0]
+
+
+def _key(statement: Prepared, values: Mapping[str, Any]) -> tuple[int, tuple[tuple[str, Any], ...]]:
+    return id(statement), tuple(sorted(values.items()))
 
 
 def wrapped(dialect: Dialect, error: Exception, sql: str | None, parameters: Any) -> Exception:

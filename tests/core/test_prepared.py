@@ -6,6 +6,7 @@ promised. Run on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from o2oloop import clock
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import ApiKey, Role
 from o2oloop.codes import service as codes
+from o2oloop.codes import statements as counter_sql
 from o2oloop.codes.models import Code, CodeState
 from o2oloop.db import Database, new_id
 from o2oloop.merchants.models import Store
@@ -667,3 +669,59 @@ def test_a_connection_that_died_while_idle_is_replaced_before_use(
             assert transaction.scalar(BACKEND_PID) != pid
     finally:
         db.dispose()
+
+
+# ---- reads sent ahead, and the connection handed back ------------------------------------------
+
+
+def test_reads_sent_ahead_answer_as_the_same_reads_asked_later(
+    db: Database, claimed: Claimed
+) -> None:
+    digest = _digest(db, claimed.code_id)
+    offer, code = Prepared(OFFER_BY_ID), Prepared(CODE_BY_DIGEST)
+    with db.lean(write=False) as transaction:
+        expected = (
+            transaction.one(offer, offer_id=claimed.offer_id),
+            transaction.one(code, digest=digest),
+        )
+    with db.lean(write=True) as transaction:
+        transaction.ahead(offer, offer_id=claimed.offer_id)
+        transaction.ahead(code, digest=digest)
+        transaction.ahead(TITLE, offer_id="ofr_never_asked_for")  # sent, never read: harmless
+        # asked for in another order than sent, each gets its own answer
+        assert transaction.one(code, digest=digest) == expected[1]
+        assert transaction.one(offer, offer_id=claimed.offer_id) == expected[0]
+        # the same statement with other values is not taken for the one sent ahead
+        assert transaction.one_or_none(offer, offer_id="ofr_unknown") is None
+        assert transaction.execute(RENAME, offer_id=claimed.offer_id, to="After") == 1
+        assert transaction.scalar(TITLE, offer_id=claimed.offer_id) == "After"
+    assert _title(db, claimed.offer_id) == "After"
+
+
+def test_the_offer_of_a_code_reads_as_sqlalchemy_reads_it(db: Database, claimed: Claimed) -> None:
+    digest = _digest(db, claimed.code_id)
+    row = _same_as_sqlalchemy(db, counter_sql.OFFER_OF_CODE.statement, digest=digest)
+    assert row.id == claimed.offer_id
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_lean_transaction_hands_its_connection_back_as_lent(
+    db: Database, claimed: Claimed, fails: bool
+) -> None:
+    """On PostgreSQL a lean transaction sends BEGIN and COMMIT itself in autocommit mode: the
+    pool gets the connection back idle and out of autocommit, so an ORM session on it still
+    commits only when told."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite's lean transactions use the connection's own mode")
+    title = _title(db, claimed.offer_id)
+    with pytest.raises(RuntimeError) if fails else nullcontext(), db.lean(write=True) as tx:
+        tx.execute(RENAME, offer_id=claimed.offer_id, to="Lean")
+        if fails:
+            raise RuntimeError("undo")
+    raw = db.engine.raw_connection()
+    try:
+        assert raw.driver_connection.autocommit is False
+        assert raw.driver_connection.info.transaction_status.name == "IDLE"
+    finally:
+        raw.close()
+    assert _title(db, claimed.offer_id) == (title if fails else "Lean")

@@ -62,6 +62,13 @@ def issue_key(
     return key, f"o2o_{key_id}_{secret}"
 
 
+def authenticate_ahead(work: DriverTransaction, token: str | None) -> None:
+    """Send the key's lookup ahead of `authenticate` (`DriverTransaction.ahead`)."""
+    match = _TOKEN.match(token or "")
+    if match:
+        work.ahead(_KEY_BY_ID, key_id=match.group(1))
+
+
 def authenticate(work: Session | DriverTransaction, token: str | None) -> Principal:
     if not token:
         raise Unauthorized("send an API key as 'Authorization: Bearer o2o_key_…'")

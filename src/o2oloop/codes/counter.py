@@ -90,6 +90,19 @@ def locate(work: Work, *, merchant_id: str, text: str, keys: Keys) -> Located:
     return _of_batch(tx, merchant_id, parsed.batch_no, parsed.index)
 
 
+def locate_ahead(work: DriverTransaction, *, text: str, keys: Keys) -> None:
+    """Send the lookups of `locate` ahead (`DriverTransaction.ahead`): a single code's row
+    and its offer's, for a code that verifies offline."""
+    try:
+        parsed = codec.parse(text, keys.code)
+    except codec.InvalidCode:
+        return
+    if parsed.kind == "single":
+        digest = keys.digest(parsed.serial)
+        work.ahead(sql.CODE_BY_DIGEST, digest=digest)
+        work.ahead(sql.OFFER_OF_CODE, digest=digest)
+
+
 def _single(tx: DriverTransaction, merchant_id: str, digest: bytes) -> Located:
     code = tx.one_or_none(sql.CODE_BY_DIGEST, digest=digest)
     if code is None:
@@ -98,7 +111,7 @@ def _single(tx: DriverTransaction, merchant_id: str, digest: bytes) -> Located:
         raise Refused(CodeRejected(), "code of another merchant")
     if code.state is not CodeState.ACTIVE:
         raise Refused(CodeRejected(), f"code is {code.state.value}")
-    return Located(offer=tx.one(sql.OFFER_BY_ID, offer_id=code.offer_id), code=code)
+    return Located(offer=tx.one(sql.OFFER_OF_CODE, digest=digest), code=code)
 
 
 def _of_batch(tx: DriverTransaction, merchant_id: str, batch_no: int, index: int) -> Located:

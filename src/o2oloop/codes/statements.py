@@ -55,6 +55,12 @@ BATCH_CODE_USED = Prepared(
     )
 )
 OFFER_BY_ID = Prepared(select(_offers).where(_offers.c.id == bindparam("offer_id")))
+OFFER_OF_CODE = Prepared(
+    select(_offers).where(
+        _offers.c.id
+        == select(_codes.c.offer_id).where(_codes.c.digest == bindparam("digest")).scalar_subquery()
+    )
+)
 OFFER_STATE = Prepared(select(_offers.c.state).where(_offers.c.id == bindparam("offer_id")))
 # Rules on a customer's history (per-customer limit, new customers only) are decided by the
 # customer's other redemptions, at this offer or anywhere at the merchant: their completions

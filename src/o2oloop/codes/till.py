@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 
 from o2oloop.auth.principal import Principal
-from o2oloop.auth.service import authenticate
+from o2oloop.auth.service import authenticate, authenticate_ahead
 from o2oloop.codes import schemas
-from o2oloop.codes.counter import record_refusal
+from o2oloop.codes.counter import locate_ahead, record_refusal
 from o2oloop.codes.keys import Keys
 from o2oloop.codes.redemption import (
     CheckedRedemption,
@@ -58,6 +58,11 @@ async def redeem_at_till(db: Database, attempt: Attempt) -> Answer:
     caller: list[Principal] = []
 
     def check(transaction: DriverTransaction) -> CheckedRedemption:
+        # What the checks read first goes out at once (one round trip on PostgreSQL).
+        authenticate_ahead(transaction, attempt.token)
+        if keyed is not None:
+            keyed.lookup_ahead(transaction)
+        locate_ahead(transaction, text=attempt.code, keys=attempt.keys)
         caller.append(authenticate(transaction, attempt.token))
         if keyed is not None:
             keyed.replay_if_answered(transaction)

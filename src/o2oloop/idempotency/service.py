@@ -128,6 +128,10 @@ class KeyedRequest:
             driver(work), state="done", status_code=status, content_type=content_type, body=body
         )
 
+    def lookup_ahead(self, tx: DriverTransaction) -> None:
+        """Send the key's lookup ahead of `replay_if_answered` (`DriverTransaction.ahead`)."""
+        tx.ahead(_LOOKUP, scope=self.scope, key=self.key)
+
     def replay_if_answered(self, work: Session | DriverTransaction) -> None:
         """In the route's reading: a retry whose answer is stored gets it, and runs nothing."""
         found = self.lookup(driver(work))
