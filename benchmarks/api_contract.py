@@ -194,6 +194,8 @@ def _failures(output: str) -> list[str]:
     found: list[str] = []
     operation = ""
     for line in output.splitlines():
+        if re.match(r"^=+ WARNINGS =+$", line.strip()):
+            break  # the warnings list operations, not failures
         header = re.match(r"_+ (\w+ /\S*) _+$", line.strip())
         if header:
             operation = header.group(1)

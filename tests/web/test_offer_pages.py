@@ -70,7 +70,9 @@ def test_bad_input_is_shown_beside_its_field_kept_and_nothing_is_saved(
     assert count == 0
 
 
-def test_a_rule_the_service_refuses_is_shown_too(db: Database, http: httpx.Client) -> None:
+def test_a_window_that_closes_before_it_opens_is_refused_by_the_form(
+    db: Database, http: httpx.Client
+) -> None:
     _signed_in(db, http)
     bad = {**COUPON, "valid_from": "2026-07-01T10:00", "valid_until": "2026-06-01T10:00"}
     answer = submit(http, "/console/offers/new", "/console/offers/new", bad)

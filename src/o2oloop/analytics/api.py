@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from o2oloop.analytics import schemas, service
 from o2oloop.analytics.models import FittedModel, Segment, SpendingLevel
@@ -14,6 +13,7 @@ from o2oloop.analytics.summary import SegmentSize
 from o2oloop.db import answer_not_bound
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.pagination import Page
+from o2oloop.validation import Instant
 
 router = APIRouter(
     prefix="/v1/merchants/{merchant_id}",
@@ -40,7 +40,7 @@ def list_scored_members(
     max_p_alive: Probability = None,
     home_cell: Annotated[str | None, Query(max_length=16)] = None,
     next_visit_before: Annotated[
-        AwareDatetime | None, Query(description="Expected next visit before this time")
+        Instant | None, Query(description="Expected next visit before this time")
     ] = None,
     cursor: Cursor = None,
     limit: Limit = 50,

@@ -7,9 +7,10 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from o2oloop.auth.models import Role
+from o2oloop.validation import JsonBody
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(JsonBody):
     label: str = Field(default="", max_length=120)
 
 

@@ -5,22 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from o2oloop.analytics.models import Segment, SpendingLevel
 from o2oloop.campaigns.models import CampaignState, Channel, TriggerKind
+from o2oloop.validation import Instant, JsonBody, given, when
 
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
-class NearStore(BaseModel):
+class NearStore(JsonBody):
     model_config = ConfigDict(extra="forbid")
     store_id: str = Field(max_length=32)
     km: float = Field(gt=0, le=50)
 
 
-class Audience(BaseModel):
-    """Who a campaign may reach. Every filter given must hold; marketing consent always does."""
+class Audience(JsonBody):
+    """Who a campaign may reach. Every filter given must hold; marketing consent always does.
+
+    A range whose minimum exceeds its maximum holds for nobody: the audience is empty, as
+    the preview's count shows (no schema can compare two fields, so it is not refused)."""
 
     model_config = ConfigDict(extra="forbid")
     segments: list[Segment] | None = None
@@ -45,24 +49,24 @@ class Audience(BaseModel):
         default_factory=list, max_length=1000
     )
 
-    @model_validator(mode="after")
-    def _ranges(self) -> Audience:
-        for low, high in (
-            ("clv_min", "clv_max"),
-            ("p_alive_min", "p_alive_max"),
-            ("visits_min", "visits_max"),
-            ("days_since_last_min", "days_since_last_max"),
-        ):
-            a, b = getattr(self, low), getattr(self, high)
-            if a is not None and b is not None and a > b:
-                raise ValueError(f"{low} must not exceed {high}")
-        return self
+
+# What each kind of trigger needs; the schema states it (if kind is … then …) from this table.
+NEEDS: dict[TriggerKind, tuple[str, ...]] = {
+    TriggerKind.SCHEDULE: ("at",),
+    TriggerKind.SEGMENT_ENTERED: ("segment",),
+    TriggerKind.OVERDUE: ("k",),
+    TriggerKind.AFTER_FIRST_VISIT: ("days",),
+}
 
 
-class Trigger(BaseModel):
+def _needs_in_schema(schema: dict[str, Any]) -> None:
+    schema["allOf"] = [when({"kind": kind.value}, given(*fields)) for kind, fields in NEEDS.items()]
+
+
+class Trigger(JsonBody):
     """When a campaign reaches its audience; which fields apply depends on `kind`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_needs_in_schema)
     kind: TriggerKind = TriggerKind.NOW
     # schedule: local time of day and weekdays (0 = Monday) in the merchant's timezone
     at: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -82,19 +86,14 @@ class Trigger(BaseModel):
 
     @model_validator(mode="after")
     def _needs(self) -> Trigger:
-        needed = {
-            TriggerKind.SCHEDULE: ("at",),
-            TriggerKind.SEGMENT_ENTERED: ("segment",),
-            TriggerKind.OVERDUE: ("k",),
-            TriggerKind.AFTER_FIRST_VISIT: ("days",),
-        }.get(self.kind, ())
+        needed = NEEDS.get(self.kind, ())
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.kind.value} trigger needs {', '.join(missing)}")
         return self
 
 
-class CampaignCreate(BaseModel):
+class CampaignCreate(JsonBody):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=120)
     audience: Audience = Field(default_factory=Audience)
@@ -118,11 +117,11 @@ class CampaignCreate(BaseModel):
     gross_margin_share: float = Field(0.6, ge=0, le=1)
     attribution_days: int = Field(30, ge=1, le=365)
     pre_period_days: int = Field(90, ge=1, le=730)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
 
 
-class CampaignUpdate(BaseModel):
+class CampaignUpdate(JsonBody):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=120)
     audience: Audience | None = None
@@ -135,7 +134,7 @@ class CampaignUpdate(BaseModel):
     measured: bool | None = None
     budget_codes: int | None = Field(None, le=10_000_000)
     budget_discount: int | None = Field(None, le=2_000_000_000)
-    ends_at: AwareDatetime | None = None
+    ends_at: Instant | None = None
 
 
 class CampaignRead(BaseModel):
@@ -189,13 +188,13 @@ class Preview(BaseModel):
     sample: list[PreviewMember]
 
 
-class PreviewRequest(BaseModel):
+class PreviewRequest(JsonBody):
     model_config = ConfigDict(extra="forbid")
     audience: Audience = Field(default_factory=Audience)
     offer_id: str | None = Field(None, max_length=32)
     holdout_share: float = Field(0.10, ge=0, le=0.5)
 
 
-class Transition(BaseModel):
+class Transition(JsonBody):
     model_config = ConfigDict(extra="forbid")
     action: Literal["launch", "pause", "resume", "finish"]

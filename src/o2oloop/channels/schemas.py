@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from o2oloop.channels.models import Channel, RewardKind
 from o2oloop.offers.models import DiscountKind, OfferKind
+from o2oloop.validation import Instant, JsonBody
 
 
 class NearbyStoreRead(BaseModel):
@@ -43,7 +44,7 @@ class NearbyPage(BaseModel):
     next_cursor: str | None = None
 
 
-class PublicationCreate(BaseModel):
+class PublicationCreate(JsonBody):
     channel: Channel
     label: Annotated[str, Field(max_length=120)] = ""
     utm_source: Annotated[str, Field(max_length=80, pattern=r"^[A-Za-z0-9._-]*$")] = ""
@@ -90,7 +91,7 @@ class Funnel(BaseModel):
     rows: list[FunnelRow]
 
 
-class ShareCreate(BaseModel):
+class ShareCreate(JsonBody):
     note: Annotated[str, Field(max_length=1000, description="your own words about the offer")] = ""
 
 
@@ -106,7 +107,7 @@ class ShareRead(BaseModel):
     short_url: str = ""
 
 
-class ReferralProgramIn(BaseModel):
+class ReferralProgramIn(JsonBody):
     reward_kind: RewardKind
     reward_offer_id: Annotated[str, Field(max_length=40)] | None = None
     reward_amount: Annotated[int, Field(gt=0, le=10**9)] | None = None
@@ -132,7 +133,7 @@ class TopSharer(BaseModel):
     rewards_value: int
 
 
-class ProposalsCreate(BaseModel):
+class ProposalsCreate(JsonBody):
     below: Annotated[float, Field(gt=0, le=1, description="share of capacity")] = 0.5
     amount_off: Annotated[int, Field(gt=0, le=10**9)] = 1000
     weeks: Annotated[int, Field(ge=1, le=52, description="weeks of load to read")] = 8
@@ -156,12 +157,12 @@ class ProposalRead(BaseModel):
     accepted_at: datetime | None
 
 
-class ProposalAccept(BaseModel):
+class ProposalAccept(JsonBody):
     weeks: Annotated[int, Field(ge=1, le=26)] = 4
 
 
-class SlotClaimCreate(BaseModel):
-    slot_start: AwareDatetime
+class SlotClaimCreate(JsonBody):
+    slot_start: Instant
 
 
 class LoadSummary(BaseModel):

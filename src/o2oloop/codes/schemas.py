@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from o2oloop.codes.models import RedemptionState
+from o2oloop.validation import JsonBody
 
 
 class ClaimedCode(BaseModel):
@@ -25,13 +26,13 @@ class ClaimedCode(BaseModel):
     redeemed_at: datetime | None
 
 
-class BuyCreate(BaseModel):
+class BuyCreate(JsonBody):
     sandbox_behaviour: Literal["succeed", "fail", "decline", "timeout"] | None = Field(
         default=None, description="Sandbox provider only: how the charge should end"
     )
 
 
-class BatchCreate(BaseModel):
+class BatchCreate(JsonBody):
     count: Annotated[int, Field(ge=1, le=1_000_000)]
 
 
@@ -47,7 +48,7 @@ class BatchRead(BaseModel):
     expires_at: datetime | None
 
 
-class RedemptionCreate(BaseModel):
+class RedemptionCreate(JsonBody):
     code: Annotated[
         str, Field(min_length=1, max_length=64, description="Typed code or scanned QR payload")
     ]

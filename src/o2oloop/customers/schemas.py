@@ -7,10 +7,10 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from o2oloop.customers.models import MemberSource
-from o2oloop.validation import Id
+from o2oloop.validation import Id, JsonBody
 
 
-class ConsumerCreate(BaseModel):
+class ConsumerCreate(JsonBody):
     display_name: str = Field(default="", max_length=80)
 
 
@@ -27,7 +27,7 @@ class ConsumerCreated(BaseModel):
     token: str = Field(description="The consumer's API key, shown this once")
 
 
-class ConsentUpdate(BaseModel):
+class ConsentUpdate(JsonBody):
     """A consumer gives (true) or withdraws (false) marketing consent for one merchant."""
 
     merchant_id: Id
@@ -45,7 +45,7 @@ class ConsentRead(BaseModel):
     consent_recorded_by: str | None
 
 
-class MemberConsentUpdate(BaseModel):
+class MemberConsentUpdate(JsonBody):
     """The consent a member gave or withdrew at the counter, as staff record it."""
 
     marketing_consent: bool

@@ -13,6 +13,7 @@ from o2oloop.validation import (
     BasisPoints,
     CountryCode,
     CurrencyCode,
+    JsonBody,
     Latitude,
     Longitude,
     Name,
@@ -28,7 +29,7 @@ class ORM(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class MerchantCreate(BaseModel):
+class MerchantCreate(JsonBody):
     name: Name
     category: Category
     currency: CurrencyCode = "CNY"
@@ -37,7 +38,7 @@ class MerchantCreate(BaseModel):
     commission_bps: BasisPoints = 500
 
 
-class MerchantUpdate(BaseModel):
+class MerchantUpdate(JsonBody):
     name: Name | None = None
     category: Category | None = None
     timezone: TimezoneName | None = None
@@ -72,7 +73,7 @@ class MerchantCreated(BaseModel):
     admin_key: KeyIssued
 
 
-class Interval(BaseModel):
+class Interval(JsonBody):
     open: HHMM
     close: HHMM
 
@@ -86,7 +87,7 @@ class Interval(BaseModel):
 OpeningHours = dict[Weekday, Annotated[list[Interval], Field(max_length=6)]]
 
 
-class CapacityOverride(BaseModel):
+class CapacityOverride(JsonBody):
     weekday: Weekday
     hour: Annotated[int, Field(ge=0, le=23)]
     capacity: Annotated[int, Field(ge=0, le=100_000)]
@@ -104,7 +105,7 @@ def _default_hours() -> OpeningHours:
     return {day: [Interval(open="10:00", close="22:00")] for day in WEEKDAYS}  # type: ignore[misc]
 
 
-class StoreCreate(BaseModel):
+class StoreCreate(JsonBody):
     name: Name
     address: Text = ""
     latitude: Latitude
@@ -114,12 +115,14 @@ class StoreCreate(BaseModel):
     )
     opening_hours: OpeningHours = Field(default_factory=_default_hours)
     capacity_per_hour: Annotated[int, Field(ge=0, le=100_000)] = 50
-    capacity_overrides: Annotated[list[CapacityOverride], Field(max_length=168)] = []
+    capacity_overrides: Annotated[list[CapacityOverride], Field(max_length=168)] = Field(
+        default_factory=list
+    )
 
     _unique_slots = field_validator("capacity_overrides")(_unique_override_slots)
 
 
-class StoreUpdate(BaseModel):
+class StoreUpdate(JsonBody):
     name: Name | None = None
     address: Text | None = None
     latitude: Latitude | None = None
@@ -148,12 +151,12 @@ class StoreRead(ORM):
     updated_at: datetime
 
 
-class StaffCreate(BaseModel):
+class StaffCreate(JsonBody):
     name: Name
     role: StaffRole = StaffRole.STAFF
 
 
-class StaffUpdate(BaseModel):
+class StaffUpdate(JsonBody):
     name: Name | None = None
     role: StaffRole | None = None
 
@@ -173,11 +176,11 @@ class StaffCreated(BaseModel):
     key: KeyIssued
 
 
-class TerminalCreate(BaseModel):
+class TerminalCreate(JsonBody):
     name: Name
 
 
-class TerminalUpdate(BaseModel):
+class TerminalUpdate(JsonBody):
     name: Name | None = None
 
 

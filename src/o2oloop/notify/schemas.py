@@ -6,6 +6,8 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from o2oloop.validation import JsonBody
+
 
 class MessageRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -18,7 +20,7 @@ class MessageRead(BaseModel):
     read_at: datetime | None
 
 
-class ContactUpdate(BaseModel):
+class ContactUpdate(JsonBody):
     model_config = ConfigDict(extra="forbid")
     email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     timezone: str | None = Field(None, max_length=64)

@@ -3,37 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from o2oloop.offers.models import DiscountKind, OfferKind, OfferState
-from o2oloop.validation import Name
+from o2oloop.validation import Instant, JsonBody, Name, given, when
 
 Amount = Annotated[int, Field(ge=0, le=10**11, description="Minor units (cents, fen)")]
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
-class Window(BaseModel):
+class Window(JsonBody):
     """Store-local time of day; an end at or before the start crosses midnight."""
 
     start: HHMM
     end: HHMM
 
 
-class TopupTier(BaseModel):
+class TopupTier(JsonBody):
     pay: Annotated[int, Field(gt=0, le=10**11)]
     bonus: Amount = 0
 
 
-class OfferRulesIn(BaseModel):
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+class OfferRulesIn(JsonBody):
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
     valid_days_after_claim: Annotated[int, Field(ge=1, le=3650)] | None = None
     weekdays: Annotated[list[Annotated[int, Field(ge=0, le=6)]], Field(min_length=1)] | None = (
         Field(default=None, description="0 = Monday … 6 = Sunday; omit for every day")
     )
-    time_windows: Annotated[list[Window], Field(max_length=8)] = []
+    time_windows: Annotated[list[Window], Field(max_length=8)] = Field(default_factory=list)
     store_ids: Annotated[list[Annotated[str, Field(max_length=40)]], Field(min_length=1)] | None = (
         None
     )
@@ -41,15 +41,32 @@ class OfferRulesIn(BaseModel):
     total_stock: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
     new_customers_only: bool = False
     min_spend: Amount | None = None
+    # A window that closes before it opens is accepted (no schema can compare two fields):
+    # the offer is never valid, and every claim of it is refused as outside its dates.
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> OfferRulesIn:
-        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
-        return self
+
+def _benefit_in_schema(schema: dict[str, Any]) -> None:
+    """What ``benefit_problems`` checks, stated in the schema kind by kind."""
+    coupon, one = OfferKind.COUPON, {"minimum": 1}
+    schema["allOf"] = [
+        when({"kind": coupon}, given("discount_kind")),
+        when(
+            {"kind": coupon, "discount_kind": DiscountKind.AMOUNT_OFF},
+            given("amount_off", amount_off=one, percent_off_bps={"type": "null"}),
+        ),
+        when(
+            {"kind": coupon, "discount_kind": DiscountKind.PERCENT_OFF},
+            given("percent_off_bps", amount_off={"enum": [None, 0]}),
+        ),
+        when({"kind": OfferKind.VOUCHER}, given("price", "face_value", price=one, face_value=one)),
+        when({"kind": OfferKind.MEMBERSHIP}, given("price", price=one)),
+        when({"kind": OfferKind.STORED_VALUE}, given("topup_tiers", topup_tiers={"minItems": 1})),
+    ]
 
 
 class OfferCreate(OfferRulesIn):
+    model_config = ConfigDict(json_schema_extra=_benefit_in_schema)
+
     kind: OfferKind
     title: Name
     description: Annotated[str, Field(max_length=2000)] = ""
@@ -60,7 +77,7 @@ class OfferCreate(OfferRulesIn):
     price: Amount | None = None
     face_value: Amount | None = None
     includes: Annotated[str, Field(max_length=2000)] = ""
-    topup_tiers: Annotated[list[TopupTier], Field(max_length=10)] = []
+    topup_tiers: Annotated[list[TopupTier], Field(max_length=10)] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _benefit_fits_kind(self) -> OfferCreate:
@@ -94,12 +111,12 @@ def benefit_problems(offer: OfferCreate) -> list[str]:
     return problems
 
 
-class OfferUpdate(BaseModel):
+class OfferUpdate(JsonBody):
     """Changes allowed while an offer is a draft; a published offer changes only its text."""
 
     title: Name | None = None
     description: Annotated[str, Field(max_length=2000)] | None = None
-    valid_until: AwareDatetime | None = None
+    valid_until: Instant | None = None
     total_stock: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
 
 

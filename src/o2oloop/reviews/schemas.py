@@ -3,31 +3,46 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from o2oloop.reviews.models import HideReason, ModeratorRole
+from o2oloop.validation import JsonBody
 
 MAX_TEXT = 2000
 Id = Annotated[str, Field(min_length=1, max_length=40)]
-Rating = Annotated[StrictInt, Field(ge=1, le=5)]
+Rating = Annotated[int, Field(ge=1, le=5)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 # Base64 of one photo (JPEG, PNG or WebP, at most 5 MB).
 Photo = Annotated[str, Field(max_length=7_000_000)]
 Photos = Annotated[list[Photo], Field(max_length=4)]
 
 
-class ReviewCreate(BaseModel):
+class ReviewCreate(JsonBody):
     """A review of one verified visit: give the visit's id, or the redemption's."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema states the rule: exactly one of the two ids, each a string when given.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["visit_id"]}, {"required": ["redemption_id"]}]},
+    )
 
-    visit_id: Id | None = None
-    redemption_id: Id | None = None
+    visit_id: Id | SkipJsonSchema[None] = None
+    redemption_id: Id | SkipJsonSchema[None] = None
     rating: Rating
     text: Text = ""
     photos: Photos = Field(default_factory=list, description="Base64 images, at most 4")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ids_are_strings(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("visit_id", "redemption_id"):
+                if key in data and data[key] is None:
+                    raise ValueError(f"{key} is an id when given; leave it out instead of null")
+        return data
 
     @model_validator(mode="after")
     def _one_visit(self) -> ReviewCreate:
@@ -36,7 +51,7 @@ class ReviewCreate(BaseModel):
         return self
 
 
-class ReviewUpdate(BaseModel):
+class ReviewUpdate(JsonBody):
     """A new version of one's review; the old version stays in the log."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,13 +61,13 @@ class ReviewUpdate(BaseModel):
     photos: Photos = Field(default_factory=list)
 
 
-class ReplyCreate(BaseModel):
+class ReplyCreate(JsonBody):
     model_config = ConfigDict(extra="forbid")
 
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 
 
-class HideCreate(BaseModel):
+class HideCreate(JsonBody):
     """A moderator hides a review's content or its reply, for one of the fixed reasons."""
 
     model_config = ConfigDict(extra="forbid")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
+
+from o2oloop.validation import Instant, JsonBody
 
 
 class ORM(BaseModel):
@@ -22,8 +24,8 @@ class MerchantBalances(BaseModel):
     commission: int
 
 
-class SettlementCreate(BaseModel):
-    cutoff: AwareDatetime
+class SettlementCreate(JsonBody):
+    cutoff: Instant
 
 
 class SettlementRead(ORM):

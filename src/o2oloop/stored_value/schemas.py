@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from o2oloop.validation import Id
+from o2oloop.validation import Id, JsonBody
 
 MinorUnits = Annotated[int, Field(ge=1, le=100_000_000, description="Integer minor units")]
 SandboxBehaviour = Literal["succeed", "fail", "decline", "timeout"]
@@ -17,12 +17,12 @@ class ORM(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class BonusTier(BaseModel):
+class BonusTier(JsonBody):
     pay: MinorUnits
     bonus: Annotated[int, Field(ge=0, le=100_000_000)]
 
 
-class StoredValueProgramUpdate(BaseModel):
+class StoredValueProgramUpdate(JsonBody):
     tiers: Annotated[list[BonusTier], Field(max_length=20)]
     active: bool = True
 
@@ -34,7 +34,7 @@ class StoredValueProgramRead(ORM):
     updated_at: datetime
 
 
-class StoredValueTopUpCreate(BaseModel):
+class StoredValueTopUpCreate(JsonBody):
     merchant_id: Id
     amount: MinorUnits
     behaviour: SandboxBehaviour | None = Field(
@@ -42,7 +42,7 @@ class StoredValueTopUpCreate(BaseModel):
     )
 
 
-class StoredValueSpendCreate(BaseModel):
+class StoredValueSpendCreate(JsonBody):
     consumer_id: Id
     amount: MinorUnits
 

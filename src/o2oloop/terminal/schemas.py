@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from o2oloop.validation import JsonBody
+
 
 class PairingRead(BaseModel):
     id: str
@@ -16,7 +18,7 @@ class PairingRead(BaseModel):
     expires_at: datetime
 
 
-class PairCreate(BaseModel):
+class PairCreate(JsonBody):
     code: Annotated[str, Field(min_length=1, max_length=40)]
     device: Annotated[str, Field(max_length=80)] = ""
 

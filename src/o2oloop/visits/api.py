@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 
 from o2oloop.http import DB, IDEMPOTENT, Caller, Cursor, Limit, Reading, problems
 from o2oloop.pagination import Page, page_of
+from o2oloop.validation import Instant
 from o2oloop.visits import schemas, service
 
 router = APIRouter(prefix="/v1", tags=["visits"], responses=problems(401, 403, 404, 409, 422))
 
-Since = Annotated[AwareDatetime | None, Query(description="Visits at or after this time")]
-Until = Annotated[AwareDatetime | None, Query(description="Visits before this time")]
+Since = Annotated[Instant | None, Query(description="Visits at or after this time")]
+Until = Annotated[Instant | None, Query(description="Visits before this time")]
 
 
 def outcome_response(outcome: service.PaymentOutcome) -> schemas.PaymentRecorded:

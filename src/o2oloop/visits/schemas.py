@@ -5,31 +5,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
-from o2oloop.validation import CurrencyCode, Name
+from o2oloop.validation import CurrencyCode, Instant, JsonBody, Name
 from o2oloop.visits.models import VisitSource
 
-MinorUnits = Annotated[StrictInt, Field(ge=0, le=10**12)]
+MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
 MemberCard = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")]
 
 
-class PaymentItem(BaseModel):
+class PaymentItem(JsonBody):
     name: Name
-    quantity: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1
+    quantity: Annotated[int, Field(ge=1, le=10_000)] = 1
     amount: MinorUnits = Field(description="Line total in minor units")
 
 
-class PaymentCreate(BaseModel):
+class PaymentCreate(JsonBody):
     """A payment at the counter, as the terminal reports it."""
 
-    amount: Annotated[StrictInt, Field(gt=0, le=10**12)] = Field(
+    amount: Annotated[int, Field(gt=0, le=10**12)] = Field(
         description="Amount paid, in minor units of the merchant's currency (e.g. fen)"
     )
     currency: CurrencyCode | None = Field(
         default=None, description="Must be the merchant's currency when given"
     )
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: Instant | None = Field(
         default=None,
         description="When the payment happened (defaults to now); at most 5 minutes ahead "
         "and 30 days back",
@@ -46,7 +46,7 @@ class PaymentCreate(BaseModel):
         description="The redemption this payment completes (from the redeem response); "
         "links the visit to it and, without a phone, to the consumer who claimed the code",
     )
-    items: Annotated[list[PaymentItem], Field(max_length=200)] = []
+    items: Annotated[list[PaymentItem], Field(max_length=200)] = Field(default_factory=list)
     marketing_consent: bool | None = Field(
         default=None,
         description="The consent the cashier recorded: true gives it, false withdraws it, "

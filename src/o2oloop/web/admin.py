@@ -19,6 +19,7 @@ from o2oloop.merchants.models import Category, Merchant, Store
 from o2oloop.money import SUPPORTED_CURRENCIES
 from o2oloop.reconciliation import service as reconciliation
 from o2oloop.stored_value import service as stored_value
+from o2oloop.validation import FORM
 from o2oloop.web import errors, forms, framework
 from o2oloop.web.framework import CSRF, Form, Viewer
 
@@ -78,7 +79,7 @@ def merchants_page(request: Request, viewer: Admin) -> HTMLResponse:
 def onboard(request: Request, viewer: Admin, form: Form) -> HTMLResponse:
     """A new merchant and its owner's first admin key (shown once, like the API's)."""
     try:
-        data = merchant_schemas.MerchantCreate.model_validate(form)
+        data = merchant_schemas.MerchantCreate.model_validate(form, context=FORM)
     except ValidationError as invalid:
         return _page(request, viewer, 422, values=form, errors=forms.validation_errors(invalid))
     with request.app.state.db.transaction() as session:

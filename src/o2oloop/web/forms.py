@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from o2oloop.errors import NotFound, ProblemError
+from o2oloop.validation import FORM
 
 Schema = TypeVar("Schema", bound=BaseModel)
 GENERAL = "__all__"
@@ -78,7 +79,7 @@ def parse(
     schema: type[Schema], values: dict[str, Any], fields: dict[str, str] | None = None
 ) -> Schema:
     try:
-        return schema.model_validate(values)
+        return schema.model_validate(values, context=FORM)
     except ValidationError as error:
         raise FormInvalid(validation_errors(error, fields)) from None
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from o2oloop.validation import Text
+from o2oloop.validation import JsonBody, Text
 from o2oloop.webhooks.catalog import EVENT_TYPES
 from o2oloop.webhooks.models import DeliveryState
 
@@ -27,8 +27,12 @@ def _printable(value: str) -> str:
     return value
 
 
-Description = Annotated[Text, AfterValidator(_printable)]
-EventTypes = Annotated[list[str], Field(min_length=1, max_length=50), AfterValidator(_known_types)]
+Description = Annotated[Text, Field(pattern=r"^[^\x00-\x1f\x7f]*$"), AfterValidator(_printable)]
+# The schema lists the catalog, so an event type the schema allows is one a merchant can take.
+EventType = Annotated[str, Field(json_schema_extra={"enum": sorted(EVENT_TYPES)})]
+EventTypes = Annotated[
+    list[EventType], Field(min_length=1, max_length=50), AfterValidator(_known_types)
+]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 
 
@@ -36,14 +40,14 @@ class ORM(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class WebhookEndpointCreate(BaseModel):
+class WebhookEndpointCreate(JsonBody):
     url: Url
     description: Description = ""
     event_types: EventTypes
     enabled: bool = True
 
 
-class WebhookEndpointUpdate(BaseModel):
+class WebhookEndpointUpdate(JsonBody):
     url: Url | None = None
     description: Description | None = None
     event_types: EventTypes | None = None
@@ -66,7 +70,7 @@ class WebhookEndpointRead(ORM):
     updated_at: datetime
 
 
-class SecretRotation(BaseModel):
+class SecretRotation(JsonBody):
     # How long the old secret keeps signing beside the new one (0 = stop at once).
     overlap_hours: float = Field(default=24, ge=0, le=24 * 7)
 

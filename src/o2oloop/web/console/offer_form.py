@@ -87,6 +87,9 @@ def parse_form(form: dict[str, list[str]], *, currency: str, timezone: str) -> P
                 v[name] = datetime.fromisoformat(text).replace(tzinfo=zone)
             except ValueError:
                 out.errors[name] = "enter a date and time"
+    opens, closes = v.get("valid_from"), v.get("valid_until")
+    if opens and closes and closes <= opens:  # the API takes it as never valid; a form asks
+        out.errors["valid_until"] = "valid_until must be after valid_from"
     days = sorted({int(d) for d in form.get("weekdays", []) if d.isdigit() and int(d) < 7})
     if days and len(days) < 7:
         v["weekdays"] = days

@@ -15,6 +15,7 @@ from o2oloop.errors import Conflict
 from o2oloop.offers import schemas
 from o2oloop.offers import service as offers
 from o2oloop.offers.models import Offer, OfferKind, OfferState
+from o2oloop.validation import FORM
 from o2oloop.web import framework
 from o2oloop.web.console import common
 from o2oloop.web.console import offer_form as forms
@@ -103,7 +104,7 @@ def new_offer(
 def _parse(form: dict[str, list[str]], currency: str, timezone: str) -> schemas.OfferCreate:
     parsed = forms.parse_form(form, currency=currency, timezone=timezone)
     try:
-        data = schemas.OfferCreate.model_validate(parsed.values)
+        data = schemas.OfferCreate.model_validate(parsed.values, context=FORM)
     except ValidationError as error:
         errors = dict(parsed.errors)
         for item in error.errors():
