@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -49,6 +49,9 @@ class Handler(Protocol):
 
     def __call__(self, session: Session | None, event: Event) -> Any: ...
 
+
+# Ids per statement: SQLite binds each id of an IN list as its own variable.
+CHUNK = 500
 
 HandlersFor = Callable[[str], Sequence[Handler]]
 
@@ -87,28 +90,68 @@ def run_now(
             .where(OutboxEntry.dispatched_at.is_(None), OutboxEntry.type.in_(names))
             .order_by(OutboxEntry.event_id)
         ).all()
-        taken = set(
-            session.scalars(select(Job.key).where(Job.event_id.in_([e.event_id for e in entries])))
-        )
+        ids = [entry.event_id for entry in entries]
+        taken = {
+            key
+            for start in range(0, len(ids), CHUNK)
+            for key in session.scalars(
+                select(Job.key).where(Job.event_id.in_(ids[start : start + CHUNK]))
+            )
+        }
     ran = 0
-    for event_id, name, payload in entries:
-        event = from_json(name, payload)
-        for handler in handlers_for(name):
-            if f"{event_id}/{handler.name}" in taken:
-                continue
-            if handler.needs_session:
-                with db.transaction() as session:
-                    if not _claim(session, db.dialect, event_id, handler.name):
-                        continue
-                    handler(session, event)  # its effect and its mark commit together
-            else:
-                # At least once: marked only after it returned, so a failure (or a crash
-                # right here) leaves it to the next run, and the provider dedupes.
-                handler(None, event)
-                with db.transaction() as session:
-                    _claim(session, db.dialect, event_id, handler.name)
-            ran += 1
+    finished: list[str] = []
+    try:
+        for event_id, name, payload in entries:
+            ran += _run_entry(db, handlers_for, event_id, name, payload, taken)
+            finished.append(event_id)
+    finally:
+        _mark_dispatched(db, finished)
     return ran
+
+
+def _run_entry(
+    db: Database,
+    handlers_for: HandlersFor,
+    event_id: str,
+    name: str,
+    payload: Any,
+    taken: set[str],
+) -> int:
+    """Run the handlers of one entry nobody has taken yet; how many ran."""
+    handlers = [h for h in handlers_for(name) if f"{event_id}/{h.name}" not in taken]
+    if not handlers:
+        return 0
+    event = from_json(name, payload)
+    ran = 0
+    for handler in handlers:
+        if handler.needs_session:
+            with db.transaction() as session:
+                if not _claim(session, db.dialect, event_id, handler.name):
+                    continue
+                handler(session, event)  # its effect and its mark commit together
+        else:
+            # At least once: marked only after it returned, so a failure (or a crash
+            # right here) leaves it to the next run, and the provider dedupes.
+            handler(None, event)
+            with db.transaction() as session:
+                _claim(session, db.dialect, event_id, handler.name)
+        ran += 1
+    return ran
+
+
+def _mark_dispatched(db: Database, event_ids: list[str]) -> None:
+    """Entries whose every handler is done or queued are fanned out: the worker's fan-out
+    and the next round here skip them, so a round reads only what is new."""
+    if not event_ids:
+        return
+    with db.transaction() as session:
+        for start in range(0, len(event_ids), CHUNK):
+            chunk = event_ids[start : start + CHUNK]
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.event_id.in_(chunk), OutboxEntry.dispatched_at.is_(None))
+                .values(dispatched_at=clock.now())
+            )
 
 
 def settle_sandbox(
