@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,9 +11,10 @@ from o2oloop.analytics.models import MemberScore, Segment, SpendingLevel
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.campaigns.policy import Policy
+from o2oloop.codes.models import Code, Redemption
 from o2oloop.customers import service as customers
 from o2oloop.customers.models import Membership, MemberSource
-from o2oloop.db import Database
+from o2oloop.db import Database, new_id
 from o2oloop.visits.models import Visit, VisitSource
 
 POLICY = Policy(secret_key="test-secret-" + "x" * 32, platform_cap_days=0)
@@ -91,8 +93,6 @@ def _score(membership: Membership, now: datetime, values: dict[str, Any]) -> Mem
 
 
 def add_visit(session, *, merchant_id: str, store_id: str, consumer_id: str, at, amount=5000):
-    from o2oloop.db import new_id
-
     session.add(
         Visit(
             id=new_id("vis"),
@@ -112,3 +112,51 @@ def add_visit(session, *, merchant_id: str, store_id: str, consumer_id: str, at,
 def members(db: Database, merchant_id: str, n: int, **kwargs: Any) -> list[tuple[str, str]]:
     with db.transaction() as session:
         return [add_member(session, merchant_id, **kwargs) for _ in range(n)]
+
+
+def add_code(s, tenant, offer_id: str, consumer_id: str, at, *, state: str = "active") -> str:
+    """A personal code built directly (a random digest: nobody types it); its id."""
+    code_id = new_id("cod")
+    s.add(
+        Code(
+            id=code_id,
+            merchant_id=tenant.merchant_id,
+            offer_id=offer_id,
+            consumer_id=consumer_id,
+            digest=os.urandom(16),
+            state=state,
+            claimed_at=at,
+            price_paid=0,
+        )
+    )
+    s.flush()
+    return code_id
+
+
+def add_redemption(s, tenant, offer_id, code_id, consumer_id, at, bill, *, undone=False) -> None:
+    """A redemption of the code at the tenant's first till (or one undone), with its visit."""
+    s.add(
+        Redemption(
+            id=new_id("red"),
+            merchant_id=tenant.merchant_id,
+            store_id=tenant.store_id,
+            terminal_id=tenant.terminal_id,
+            offer_id=offer_id,
+            code_id=code_id,
+            consumer_id=consumer_id,
+            bill_amount=bill,
+            discount_amount=1000,
+            state="undone" if undone else "redeemed",
+            redeemed_at=at,
+            undone_at=at + timedelta(minutes=5) if undone else None,
+        )
+    )
+    # The visit the redemption itself records: never a repeat of itself.
+    add_visit(
+        s,
+        merchant_id=tenant.merchant_id,
+        store_id=tenant.store_id,
+        consumer_id=consumer_id,
+        at=at + timedelta(minutes=2),
+        amount=bill,
+    )

@@ -3,62 +3,13 @@ redemptions → revenue → repeat visits within 30 and 90 days of the redemptio
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-from campaign_kit import add_visit, admin_of
+from campaign_kit import add_code, add_redemption, add_visit, admin_of
 from factories import make_consumer, make_offer, make_tenant
 from o2oloop import clock
 from o2oloop.campaigns import results, schemas, service
 from o2oloop.campaigns.models import CampaignTarget
-from o2oloop.codes.models import Code, Redemption
-from o2oloop.db import new_id
-
-
-def _code(s, tenant, offer_id: str, consumer_id: str, at) -> str:
-    code_id = new_id("cod")
-    s.add(
-        Code(
-            id=code_id,
-            merchant_id=tenant.merchant_id,
-            offer_id=offer_id,
-            consumer_id=consumer_id,
-            digest=os.urandom(16),
-            state="active",
-            claimed_at=at,
-            price_paid=0,
-        )
-    )
-    s.flush()
-    return code_id
-
-
-def _redeem(s, tenant, offer_id, code_id, consumer_id, at, bill, *, undone=False) -> None:
-    s.add(
-        Redemption(
-            id=new_id("red"),
-            merchant_id=tenant.merchant_id,
-            store_id=tenant.store_id,
-            terminal_id=tenant.terminal_id,
-            offer_id=offer_id,
-            code_id=code_id,
-            consumer_id=consumer_id,
-            bill_amount=bill,
-            discount_amount=1000,
-            state="undone" if undone else "redeemed",
-            redeemed_at=at,
-            undone_at=at + timedelta(minutes=5) if undone else None,
-        )
-    )
-    # The visit the redemption itself records: never a repeat of itself.
-    add_visit(
-        s,
-        merchant_id=tenant.merchant_id,
-        store_id=tenant.store_id,
-        consumer_id=consumer_id,
-        at=at + timedelta(minutes=2),
-        amount=bill,
-    )
 
 
 def _visit(s, tenant, consumer_id, at) -> None:
@@ -89,7 +40,7 @@ def test_funnel_counts_each_offer_and_channel_with_repeat_visits(db, frozen_cloc
         ).id
         sent = {}
         for consumer in (a, b, c):  # dinner through the campaign's SMS
-            sent[consumer] = _code(s, tenant, dinner, consumer, t)
+            sent[consumer] = add_code(s, tenant, dinner, consumer, t)
             s.add(
                 CampaignTarget(
                     campaign_id=campaign,
@@ -105,25 +56,25 @@ def test_funnel_counts_each_offer_and_channel_with_repeat_visits(db, frozen_cloc
             )
         # a: redeemed, back after 10 days (within 30 and 90); b: back after 60 days (90 only);
         # c: never redeemed.
-        _redeem(s, tenant, dinner, sent[a], a, t + timedelta(days=1), 10_000)
+        add_redemption(s, tenant, dinner, sent[a], a, t + timedelta(days=1), 10_000)
         _visit(s, tenant, a, t + timedelta(days=11))
-        _redeem(s, tenant, dinner, sent[b], b, t + timedelta(days=2), 5_000)
+        add_redemption(s, tenant, dinner, sent[b], b, t + timedelta(days=2), 5_000)
         _visit(s, tenant, b, t + timedelta(days=62))
         # dinner claimed directly: d redeemed, back only after 100 days (neither window);
         # e's redemption was undone (not a redemption, no revenue).
-        d_code = _code(s, tenant, dinner, d, t)
-        _redeem(s, tenant, dinner, d_code, d, t + timedelta(days=3), 8_000)
+        d_code = add_code(s, tenant, dinner, d, t)
+        add_redemption(s, tenant, dinner, d_code, d, t + timedelta(days=3), 8_000)
         _visit(s, tenant, d, t + timedelta(days=103, hours=1))
-        e_code = _code(s, tenant, dinner, e, t)
-        _redeem(s, tenant, dinner, e_code, e, t + timedelta(days=3), 7_000, undone=True)
+        e_code = add_code(s, tenant, dinner, e, t)
+        add_redemption(s, tenant, dinner, e_code, e, t + timedelta(days=3), 7_000, undone=True)
         _visit(s, tenant, e, t + timedelta(days=4))
         # lunch claimed directly by f, redeemed, back after 31 days (within 90 only).
-        f_code = _code(s, tenant, lunch, f, t)
-        _redeem(s, tenant, lunch, f_code, f, t + timedelta(days=5), 3_000)
+        f_code = add_code(s, tenant, lunch, f, t)
+        add_redemption(s, tenant, lunch, f_code, f, t + timedelta(days=5), 3_000)
         _visit(s, tenant, f, t + timedelta(days=36))
         # Another merchant's offer claimed and redeemed by g: never in this merchant's funnel.
-        g_code = _code(s, other, foreign, g, t)
-        _redeem(s, other, foreign, g_code, g, t + timedelta(days=1), 9_000)
+        g_code = add_code(s, other, foreign, g, t)
+        add_redemption(s, other, foreign, g_code, g, t + timedelta(days=1), 9_000)
     with db.reading() as s:
         rows = results.offer_funnel(s, merchant_id=tenant.merchant_id)
         only_dinner = results.offer_funnel(s, merchant_id=tenant.merchant_id, offer_id=dinner)

@@ -8,12 +8,13 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from campaign_kit import add_visit, admin_of
+from campaign_kit import add_code, add_redemption, add_visit, admin_of
 from factories import make_offer, make_tenant
 from o2oloop import clock
 from o2oloop.campaigns import results, schemas, service
 from o2oloop.campaigns.models import Campaign, CampaignTarget
 from o2oloop.customers import service as customers
+from o2oloop.notify.models import Message
 
 
 def test_results_from_the_database_match_the_per_member_arrays(db, frozen_clock) -> None:
@@ -99,3 +100,67 @@ def test_results_from_the_database_match_the_per_member_arrays(db, frozen_clock)
             expected[outcome]["variance_reduction"], rel=1e-9, abs=1e-12
         )
     assert got["srm"] == pytest.approx(expected["srm"])
+
+
+def test_costs_count_the_campaigns_codes_redemptions_and_messages(db, frozen_clock) -> None:
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    now = clock.now()
+    with db.transaction() as s:
+        cid = service.create_campaign(
+            s,
+            principal=admin_of(tenant),
+            merchant_id=tenant.merchant_id,
+            data=schemas.CampaignCreate(name="Costs", offer_id=offer_id),
+        ).id
+        people = [customers.sign_up(s, display_name="")[0].id for _ in range(5)]
+        codes = {}
+        for consumer, state in zip(people[:3], ("redeemed", "active", "active"), strict=True):
+            codes[consumer] = add_code(s, tenant, offer_id, consumer, now, state=state)
+        for i, consumer in enumerate(people[:4]):
+            s.add(
+                CampaignTarget(
+                    campaign_id=cid,
+                    merchant_id=tenant.merchant_id,
+                    consumer_id=consumer,
+                    occurrence="launch",
+                    arm="treatment" if i < 3 else "control",
+                    state="sent" if i < 3 else "held_out",
+                    targeted_at=now,
+                    measure_until=now + timedelta(days=30),
+                    code_id=codes.get(consumer),
+                )
+            )
+        a, b, _, _, stranger = people
+        add_redemption(s, tenant, offer_id, codes[a], a, now, 9_000)
+        # b's redemption was undone (its code is active again); a stranger's own code, not
+        # the campaign's, was redeemed too: neither is the campaign's cost.
+        add_redemption(s, tenant, offer_id, codes[b], b, now, 7_000, undone=True)
+        own = add_code(s, tenant, offer_id, stranger, now, state="redeemed")
+        add_redemption(s, tenant, offer_id, own, stranger, now, 5_000)
+        for i, (channel, state, cost) in enumerate(
+            [("inbox", "delivered", 0), ("sms", "sent", 5), ("sms", "failed", 5)]
+        ):
+            s.add(
+                Message(
+                    id=f"msg_costs{i}",
+                    consumer_id=people[i],
+                    merchant_id=tenant.merchant_id,
+                    campaign_id=cid,
+                    channel=channel,
+                    body="",
+                    state=state,
+                    not_before=now,
+                    cost=cost,
+                    created_at=now,
+                )
+            )
+    with db.reading() as s:
+        got = results.campaign_results(s, campaign=s.get(Campaign, cid))
+    assert {k: got[k] for k in ("claimed", "redeemed", "active_codes", "discount_cost")} == {
+        "claimed": 3,
+        "redeemed": 1,
+        "active_codes": 2,
+        "discount_cost": 1_000,
+    }
+    assert (got["messages"], got["delivered"], got["message_cost"]) == (2, 1, 5)

@@ -70,55 +70,82 @@ def _not_indexed(column: Any, dialect: str) -> Any:
     return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
 
+def _float(column: Any, dialect: str) -> Any:
+    """column as exact NUMERIC on PostgreSQL, a float on SQLite (see `_square`)."""
+    return cast(column, Numeric() if dialect == "postgresql" else Float())
+
+
 def arm_sums(session: Session, campaign: Campaign) -> dict[str, ArmSums]:
-    """Per arm, from the database: one GROUP BY of each target's visits and spend inside its
-    window (the consumer's visits at the merchant from targeting until `measure_until`),
-    summed per arm into n, Σy, Σy², Σx, Σx², Σxy. A few rows leave the database, whatever
-    the audience's size."""
+    """Per arm, from the database: n, Σy, Σy², Σx, Σx², Σxy of each target's visits and
+    spend inside its window (the consumer's visits at the merchant from targeting until
+    `measure_until`). A few rows leave the database, whatever the audience's size.
+
+    A target without visits in its window adds only to n, Σx and Σx², so those come from
+    the targets alone, and the y sums only from the targets the visits reach: the per-target
+    grouping covers the members who came back, not the whole audience (most of whom did not)."""
+    dialect = session.get_bind().dialect.name
     t, v = CampaignTarget, Visit
+    covariates = {
+        str(row[0]): row[1:]
+        for row in session.execute(
+            select(
+                t.arm,
+                func.count(),
+                func.sum(t.pre_visits),
+                func.sum(t.pre_visits * t.pre_visits),
+                func.sum(t.pre_spend),
+                func.sum(_square(t.pre_spend, dialect)),
+            )
+            .where(t.campaign_id == campaign.id)
+            .group_by(t.arm)
+        )
+    }
     on = [
         v.consumer_id == t.consumer_id,
         v.occurred_at >= t.targeted_at,
         v.occurred_at < t.measure_until,
     ]
-    dialect = session.get_bind().dialect.name
     if campaign.merchant_id is not None:
         on.append(_not_indexed(v.merchant_id, dialect) == campaign.merchant_id)
+    # Grouped by (state, id), the order of the (campaign, state) index: no sort on SQLite;
+    # the other columns depend on the id (PostgreSQL knows it from the primary key).
     per = (
         select(
             t.arm.label("arm"),
             t.pre_visits.label("x1"),
             t.pre_spend.label("x2"),
             func.count(v.id).label("y1"),
-            func.coalesce(func.sum(v.amount), 0).label("y2"),
+            func.sum(v.amount).label("y2"),
         )
         .select_from(t)
-        .join(v, and_(*on), isouter=True)
+        .join(v, and_(*on))
         .where(t.campaign_id == campaign.id)
-        .group_by(t.id, t.arm, t.pre_visits, t.pre_spend)
+        .group_by(t.state, t.id)
+        .subquery()
     )
-    per = per.subquery()
     c = per.c
-    query = select(
-        c.arm,
-        func.count(),
-        func.sum(c.y1),
-        func.sum(c.y1 * c.y1),
-        func.sum(c.x1),
-        func.sum(c.x1 * c.x1),
-        func.sum(c.x1 * c.y1),
-        func.sum(c.y2),
-        func.sum(_square(c.y2, dialect)),
-        func.sum(c.x2),
-        func.sum(_square(c.x2, dialect)),
-        func.sum(cast(c.x2, Numeric() if dialect == "postgresql" else Float()) * c.y2),
-    ).group_by(c.arm)
+    outcomes = {
+        str(row[0]): row[1:]
+        for row in session.execute(
+            select(
+                c.arm,
+                func.sum(c.y1),
+                func.sum(c.y1 * c.y1),
+                func.sum(c.x1 * c.y1),
+                func.sum(c.y2),
+                func.sum(_square(c.y2, dialect)),
+                func.sum(_float(c.x2, dialect) * c.y2),
+            ).group_by(c.arm)
+        )
+    }
     out = {}
-    for row in session.execute(query):
-        arm = row[0].value if isinstance(row[0], Arm) else str(row[0])
-        n = int(row[1])
-        out[arm] = ArmSums(
-            n, stats.Moments.from_sums(n, *row[2:7]), stats.Moments.from_sums(n, *row[7:12])
+    for arm, (n, sx1, sxx1, sx2, sxx2) in covariates.items():
+        sy1, syy1, sxy1, sy2, syy2, sxy2 = outcomes.get(arm, (0,) * 6)
+        n = int(n)
+        out[Arm(arm).value] = ArmSums(
+            n,
+            stats.Moments.from_sums(n, sy1, syy1, sx1, sxx1, sxy1),
+            stats.Moments.from_sums(n, sy2, syy2, sx2, sxx2, sxy2),
         )
     return out
 
@@ -168,13 +195,20 @@ def measure_sums(arms: dict[str, ArmSums], *, control_share: float) -> dict[str,
 
 
 def _costs(session: Session, campaign: Campaign) -> dict[str, int]:
-    codes = select(CampaignTarget.code_id).where(
-        CampaignTarget.campaign_id == campaign.id, CampaignTarget.code_id.is_not(None)
-    )
-    redeemed = session.execute(
-        select(func.count(), func.coalesce(func.sum(Redemption.discount_amount), 0))
-        .where(Redemption.code_id.in_(codes))
-        .where(Redemption.state == RedemptionState.REDEEMED)
+    """Codes issued, still active and redeemed (with their discounts), and messages: one
+    pass over the campaign's targets that hold a code, one over its messages."""
+    t, code, r = CampaignTarget, Code, Redemption
+    codes = session.execute(
+        select(
+            func.count(t.code_id),
+            func.count(code.id).filter(code.state == CodeState.ACTIVE),
+            func.count(r.id),
+            func.coalesce(func.sum(r.discount_amount), 0),
+        )
+        .select_from(t)
+        .outerjoin(code, code.id == t.code_id)
+        .outerjoin(r, and_(r.code_id == t.code_id, r.state == RedemptionState.REDEEMED))
+        .where(t.campaign_id == campaign.id, t.code_id.is_not(None))
     ).one()
     messages = session.execute(
         select(
@@ -185,15 +219,11 @@ def _costs(session: Session, campaign: Campaign) -> dict[str, int]:
         .where(Message.campaign_id == campaign.id)
         .where(Message.state != MessageState.FAILED)
     ).one()
-    claimed = session.scalar(select(func.count()).select_from(codes.subquery())) or 0
-    active = session.scalar(
-        select(func.count()).where(Code.id.in_(codes), Code.state == CodeState.ACTIVE)
-    )
     return {
-        "claimed": int(claimed),
-        "redeemed": int(redeemed[0]),
-        "active_codes": int(active or 0),
-        "discount_cost": int(redeemed[1]),
+        "claimed": int(codes[0]),
+        "redeemed": int(codes[2]),
+        "active_codes": int(codes[1]),
+        "discount_cost": int(codes[3]),
         "messages": int(messages[0]),
         "delivered": int(messages[2]),
         "message_cost": int(messages[1]),
