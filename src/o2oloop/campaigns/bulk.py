@@ -10,6 +10,7 @@ stored values are exactly what the ORM would have written. Values shared by ever
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, Table
@@ -42,19 +43,32 @@ def _processed(column: Column[Any], dialect: Dialect, value: Any) -> Any:
     return process(value) if process is not None and value is not None else value
 
 
+def _one_by_one(names: list[str]) -> Any:
+    """A row's values as a tuple (`itemgetter` of one name gives the bare value)."""
+    return lambda row: tuple(row[n] for n in names)
+
+
 def _tuples(
     table: Table, dialect: Dialect, names: list[str], rows: Sequence[Mapping[str, Any]]
 ) -> list[tuple[Any, ...]]:
-    processors = [_memo(_processor(table.c[n], dialect)) for n in names]
-    if not any(processors):
-        return [tuple(row[n] for n in names) for row in rows]
-    return [
-        tuple(
-            p(row[n]) if p is not None and row[n] is not None else row[n]
-            for n, p in zip(names, processors, strict=True)
-        )
-        for row in rows
+    """Each row's values in `names` order, through the columns' bind processors; columns
+    without one (strings, integers: most of them) are taken as they are."""
+    pick = itemgetter(*names) if len(names) > 1 else _one_by_one(names)
+    processed = [
+        (i, p)
+        for i, p in enumerate(_memo(_processor(table.c[n], dialect)) for n in names)
+        if p is not None
     ]
+    if not processed:
+        return [pick(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(pick(row))
+        for i, process in processed:
+            if values[i] is not None:
+                values[i] = process(values[i])
+        out.append(tuple(values))
+    return out
 
 
 def _pg_type(table: Table, name: str, dialect: Dialect) -> str:

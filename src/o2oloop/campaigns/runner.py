@@ -41,11 +41,13 @@ class CampaignRun:
 
 
 def send_all(db: Database, *, policy: Policy, now: datetime | None = None) -> SendReport:
-    """Every pending target, one batch per transaction."""
+    """Every pending target, one batch per transaction, each past the last one's targets."""
     total = SendReport()
     while True:
         with db.transaction() as session:
-            batch = send_pending(session, now=now or clock.now(), policy=policy)
+            batch = send_pending(
+                session, now=now or clock.now(), policy=policy, after=total.reached
+            )
         total.add(batch)
         if batch.sent + sum(batch.skipped.values()) == 0:
             return total

@@ -10,6 +10,8 @@ leaves them pending, a crash after leaves them sent, never a second code or mess
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +50,8 @@ BATCH = 2_000
 class SendReport:
     sent: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    # Per campaign, the highest target id a batch took: the next batch starts after it.
+    reached: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str, n: int = 1) -> None:
         if n:
@@ -57,6 +61,8 @@ class SendReport:
         self.sent += other.sent
         for reason, n in other.skipped.items():
             self.skip(reason, n)
+        for campaign_id, target_id in other.reached.items():
+            self.reached[campaign_id] = max(target_id, self.reached.get(campaign_id, 0))
 
 
 def send_pending(
@@ -66,24 +72,30 @@ def send_pending(
     policy: Policy,
     campaign_id: str | None = None,
     limit: int = BATCH,
+    after: Mapping[str, int] | None = None,
 ) -> SendReport:
     """Send one batch (up to `limit`) of pending targets of a running campaign (the given
     one, or the first with any). One batch per transaction keeps the lock order — contact
     windows by key, then the campaign, then the offer — the same in every transaction, so
-    concurrent senders wait for each other but never deadlock; callers loop."""
+    concurrent senders wait for each other but never deadlock; callers loop, passing the
+    report's `reached` as `after`: each batch starts past the targets the previous ones
+    took instead of reading them again (a row another sender held is left to that sender,
+    or to the next run)."""
     query = select(Campaign.id).where(Campaign.state == CampaignState.RUNNING)
     if campaign_id is not None:
         query = query.where(Campaign.id == campaign_id)
     for cid in session.scalars(query.order_by(Campaign.id)).all():
-        report = _send_batch(session, cid, now, policy, limit)
+        report = _send_batch(session, cid, now, policy, limit, (after or {}).get(cid))
         if report.sent or report.skipped:
             return report
     return SendReport()
 
 
-def _pending(session: Session, campaign: Campaign, limit: int) -> list[tuple[Recipient, bool]]:
-    """Up to `limit` pending targets in id order, each with what its message needs and
-    whether the consumer still consents (read again: consent may be withdrawn since)."""
+def _pending(
+    session: Session, campaign: Campaign, limit: int, after: int | None
+) -> list[tuple[Recipient, bool]]:
+    """Up to `limit` pending targets in id order (past `after`), each with what its message
+    needs and whether the consumer still consents (read again: it may be withdrawn since)."""
     t, c, m = CampaignTarget, Consumer, Membership
     consent = [
         m.consumer_id == t.consumer_id,
@@ -108,6 +120,8 @@ def _pending(session: Session, campaign: Campaign, limit: int) -> list[tuple[Rec
         .order_by(t.id)
         .limit(min(limit, BATCH))
     )
+    if after is not None:
+        query = query.where(t.id > after)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=t)
     return [
@@ -192,15 +206,21 @@ def _room(session: Session, campaign: Campaign, offer: Offer, wanted: int) -> in
 
 
 def _send_batch(
-    session: Session, campaign_id: str, now: datetime, policy: Policy, limit: int
+    session: Session,
+    campaign_id: str,
+    now: datetime,
+    policy: Policy,
+    limit: int,
+    after: int | None,
 ) -> SendReport:
     report = SendReport()
     campaign = session.get(Campaign, campaign_id)
     assert campaign is not None
     session.refresh(campaign)
-    pending = _pending(session, campaign, limit)
+    pending = _pending(session, campaign, limit, after)
     if not pending:
         return report
+    report.reached[campaign.id] = pending[-1][0].target_id
     offer = session.get(Offer, campaign.offer_id)
     assert offer is not None
     withdrawn = [r for r, consenting in pending if not consenting]
@@ -316,36 +336,70 @@ def _record_events(
     """A code.claimed per code (as for a consumer's own claim) and, for the webhook channel,
     the message the merchant's own system delivers: one bulk insert into the outbox."""
     campaign, offer, now = shared.campaign, shared.offer, shared.now
-    ids = iter(new_ids("evt", len(codes)))
-    recorded: list[events.Event] = [
-        CodeClaimed(
-            event_id=next(ids),
+    ids = new_ids("evt", len(codes))
+    claimed = CodeClaimed(
+        event_id=ids[0],
+        merchant_id=offer.merchant_id,
+        offer_id=offer.id,
+        code_id=codes[0].id,
+        consumer_id=batch[0].consumer_id,
+        occurred_at=now,
+    )
+    rows = outbox_rows_like(
+        claimed,
+        [
+            {"event_id": e, "code_id": code.id, "consumer_id": r.consumer_id}
+            for e, r, code in zip(ids, batch, codes, strict=True)
+        ],
+    )
+    if campaign.channel is Channel.WEBHOOK:
+        sent = CampaignMessageSent(
+            event_id=message_event_id(messages[0]["id"]),
             merchant_id=offer.merchant_id,
+            campaign_id=campaign.id,
+            message_id=messages[0]["id"],
+            member_id=batch[0].member_id,
+            consumer_id=batch[0].consumer_id,
             offer_id=offer.id,
-            code_id=code.id,
-            consumer_id=r.consumer_id,
+            code_id=codes[0].id,
+            code=codes[0].text,
+            code_expires_at=shared.expires_at,
+            subject=messages[0]["subject"],
+            body=messages[0]["body"],
             occurred_at=now,
         )
-        for r, code in zip(batch, codes, strict=True)
-    ]
-    if campaign.channel is Channel.WEBHOOK:
-        recorded += [
-            CampaignMessageSent(
-                event_id=message_event_id(m["id"]),
-                merchant_id=offer.merchant_id,
-                campaign_id=campaign.id,
-                message_id=m["id"],
-                member_id=r.member_id,
-                consumer_id=r.consumer_id,
-                offer_id=offer.id,
-                code_id=code.id,
-                code=code.text,
-                code_expires_at=shared.expires_at,
-                subject=m["subject"],
-                body=m["body"],
-                occurred_at=now,
-            )
-            for r, code, m in zip(batch, codes, messages, strict=True)
-        ]
+        rows += outbox_rows_like(
+            sent,
+            [
+                {
+                    "event_id": message_event_id(m["id"]),
+                    "message_id": m["id"],
+                    "member_id": r.member_id,
+                    "consumer_id": r.consumer_id,
+                    "code_id": code.id,
+                    "code": code.text,
+                    "subject": m["subject"],
+                    "body": m["body"],
+                }
+                for r, code, m in zip(batch, codes, messages, strict=True)
+            ],
+        )
     # `events.record_all`'s rows, through the driver's executemany (see bulk.py).
-    insert_rows(session, OutboxEntry.__table__, [events.outbox_row(e) for e in recorded])
+    insert_rows(session, OutboxEntry.__table__, rows)
+
+
+def outbox_rows_like(first: events.Event, varying: list[dict[str, str | None]]) -> list[dict]:
+    """The outbox rows of events that are `first` but for some plain (str or None) fields,
+    one dict of them per event: `first` is serialised once, and each event's payload is
+    that document with its own fields, in `Event.to_json`'s form (a send writes thousands,
+    and building and serialising a dataclass for each was most of its events' cost)."""
+    document = json.loads(first.to_json())
+    row = events.outbox_row(first)
+    return [
+        row
+        | {
+            "event_id": fields["event_id"],
+            "payload": json.dumps(document | fields, separators=(",", ":"), sort_keys=True),
+        }
+        for fields in varying
+    ]
