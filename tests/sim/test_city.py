@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from city_kit import City
 from o2oloop.analytics import service as analytics
 from o2oloop.analytics.models import MemberScore, Segment
 from o2oloop.codes.models import Code, CodeState, Redemption
@@ -22,46 +23,35 @@ def _count(db: Database, model: type, *where) -> int:
         return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def test_small_city_runs_the_loop(sqlite_db: Database, frozen_clock) -> None:
-    ready = []
-    report = build_city(
-        sqlite_db,
-        secret_key="s" * 40,
-        seed=3,
-        merchants_count=6,
-        consumers=600,
-        days=90,
-        on_logins=lambda r: ready.append((dict(r.keys), r.visits)),
-    )
-    assert _count(sqlite_db, Merchant) == 6
-    assert _count(sqlite_db, Store) == 12
-    assert _count(sqlite_db, Visit) == report.visits > 600
-    assert _count(sqlite_db, Redemption) == report.redemptions > 0
+def test_small_city_runs_the_loop(city: City) -> None:
+    db, report = city.db, city.report
+    assert _count(db, Merchant) == 6
+    assert _count(db, Store) == 12
+    assert _count(db, Visit) == report.visits > 600
+    assert _count(db, Redemption) == report.redemptions > 0
     # Every relationship makes a member; friends brought by shares become members too.
-    assert _count(sqlite_db, Membership) >= report.relationships
-    with sqlite_db.transaction() as session:
+    assert _count(db, Membership) >= report.relationships
+    with db.transaction() as session:
         first, last = session.execute(
             select(func.min(Visit.occurred_at), func.max(Visit.occurred_at))
         ).one()
     assert (last - first).days >= 75
     assert set(report.keys) >= {"platform_admin", "merchant_admin", "terminal", "consumer"}
     # Every login existed before the first visit, so people can sign in while it runs.
-    assert ready == [(report.keys, 0)]
+    assert city.logins_seen == [(report.keys, 0)]
 
 
-def test_the_city_fills_every_kind_of_money_and_member(sqlite_db: Database, frozen_clock) -> None:
-    report = build_city(
-        sqlite_db, secret_key="s" * 40, seed=3, merchants_count=6, consumers=600, days=90
-    )
+def test_the_city_fills_every_kind_of_money_and_member(city: City, frozen_clock) -> None:
+    db, report = city.db, city.report
     assert report.vouchers_bought > 0 and report.vouchers_used > 0
     assert report.vouchers_refunded > 0 and report.vouchers_expired > 0
     assert report.top_ups > 0 and report.stored_value_spends > 0
-    assert _count(sqlite_db, SettlementBatch) == report.settlements > 0
-    assert _count(sqlite_db, Code, Code.state == CodeState.REFUNDED) == (
+    assert _count(db, SettlementBatch) == report.settlements > 0
+    assert _count(db, Code, Code.state == CodeState.REFUNDED) == (
         report.vouchers_refunded + report.vouchers_expired
     )
     # New members arrive throughout: some first visits fall into the last 30 days.
-    with sqlite_db.transaction() as session:
+    with db.transaction() as session:
         recent = frozen_clock.now() - timedelta(days=30)
         assert session.scalar(
             select(func.count()).select_from(Membership).where(Membership.first_visit_at >= recent)
@@ -71,14 +61,11 @@ def test_the_city_fills_every_kind_of_money_and_member(sqlite_db: Database, froz
     assert Segment.NEW in segments
 
 
-def test_the_demo_consumer_holds_active_codes(sqlite_db: Database, frozen_clock) -> None:
+def test_the_demo_consumer_holds_active_codes(city: City) -> None:
     from o2oloop.auth.models import ApiKey, Role
 
-    report = build_city(
-        sqlite_db, secret_key="s" * 40, seed=3, merchants_count=4, consumers=200, days=30
-    )
-    assert report.keys["consumer"]
-    with sqlite_db.transaction() as session:
+    assert city.report.keys["consumer"]
+    with city.db.transaction() as session:
         consumer_id = session.scalar(select(ApiKey.consumer_id).where(ApiKey.role == Role.CONSUMER))
         active = session.scalar(
             select(func.count())
@@ -121,17 +108,14 @@ def test_same_seed_same_city(sqlite_template, tmp_path, frozen_clock) -> None:
     assert cities[0][-1] == cities[1][-1]
 
 
-def test_the_city_shows_channels_shares_nearby_and_steering(sqlite_db: Database, frozen_clock):
+def test_the_city_shows_channels_shares_nearby_and_steering(city: City) -> None:
     from o2oloop.channels.models import CodeAttribution, Publication, Referral, ReferralReward
 
-    report = build_city(
-        sqlite_db, secret_key="s" * 40, seed=5, merchants_count=6, consumers=400, days=60
-    )
-    figures = report.channels
-    assert figures["publications"] == _count(sqlite_db, Publication) == 24
+    db, figures = city.db, city.report.channels
+    assert figures["publications"] == _count(db, Publication) == 24
     assert figures["channel_claims"] > 0 and figures["share_claims"] > 0
-    assert _count(sqlite_db, CodeAttribution) == figures["channel_claims"] + figures["share_claims"]
-    assert _count(sqlite_db, Referral) > 0
-    assert figures["rewards"] == _count(sqlite_db, ReferralReward) > 0
+    assert _count(db, CodeAttribution) == figures["channel_claims"] + figures["share_claims"]
+    assert _count(db, Referral) > 0
+    assert figures["rewards"] == _count(db, ReferralReward) > 0
     assert figures["nearby_searches"] == 100 and figures["nearby_results"] > 0
     assert figures["offpeak_proposals"] > 0 and figures["slot_claims"] > 0

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from city_kit import City
 from o2oloop.campaigns.models import Campaign
 from o2oloop.campaigns.results import campaign_results
-from o2oloop.sim.city import build_city
 
 
-def test_the_city_runs_its_demo_campaigns_and_measures_them(sqlite_db) -> None:
-    report = build_city(
-        sqlite_db, secret_key="s" * 40, seed=3, merchants_count=6, consumers=600, days=90
-    )
+def test_the_city_runs_its_demo_campaigns_and_measures_them(city: City, frozen_clock) -> None:
+    report = city.report
     assert report.campaigns >= 2 and report.campaign_messages > 0
-    with sqlite_db.reading() as session:
+    with city.db.reading() as session:
         campaigns = session.scalars(select(Campaign)).all()
         names = {c.name for c in campaigns}
         assert "Win back members at risk" in names
