@@ -30,6 +30,8 @@ from sqlalchemy.engine import make_url
 from o2oloop import migrations
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
+from o2oloop.bootstrap import bootstrap
+from o2oloop.config import Settings
 from o2oloop.db import Database
 from o2oloop.merchants import schemas as merchant_schemas
 from o2oloop.merchants import service as merchants
@@ -98,6 +100,13 @@ def scratch_url(backend: str, tmpdir: Path, name: str) -> str:
 def migrated(url: str, **kwargs: Any) -> Database:
     db = Database.from_url(url, **kwargs)
     migrations.upgrade(db)
+    return wired(db)
+
+
+def wired(db: Database) -> Database:
+    """`db` running the product's in-transaction reactions (a store is indexed as placed)."""
+    if not db.reactions:
+        bootstrap(Settings(secret_key=secret_key()), db=db)
     return db
 
 
@@ -119,7 +128,7 @@ class Tenant:
 def make_tenant(db: Database, *, terminals: int = 0, stores: int = 1) -> Tenant:
     """A merchant with `stores` stores and `terminals` terminals dealt round them, through
     the service layer; `store_id` is the first store."""
-    with db.transaction() as session:
+    with wired(db).transaction() as session:
         merchant, _owner, _token, admin_key = merchants.create_merchant(
             session,
             principal=PLATFORM,

@@ -18,6 +18,7 @@ import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from factories import wired
 from o2oloop import clock, migrations
 from o2oloop.api import create_app
 from o2oloop.config import Settings
@@ -93,7 +94,7 @@ def postgres_database(postgres_available: None) -> Iterator[Database]:
     url = fresh_postgres_database(name)
     db = Database.from_url(url, pool_size=20, max_overflow=80)
     migrations.upgrade(db)
-    yield db
+    yield wired(db)
     db.dispose()
     drop_postgres_database(name)
 
@@ -101,7 +102,7 @@ def postgres_database(postgres_available: None) -> Iterator[Database]:
 def _sqlite_db(template: Path, tmp_path: Path) -> Database:
     path = tmp_path / "o2oloop.db"
     shutil.copy(template, path)
-    return Database.from_url(f"sqlite:///{path}")
+    return wired(Database.from_url(f"sqlite:///{path}"))
 
 
 def _clean_postgres(db: Database) -> Database:

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
+from o2oloop.bootstrap import bootstrap
+from o2oloop.config import Settings
 from o2oloop.customers import service as customers
 from o2oloop.db import Database
 from o2oloop.merchants import schemas
@@ -17,6 +19,16 @@ from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Category, StaffRole
 
 _names = itertools.count(1)
+# The wiring of every test database, so that its transactions run the in-transaction
+# reactions (a store is indexed for nearby search as it is placed).
+TEST_WIRING = bootstrap(Settings(env="test", secret_key="test-secret-" + "x" * 32))
+
+
+def wired(db: Database) -> Database:
+    """`db`, with the test wiring installed unless it has one already."""
+    if not db.reactions:
+        TEST_WIRING.install(db)
+    return db
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -67,7 +79,7 @@ def make_tenant(
     commission_bps: int = 500,
 ) -> Tenant:
     n = next(_names)
-    with db.transaction() as session:
+    with wired(db).transaction() as session:
         merchant, _owner, admin_token, admin_key = merchants.create_merchant(
             session,
             principal=PLATFORM,
@@ -105,7 +117,7 @@ def add_store(db: Database, tenant: Tenant) -> Tenant:
     admin = Principal(
         key_id=tenant.admin_key_id, role=Role.MERCHANT_ADMIN, merchant_id=tenant.merchant_id
     )
-    with db.transaction() as session:
+    with wired(db).transaction() as session:
         store_id, terminal_id, terminal_token = _store_with_terminal(session, admin, next(_names))
     return replace(tenant, store_id=store_id, terminal_id=terminal_id, terminal_key=terminal_token)
 

@@ -248,6 +248,7 @@ def create_app(
     app.state.db = db
     app.state.settings = settings
     app.state.wiring = worker.wiring if worker is not None else wiring or bootstrap(settings, db=db)
+    app.state.wiring.install(db)
     app.state.worker = worker
     app.state.channel_counts = Counts(db)
     install_error_handlers(app)

@@ -13,6 +13,10 @@ and add one line here.
   must be idempotent by `event.event_id`.
 - `wiring.every(name, interval, job)`: `job(db)` owns its transactions; one run per
   interval across every worker.
+- `wiring.in_transaction(EventType, handler)`: `handler(session, event)` run by
+  `events.record` in the transaction of the change, for a projection that must be current
+  the moment the change commits (a store's place in the nearby index). Installed on a
+  database by `wiring.install(db)`, which `bootstrap(settings, db=db)` and `create_app` call.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from o2oloop.campaigns.policy import Policy
 from o2oloop.channels import claims as channel_claims
 from o2oloop.channels import ratings as channel_ratings
 from o2oloop.channels import referrals
+from o2oloop.channels import stores as channel_stores
 from o2oloop.codes import vouchers
 from o2oloop.codes.events import CodeClaimed, CodeRedeemed, RedemptionUndone, VoucherRefunded
 from o2oloop.codes.service import Keys
@@ -45,6 +50,7 @@ from o2oloop.db import Database
 from o2oloop.events import Event
 from o2oloop.idempotency import service as idempotency
 from o2oloop.jobs import service as jobs
+from o2oloop.merchants.events import StorePlaced
 from o2oloop.notify import service as notify
 from o2oloop.notify.email import EmailSender, MemorySender, sender_from_settings
 from o2oloop.notify.sms import SandboxSmsProvider
@@ -122,6 +128,8 @@ class Wiring:
     # Steps another domain adds to a claim, in the claim's own transaction (they may refuse
     # it): `step(session, code=…, token=…, secret=…)`, run by the claim route in order.
     claim_steps: list[Callable[..., None]] = field(default_factory=list)
+    # Event name -> reactions in the recording transaction (the event's reacts_in_transaction).
+    reactions: dict[str, list[Callable[[Session, Any], None]]] = field(default_factory=dict)
 
     def _add(self, event_type: type[Event], handler: Handler) -> None:
         known = self.handlers.setdefault(event_type.name, [])
@@ -148,6 +156,17 @@ class Wiring:
     def in_claim(self, step: Callable[..., None]) -> None:
         """A step of every claim, in its transaction: `step(session, code=, token=, secret=)`."""
         self.claim_steps.append(step)
+
+    def in_transaction(self, event_type: type[E], handler: Callable[[Session, E], Any]) -> None:
+        """A reaction that is part of the change: `handler(session, event)` when recorded."""
+        if not event_type.reacts_in_transaction:
+            raise ValueError(f"{event_type.name} is not marked reacts_in_transaction")
+        self.reactions.setdefault(event_type.name, []).append(handler)
+
+    def install(self, db: Database) -> None:
+        """Make `db`'s write sessions run this wiring's in-transaction reactions."""
+        db.reactions.clear()
+        db.reactions.update(self.reactions)
 
     def every(self, name: str, interval: timedelta, job: Callable[[Database], Any]) -> None:
         if name in self.periodic:
@@ -225,7 +244,8 @@ def bootstrap(
     """Wire every handler and periodic job; the one call every entry point makes.
 
     `db` is where the sandbox provider keeps its books (by default the database the
-    settings name, opened on the provider's first request).
+    settings name, opened on the provider's first request); the in-transaction reactions
+    are installed on it.
     """
     books = db or functools.partial(Database.from_url, settings.effective_database_url)
     wiring = Wiring(
@@ -259,6 +279,7 @@ def bootstrap(
         name="channels.reward_referral",
     )
     wiring.in_claim(channel_claims.after_claim)
+    wiring.in_transaction(StorePlaced, channel_stores.on_store_placed)
     wiring.on(ReviewPosted, channel_ratings.on_review_posted, name="channels.store_rating")
     wiring.every(
         "channels.referral_sweep",
@@ -303,4 +324,6 @@ def bootstrap(
         timedelta(minutes=settings.reviews_checkpoint_every_minutes),
         lambda db: sign_checkpoint_if_due(db, settings),
     )
+    if db is not None:
+        wiring.install(db)
     return wiring

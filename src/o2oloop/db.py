@@ -528,7 +528,12 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+        # Event name -> reactions run in the recording transaction (`events.record`): the
+        # wiring installs them (`Wiring.install`); each write session sees them in its info.
+        self.reactions: dict[str, list[Callable[[Session, Any], None]]] = {}
+        self.sessions = sessionmaker(
+            bind=engine, expire_on_commit=False, autoflush=True, info={"reactions": self.reactions}
+        )
         self.read_sessions = sessionmaker(
             bind=engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
         )

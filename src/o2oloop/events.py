@@ -35,10 +35,12 @@ class Event:
     datetime, lists and dicts of those) and give their wire name as `name`, e.g.
     `"code.redeemed"`: the outbox, the worker and merchant webhooks know events by it.
     A field named `merchant_id` also goes to the outbox's own column, so one merchant's
-    events can be found without reading payloads.
+    events can be found without reading payloads. An event whose reaction must be part of
+    its change (`reacts_in_transaction`) has it run by `record`, in the same transaction.
     """
 
     name: ClassVar[str]
+    reacts_in_transaction: ClassVar[bool] = False
     event_id: str = dataclasses.field(default_factory=lambda: new_id("evt"))
     occurred_at: datetime = dataclasses.field(default_factory=clock.now)
 
@@ -132,8 +134,11 @@ def record(work: Session | DriverTransaction, event: Event) -> None:
     session = work if isinstance(work, Session) else work.session_or_none
     if session is not None:
         session.add(OutboxEntry(**outbox_row(event)))
+        _react(session, event)
         return
     assert isinstance(work, DriverTransaction)
+    if event.reacts_in_transaction:
+        raise TypeError(f"{event.name} has reactions in its transaction: record it on a Session")
     row = outbox_row(event)
     del row["dispatched_at"]
     work.defer(_INSERT_OUTBOX, row)
@@ -143,3 +148,19 @@ def record_all(session: Session, recorded: list[Event]) -> None:
     """Record many events at once (one multi-row insert), in the session's transaction."""
     if recorded:
         session.execute(insert(_outbox), [outbox_row(event) for event in recorded])
+    for event in recorded:
+        _react(session, event)
+
+
+def _react(session: Session, event: Event) -> None:
+    """Run the reactions bootstrap installed on the session's database for this event."""
+    if not event.reacts_in_transaction:
+        return
+    reactions = session.info.get("reactions", {}).get(event.name)
+    if not reactions:
+        raise LookupError(
+            f"nothing reacts to {event.name} in this database's transactions: "
+            "wire it with bootstrap(settings, db=db)"
+        )
+    for react in reactions:
+        react(session, event)

@@ -47,15 +47,6 @@ BASE = frozenset(
 # domain or base module imports them.
 ROOTS = frozenset({"api", "bootstrap", "cli", "migrations", "models", "sim"})
 
-# Imports that close a cycle between folders, known and tracked here so that nothing new
-# joins them; each must still exist (the list can only shrink). Each says how it goes away.
-KNOWN_BACK_EDGES: dict[tuple[str, str], str] = {
-    ("o2oloop.merchants.service", "o2oloop.channels.store_index"): (
-        "a saved store is indexed for nearby search in its own transaction: to become a "
-        "StoreSaved event handled in channels"
-    ),
-}
-
 # Function-level imports of o2oloop modules that are allowed, each with its reason.
 LAZY_IMPORTS: dict[str, str] = {
     "o2oloop.cli": "a command imports its domain when it runs, so `o2oloop --help` starts fast",
@@ -132,8 +123,6 @@ def _graph(found: list[Import]) -> dict[str, set[str]]:
         source, target = item.edge
         if source == target or source in BASE | ROOTS or target in BASE | ROOTS:
             continue
-        if (item.importer, item.imported) in KNOWN_BACK_EDGES:
-            continue
         graph[source].add(target)
     return graph
 
@@ -178,10 +167,7 @@ def _explain(found: list[Import], component: list[str]) -> str:
     lines = [
         f"  {item.importer}:{item.line} imports {item.imported}"
         for item in found
-        if item.edge[0] in members
-        and item.edge[1] in members
-        and item.edge[0] != item.edge[1]
-        and (item.importer, item.imported) not in KNOWN_BACK_EDGES
+        if item.edge[0] in members and item.edge[1] in members and item.edge[0] != item.edge[1]
     ]
     return " ↔ ".join(component) + "\n" + "\n".join(sorted(set(lines)))
 
@@ -204,11 +190,6 @@ def test_no_cycle_between_domain_folders() -> None:
     found = imports()
     problems = [_explain(found, component) for component in cycles(_graph(found))]
     assert not problems, "import cycles between domain folders:\n" + "\n".join(problems)
-
-
-def test_known_back_edges_still_exist() -> None:
-    edges = {(item.importer, item.imported) for item in imports()}
-    assert not set(KNOWN_BACK_EDGES) - edges, "remove the edges that are gone from the list"
 
 
 def test_the_base_layer_imports_no_domain_and_no_domain_imports_a_root() -> None:

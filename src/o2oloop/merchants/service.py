@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from o2oloop import clock
+from o2oloop import clock, events
 from o2oloop.auth import service as keys
 from o2oloop.auth.models import ApiKey, Role
 from o2oloop.auth.principal import (
@@ -19,10 +19,10 @@ from o2oloop.auth.principal import (
     require_platform,
     require_terminal,
 )
-from o2oloop.channels.store_index import index_store
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, Forbidden, NotFound
 from o2oloop.merchants import schemas
+from o2oloop.merchants.events import StorePlaced
 from o2oloop.merchants.models import Merchant, Staff, StaffRole, Store, Terminal
 from o2oloop.pagination import paginate
 
@@ -136,7 +136,7 @@ def create_store(
     )
     session.add(store)
     session.flush()
-    index_store(session, store_id=store.id, latitude=store.latitude, longitude=store.longitude)
+    _placed(session, store)
     return store
 
 
@@ -170,8 +170,18 @@ def update_store(
     changes = data.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     _apply(store, changes)
     if "latitude" in changes or "longitude" in changes:
-        index_store(session, store_id=store.id, latitude=store.latitude, longitude=store.longitude)
+        _placed(session, store)
     return store
+
+
+def _placed(session: Session, store: Store) -> None:
+    placed = StorePlaced(
+        merchant_id=store.merchant_id,
+        store_id=store.id,
+        latitude=store.latitude,
+        longitude=store.longitude,
+    )
+    events.record(session, placed)
 
 
 def deactivate_store(

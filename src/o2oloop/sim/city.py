@@ -332,6 +332,7 @@ def build_city(
     report = CityReport(started=start, ended=end)
     report.truth = {c.value: dict(v) for c, v in BEHAVIOUR.items()}
     frozen = clock.FrozenClock(start)
+    wiring = bootstrap(Settings(secret_key=secret_key), db=db)  # stores are indexed as placed
     with clock.using(frozen), seeded_ids(seed):
         built = _build_merchants(db, rng, merchants_count, stores_each, report)
         homes = np.array([_offset(rng, CENTRE, 14.0) for _ in range(consumers)])
@@ -347,6 +348,7 @@ def build_city(
             report=report,
             phone_numbers=rng.choice(10**8, size=consumers, replace=False),
         )
+        run.parts["wiring"] = wiring
         relationships = _simulate_relationships(rng, built, homes, days)
         report.consumers, report.relationships = consumers, len(relationships)
         # A third of consumers use the app: they claim a coupon before some visits.
