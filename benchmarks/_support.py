@@ -7,6 +7,7 @@ the setup goes through the service layer with a platform principal, like the tes
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -16,21 +17,27 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from o2oloop import migrations
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.bootstrap import bootstrap
+from o2oloop.codes.events import CodeRedeemed
 from o2oloop.config import Settings
 from o2oloop.db import Database
 from o2oloop.merchants import schemas as merchant_schemas
@@ -38,6 +45,8 @@ from o2oloop.merchants import service as merchants
 from o2oloop.merchants.models import Category
 from o2oloop.offers import schemas as offer_schemas
 from o2oloop.offers import service as offers
+from o2oloop.webhooks import signing
+from o2oloop.webhooks.signing_secrets import new_secret
 
 PG_URL = os.environ.get(
     "O2O_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -325,3 +334,175 @@ def serving(url: str, tmpdir: Path, *, secret: str = "", workers: int = 2) -> It
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_server(process)
+
+
+# ---- a merchant's receiver on loopback: what the outbox and webhook benchmarks share -------
+
+
+class Receiver:
+    """Answers 204 at once and notes when each event's first delivery arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.requests = 0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                now = time.time()
+                event_id = json.loads(body).get("event_id", "")
+                with receiver.lock:
+                    receiver.requests += 1
+                    receiver.arrivals.setdefault(event_id, now)
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/o2oloop"
+
+    def wait_for(self, events: set[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if events <= self.arrivals.keys():
+                    return
+            time.sleep(0.02)
+        raise TimeoutError(f"not every delivery arrived within {timeout:g} s")
+
+    def latencies_ms(self, committed: dict[str, float]) -> list[float]:
+        """Commit to first arrival of each event, sorted (one machine, one clock)."""
+        with self.lock:
+            return sorted((self.arrivals[e] - t) * 1000 for e, t in committed.items())
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def webhook_settings(url: str, secret_key: str) -> Settings:
+    """A worker's settings: deliveries to loopback are allowed (the receiver is local)."""
+    return Settings(
+        env="development", database_url=url, secret_key=secret_key, webhooks_allow_private=True
+    )
+
+
+def commit_redemptions(
+    db: Database,
+    merchant_id: str,
+    count: int,
+    rate: float | None,
+    put: Callable[[Session, CodeRedeemed], None],
+) -> dict[str, float]:
+    """Commit `count` redemption events, one transaction each, `put(session, event)` writing
+    each: back to back, or `rate` a second. Event id -> the time its commit returned."""
+    committed: dict[str, float] = {}
+    started = time.perf_counter()
+    for n in range(count):
+        if rate is not None:
+            pause = started + n / rate - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        event = CodeRedeemed(
+            merchant_id=merchant_id,
+            store_id="sto_bench",
+            terminal_id=None,
+            offer_id="off_bench",
+            redemption_id=f"red_{n}",
+            code_id=None,
+            batch_id=None,
+            consumer_id=None,
+            bill_amount=12_800,
+            discount_amount=1_000,
+            currency="CNY",
+        )
+        with db.transaction() as session:
+            put(session, event)
+        committed[event.event_id] = time.time()
+    return committed
+
+
+def signed_posts_floor(url: str, requests: int, threads: int) -> float:
+    """Signed POSTs/s of a bare client to the same receiver: no database, no worker."""
+    secret = new_secret()
+    body = '{"type":"code.redeemed","event_id":"floor","data":{}}'
+    with httpx.Client(timeout=10) as client:
+
+        def post(n: int) -> None:
+            headers = signing.headers(
+                [secret], msg_id=f"msg_{n}", timestamp=int(time.time()), body=body
+            )
+            client.post(url, content=body, headers=headers).raise_for_status()
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(post, range(requests)))
+        return requests / (time.perf_counter() - started)
+
+
+def percentile(values: list[float], q: float) -> float:
+    index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+    return round(values[index], 1)
+
+
+def latency_summary(latencies: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(latencies, 0.50),
+        "p99": percentile(latencies, 0.99),
+        "mean": round(statistics.fmean(latencies), 1),
+    }
+
+
+def delivery_arguments(doc: str) -> argparse.Namespace:
+    """The options of the delivery benchmarks (outbox, webhooks)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--only", choices=("sqlite-1", "postgresql-1", "postgresql-4"))
+    return parser.parse_args()
+
+
+def run_worker_configs(
+    benchmark: str,
+    args: argparse.Namespace,
+    run: Callable[[str, int, argparse.Namespace, Path], dict[str, Any]],
+) -> None:
+    """`run(backend, workers, args, directory)` for 1 worker on SQLite, 1 and 4 on
+    PostgreSQL (or the one `--only` names); prints the JSON with the load average."""
+    configs = [("sqlite", 1), ("postgresql", 1), ("postgresql", 4)]
+    if args.only:
+        backend, count = args.only.split("-")
+        configs = [(backend, int(count))]
+    unavailable = postgres_unavailable()
+    results = []
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend, workers in configs:
+            if backend == "postgresql" and unavailable:
+                results.append({"backend": backend, "workers": workers, "skipped": unavailable})
+                continue
+            directory = Path(tmp) / f"{backend}-{workers}"
+            directory.mkdir()
+            results.append(run(backend, workers, args, directory))
+    emit(
+        {
+            "benchmark": benchmark,
+            **machine(),
+            "load_average_before": [round(x, 2) for x in load],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "results": results,
+        }
+    )

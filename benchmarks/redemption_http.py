@@ -63,9 +63,13 @@ from o2oloop.codes.models import Code, CodeState, OfferClaim, Redemption, Redemp
 from o2oloop.customers import service as customers
 from o2oloop.db import Database, new_id
 from o2oloop.idempotency.models import IdempotencyRecord
+from o2oloop.jobs.models import Job, JobState, OutboxEntry
 from o2oloop.offers.models import Offer
 from o2oloop.offers.rules import code_expires_at
 from o2oloop.offers.service import rules_of
+
+PHASES = ("keys", "no_keys", "keys_no_worker", "keys_worker", "floor")
+
 
 # ---- preparation -----------------------------------------------------------------------------
 
@@ -121,6 +125,22 @@ def prepare(
 
 
 # ---- the server ------------------------------------------------------------------------------
+
+
+def start_worker(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    """`o2oloop worker` beside the server (how PostgreSQL deployments run the outbox)."""
+    exe = Path(sys.executable).with_name("o2oloop")
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [str(exe), "worker"],
+        env=env,
+        cwd=cwd,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    handle.close()
+    return process
 
 
 def _tree(pid: int) -> list[int]:
@@ -516,23 +536,27 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             )
             db.dispose()
             phases: dict[str, Any] = {}
+            product = [phase for phase in args.phases if phase != "floor"]
             for phase in args.phases:
                 if phase == "floor":
                     phases[phase] = run_floor(backend, url, args, tmpdir)
                 else:
+                    share = (product.index(phase), len(product))
                     phases[phase] = run_product(
-                        backend, url, name, secret, prepared, args, tmpdir, keys=phase == "keys"
+                        backend, url, name, secret, prepared, args, tmpdir, phase=phase, share=share
                     )
         finally:
             if backend == "postgresql":
                 _support.drop_postgres_database(name)
     rate = {k: v["redemptions_per_second"] for k, v in phases.items()}
     ratios = {}
-    if "keys" in rate and "no_keys" in rate:
-        ratios["keys_over_no_keys"] = round(rate["keys"] / max(rate["no_keys"], 0.1), 3)
-    for phase in ("keys", "no_keys"):
-        if phase in rate and "floor" in rate:
-            ratios[f"{phase}_over_floor"] = round(rate[phase] / max(rate["floor"], 0.1), 3)
+    # The outbox's worker against none, in the same run: in-process on SQLite, a process
+    # beside the server on PostgreSQL.
+    pairs = [("keys", "no_keys"), ("keys", "keys_no_worker"), ("keys_worker", "keys")]
+    pairs += [("keys", "floor"), ("no_keys", "floor")]
+    for top, bottom in pairs:
+        if top in rate and bottom in rate:
+            ratios[f"{top}_over_{bottom}"] = round(rate[top] / max(rate[bottom], 0.1), 3)
     return {
         "benchmark": "redemption_http",
         "database": backend,
@@ -588,11 +612,14 @@ def run_product(
     args: argparse.Namespace,
     tmpdir: Path,
     *,
-    keys: bool,
+    phase: str,
+    share: tuple[int, int],
 ) -> dict[str, Any]:
-    """One phase against `o2oloop serve`: codes of its own, with or without keys."""
-    half = 0 if keys else 1
-    codes = prepared["codes"][half::2]
+    """One phase against `o2oloop serve`, with codes of its own (`share`: this phase's index
+    and how many product phases split the codes)."""
+    keys = phase != "no_keys"
+    index, phases = share
+    codes = prepared["codes"][index::phases]
     before = _counts(url, prepared["offer_id"])
     env = {
         **os.environ,
@@ -601,15 +628,21 @@ def run_product(
         "O2O_SECRET_KEY": secret,
         "O2O_TERMINAL_ATTEMPTS_PER_MINUTE": "1000000000",
         "O2O_ACCESS_LOG": "true" if args.access_log else "false",
+        # The in-process worker (SQLite) is on as shipped, off in the phase without one.
+        "O2O_JOBS_IN_PROCESS": "false" if phase == "keys_no_worker" else "true",
     }
     env.pop("O2O_DATABASE_URL", None)
     if backend == "postgresql":
         env["O2O_DATABASE_URL"] = url
     port = _support.free_port()
-    log = tmpdir / f"server-{'keys' if keys else 'no-keys'}.log"
-    process = None
+    log = tmpdir / f"server-{phase}.log"
+    process = worker = None
     try:
+        asked = time.monotonic()
         process = start_server(env, port, tmpdir, log, args.workers)
+        ready_seconds = round(time.monotonic() - asked, 1)
+        if phase == "keys_worker":
+            worker = start_worker(env, tmpdir, tmpdir / "worker.log")
         server_pids = _tree(process.pid)
         cpu_before = cpu_seconds(server_pids)
         tenant = prepared["tenant"]
@@ -645,14 +678,17 @@ def run_product(
     finally:
         if process is not None:
             stop_server(process)
+        if worker is not None:
+            stop_server(worker)
     after = _counts(url, prepared["offer_id"])
+    jobs = _jobs(url)
     made = {k: after[k] - before[k] for k in after}
     ok = load["redemptions_201"]
     log_tail = log.read_text(errors="replace").splitlines()
     server_errors = [line for line in log_tail if "Traceback" in line or "ERROR" in line]
     kept_log = None
     if server_errors or load["errors_by_status"]:
-        kept_log = Path(tempfile.gettempdir()) / f"o2o-bench-{backend}-{os.getpid()}-{half}.log"
+        kept_log = Path(tempfile.gettempdir()) / f"o2o-bench-{backend}-{os.getpid()}-{phase}.log"
         kept_log.write_bytes(log.read_bytes())
     exceptions = Counter(
         line.strip()[:300]
@@ -662,6 +698,8 @@ def run_product(
     rows = made["redemption_rows"]
     return {
         "idempotency_keys": keys,
+        "worker": _worker_of(backend, phase),
+        "server_ready_seconds": ready_seconds,
         **load,
         "server_cpu_seconds": round(server_cpu, 1),
         "server_cpu_ms_per_request": round(1000 * server_cpu / max(load["requests"], 1), 2),
@@ -684,8 +722,39 @@ def run_product(
         "server_log_exceptions": dict(exceptions.most_common(5)),
         "server_log_kept_at": str(kept_log) if kept_log else None,
         "postgres_wait_events": sampler.result() if sampler else None,
+        "outbox_after_phase": jobs,
         "profile": profile,
     }
+
+
+def _worker_of(backend: str, phase: str) -> str:
+    if phase == "keys_worker":
+        return "o2oloop worker process beside the server"
+    if backend == "sqlite" and phase != "keys_no_worker":
+        return "in-process (as shipped on SQLite)"
+    return "none"
+
+
+def _jobs(url: str) -> dict[str, int]:
+    """How far the outbox got: events written and dispatched, jobs done (all phases so far)."""
+    db = Database.from_url(url)
+    try:
+        with db.reading() as session:
+            return {
+                "events": session.scalar(select(func.count()).select_from(OutboxEntry)) or 0,
+                "events_dispatched": session.scalar(
+                    select(func.count())
+                    .select_from(OutboxEntry)
+                    .where(OutboxEntry.dispatched_at.is_not(None))
+                )
+                or 0,
+                "jobs_done": session.scalar(
+                    select(func.count()).select_from(Job).where(Job.state == JobState.DONE)
+                )
+                or 0,
+            }
+    finally:
+        db.dispose()
 
 
 FLOOR_APP = Path(__file__).with_name("floor_app.py")
@@ -781,7 +850,9 @@ def main() -> None:
         "--phases",
         default="keys,no_keys,floor",
         help="in this order: keys (a fresh Idempotency-Key per request, as tills send), "
-        "no_keys, floor (the bare one-UPDATE endpoint, floor_app.py)",
+        "no_keys, keys_no_worker (keys, without SQLite's in-process worker), keys_worker "
+        "(keys, with an `o2oloop worker` process beside the server), floor (the bare "
+        "one-UPDATE endpoint, floor_app.py)",
     )
     parser.add_argument(
         "--py-spy", action="store_true", help="profile one worker with py-spy during the load"
@@ -789,8 +860,8 @@ def main() -> None:
     args = parser.parse_args()
     args.consumers = max(1, min(args.consumers, args.count))
     args.phases = [phase.strip() for phase in args.phases.split(",") if phase.strip()]
-    if not set(args.phases) <= {"keys", "no_keys", "floor"}:
-        parser.error("--phases: keys, no_keys and floor")
+    if not set(args.phases) <= set(PHASES):
+        parser.error(f"--phases: {', '.join(PHASES)}")
     summary: dict[str, Any] = {"benchmark": "redemption_http", "summary": True}
     for backend in _support.backends(args.db):
         if backend == "postgresql" and (why := _support.postgres_unavailable()):

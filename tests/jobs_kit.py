@@ -1,8 +1,9 @@
 """Probe events and handlers for the worker's tests, importable by worker subprocesses.
 
 A `Probe` says how many times each of its handlers fails before it succeeds
-(`fail_times`) and how long a run takes (`sleep_ms`, on the first attempt only, so a killed
-worker's job finishes quickly the second time). Every run is recorded in `probe_runs` on a
+(`fail_times`) and how long the `on` handler's run takes (`sleep_ms`, on its first attempt
+only, so a killed worker's job finishes quickly the second time and the `after` handler
+never waits). Every run is recorded in `probe_runs` on a
 connection of its own (committed at once, whatever the job's transaction does): the test
 reads who ran what, when, and whether two runs of one job overlapped. The `on` handler's
 effect goes to `probe_effects` inside the job's transaction, so it exists once or never.
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
+import traceback
 from datetime import timedelta
 from typing import Any
 
@@ -93,7 +94,7 @@ class Probes:
                 .where(probe_runs.c.event_id == event.event_id, probe_runs.c.handler == handler)
             )
             connection.rollback()
-        if event.sleep_ms and self._first_to_hang(event, handler):
+        if event.sleep_ms and handler == "on" and self._first_to_hang(event, handler):
             time.sleep(event.sleep_ms / 1000)
         ended = time.time()
         with self.runs.begin() as connection:
@@ -209,5 +210,17 @@ def main(url: str, runs: str, name: str, lease_seconds: float, until_empty: bool
     db.dispose()
 
 
-if __name__ == "__main__":
-    main(*sys.argv[1:4], float(sys.argv[4]), sys.argv[5] == "until-empty")
+def worker_process(
+    url: str, runs: str, name: str, lease_seconds: float, until_empty: bool, errors: str
+) -> None:
+    """`main` in a process forked from a server that imported this module already (so a
+    worker starts in milliseconds, not an interpreter's start-up and the product's imports);
+    what it raised is left in the file `errors` for the test to show."""
+    # The claims are under test, not the disk: commits need not wait for the WAL's fsync.
+    os.environ["PGOPTIONS"] = "-c synchronous_commit=off"
+    try:
+        main(url, runs, name, lease_seconds, until_empty)
+    except BaseException:
+        with open(errors, "w") as out:
+            out.write(traceback.format_exc())
+        raise

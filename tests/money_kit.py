@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from factories import Tenant, make_consumer, make_tenant
 from o2oloop.bootstrap import Wiring, bootstrap
 from o2oloop.config import Settings
 from o2oloop.db import Database
@@ -86,9 +87,21 @@ def top_up(
         return intent.id
 
 
+def topped_up(
+    db: Database, amount: int, *, tiers: list[dict[str, int]] | None = None
+) -> tuple[Tenant, str, str]:
+    """A merchant with a stored-value program (`tiers`, or the default bonus tiers) and a
+    consumer who asked to top up `amount`, committed and not yet charged: the tenant, the
+    consumer's id and the payment intent's id."""
+    tenant = make_tenant(db)
+    consumer_id, _ = make_consumer(db)
+    give_program(db, tenant.merchant_id, tiers)
+    intent_id = top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=amount)
+    return tenant, consumer_id, intent_id
+
+
 def make_settlement(db: Database, merchant_id: str) -> str:
     """A real settlement batch of the merchant (a top-up bonus carried forward); its id."""
-    from factories import make_consumer
     from o2oloop import clock
     from o2oloop.settlement import service as settlement
 

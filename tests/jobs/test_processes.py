@@ -5,13 +5,13 @@ the next worker once its lease runs out (PostgreSQL and SQLite)."""
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
@@ -24,22 +24,33 @@ from o2oloop.config import Settings
 from o2oloop.db import Database
 from o2oloop.jobs.models import Job, JobState
 
-KIT = Path(jobs_kit.__file__)
 MAX_ATTEMPTS = 3  # jobs_kit.test_config
 
 
-def _spawn(db: Database, runs: str, name: str, *, lease: float, until_empty: bool):
+# Worker processes are forked from a server that imported the kit (and with it o2oloop)
+# once: each starts at once, without an interpreter's start-up and the product's imports,
+# and without the test process's threads and connections.
+_PROCESSES = multiprocessing.get_context("forkserver")
+_PROCESSES.set_forkserver_preload(["jobs_kit"])
+
+
+def _spawn(
+    db: Database, runs: str, name: str, tmp_path: Path, *, lease: float, until_empty: bool
+) -> BaseProcess:
     url = db.engine.url.render_as_string(hide_password=False)
-    mode = "until-empty" if until_empty else "forever"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(KIT.parent), *sys.path])}
-    # The claims are under test, not the disk: commits need not wait for the WAL's fsync.
-    env["PGOPTIONS"] = "-c synchronous_commit=off"
-    return subprocess.Popen(
-        [sys.executable, str(KIT), url, runs, name, str(lease), mode],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    errors = tmp_path / f"{name}.errors"
+    process = _PROCESSES.Process(
+        target=jobs_kit.worker_process,
+        args=(url, runs, name, lease, until_empty, str(errors)),
+        name=name,
     )
+    process.start()
+    return process
+
+
+def _failure(tmp_path: Path, name: str) -> str:
+    errors = tmp_path / f"{name}.errors"
+    return errors.read_text()[-3000:] if errors.exists() else "(no traceback)"
 
 
 def _record(db: Database, probes: list[Probe]) -> None:
@@ -60,10 +71,10 @@ def test_four_worker_processes_share_2000_jobs_and_none_runs_twice_at_once(
     engine = runs_engine(runs, fresh=True)
     _record(pg_db, probes)
     started = time.monotonic()
-    workers = [_spawn(pg_db, runs, f"p{n}", lease=30, until_empty=True) for n in range(4)]
+    workers = [_spawn(pg_db, runs, f"p{n}", tmp_path, lease=30, until_empty=True) for n in range(4)]
     for worker in workers:
-        _, err = worker.communicate(timeout=400)
-        assert worker.returncode == 0, err.decode()[-3000:]
+        worker.join(timeout=400)
+        assert worker.exitcode == 0, _failure(tmp_path, worker.name)
     elapsed = time.monotonic() - started
 
     with pg_db.reading() as session:
@@ -113,16 +124,16 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_next(
     jobs_kit.create_tables(db)
     probe = Probe(n=1, sleep_ms=60_000)  # the first run hangs until it is killed
     _record(db, [probe])
-    doomed = _spawn(db, runs, "doomed", lease=1.0, until_empty=False)
+    doomed = _spawn(db, runs, "doomed", tmp_path, lease=1.0, until_empty=False)
     try:
-        deadline = time.monotonic() + 180  # a loaded 2-core machine imports slowly
+        deadline = time.monotonic() + 180  # a first start waits for the server's imports
         while _hung(engine) == 0:
-            assert doomed.poll() is None, doomed.stderr.read().decode()[-3000:]
+            assert doomed.is_alive(), _failure(tmp_path, "doomed")
             assert time.monotonic() < deadline, "the first worker never started the job"
             time.sleep(0.05)
     finally:
         os.kill(doomed.pid, signal.SIGKILL)
-        doomed.wait()
+        doomed.join()
     with db.reading() as session:
         held = session.scalar(select(Job).where(Job.handler == "probe.on"))
     assert (held.state, held.worker, held.attempts) == (JobState.RUNNING, "doomed", 1)

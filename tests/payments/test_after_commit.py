@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from factories import make_consumer, make_tenant
-from money_kit import SECRET, deliver, give_program, react, top_up, wiring
+from money_kit import SECRET, deliver, give_program, react, topped_up, wiring
 from o2oloop.clock import FrozenClock
 from o2oloop.db import Database
 from o2oloop.events import from_json
@@ -85,10 +85,7 @@ def test_a_rolled_back_intent_asks_the_provider_for_nothing(
 def test_the_committed_intent_is_charged_by_the_job_not_by_the_use_case(
     db: Database, frozen_clock: FrozenClock
 ) -> None:
-    tenant = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id)
-    intent_id = top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=50000)
+    _, _, intent_id = topped_up(db, 50000)
     assert _count(db, SandboxRecord) == 0  # committed, and the provider has heard nothing
     event = _requested(db)
     assert (event.payment_intent_id, event.amount, event.currency) == (intent_id, 50000, "CNY")
@@ -102,10 +99,7 @@ def test_the_committed_intent_is_charged_by_the_job_not_by_the_use_case(
 def test_a_crash_between_commit_and_provider_call_loses_nothing(
     db: Database, frozen_clock: FrozenClock
 ) -> None:
-    tenant = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id, [])
-    intent_id = top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=50000)
+    _, _, intent_id = topped_up(db, 50000, tiers=[])
     wired = wiring(db)
     charge = wired.handler("payments.request_charge")
     assert charge is not None
@@ -135,10 +129,7 @@ def test_a_crash_between_commit_and_provider_call_loses_nothing(
 def test_a_provider_that_is_down_is_asked_again_and_charges_once(
     db: Database, frozen_clock: FrozenClock
 ) -> None:
-    tenant = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id, [])
-    intent_id = top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=700)
+    _, _, intent_id = topped_up(db, 700, tiers=[])
     wired = wiring(db)
     real = wired.handler("payments.request_charge")
     assert real is not None
@@ -164,10 +155,7 @@ def test_a_provider_that_is_down_is_asked_again_and_charges_once(
 def test_a_reaction_runs_once_however_often_the_outbox_is_drained(
     db: Database, frozen_clock: FrozenClock
 ) -> None:
-    tenant = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id, [])
-    top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=900)
+    topped_up(db, 900, tiers=[])
     deliver(db)
     assert react(db) == 0  # every (event, handler) pair is taken already
     with db.reading() as session:

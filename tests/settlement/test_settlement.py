@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from factories import bearer, make_consumer, make_tenant, platform_admin_key
-from money_kit import deliver, give_program, top_up
+from factories import bearer, make_tenant, platform_admin_key
+from money_kit import deliver, topped_up
 from o2oloop import clock
 from o2oloop.clock import FrozenClock
 from o2oloop.db import Database
@@ -53,10 +53,7 @@ def _clean(db: Database) -> None:
 def test_batch_statement_payout_and_nothing_twice(
     db: Database, http: httpx.Client, frozen_clock: FrozenClock
 ) -> None:
-    tenant = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id)
-    top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=50000)
+    tenant, consumer_id, _ = topped_up(db, 50000)
     deliver(db)
     frozen_clock.advance(timedelta(minutes=1))
     _spend(db, tenant.merchant_id, consumer_id, 20000)
@@ -122,10 +119,7 @@ def test_batch_statement_payout_and_nothing_twice(
 
 
 def test_a_negative_payable_is_carried_forward(db: Database, frozen_clock: FrozenClock) -> None:
-    tenant = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id)
-    top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=50000)
+    tenant, consumer_id, _ = topped_up(db, 50000)
     deliver(db)
     first = _settle(db, tenant.merchant_id)
     assert first is not None
@@ -152,10 +146,7 @@ def test_a_negative_payable_is_carried_forward(db: Database, frozen_clock: Froze
 def test_an_undo_after_payout_reduces_the_next_batch(
     db: Database, frozen_clock: FrozenClock
 ) -> None:
-    tenant = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id, [])
-    top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=10000)
+    tenant, consumer_id, _ = topped_up(db, 10000, tiers=[])
     deliver(db)
     spend = _spend(db, tenant.merchant_id, consumer_id, 10000)
     batch = _settle(db, tenant.merchant_id)
@@ -173,10 +164,7 @@ def test_an_undo_after_payout_reduces_the_next_batch(
 def test_a_refused_payout_returns_to_payable_and_is_paid_next_time(
     db: Database, frozen_clock: FrozenClock
 ) -> None:
-    tenant = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id, [])
-    top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=10000)
+    tenant, consumer_id, _ = topped_up(db, 10000, tiers=[])
     deliver(db)
     _spend(db, tenant.merchant_id, consumer_id, 2000)
     failed = _settle(db, tenant.merchant_id, behaviour="fail")
@@ -205,11 +193,8 @@ def test_cutoff_in_the_future_is_refused(db: Database, frozen_clock: FrozenClock
 def test_settlements_over_http_are_platform_only_and_tenant_scoped(
     db: Database, http: httpx.Client
 ) -> None:
-    tenant = make_tenant(db)
+    tenant, consumer_id, _ = topped_up(db, 10000, tiers=[])
     other = make_tenant(db)
-    consumer_id, _ = make_consumer(db)
-    give_program(db, tenant.merchant_id, [])
-    top_up(db, consumer_id=consumer_id, merchant_id=tenant.merchant_id, amount=10000)
     deliver(db)
     _spend(db, tenant.merchant_id, consumer_id, 10000)
     url = f"/v1/merchants/{tenant.merchant_id}/settlements"

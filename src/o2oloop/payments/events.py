@@ -61,13 +61,10 @@ class PayoutFinished(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PaymentRequested(Event):
-    """A payment intent was committed: charge the consumer for it."""
+class ProviderAsk:
+    """What every ask of the provider carries: whose money, which adapter, how much."""
 
-    name = "payment.requested"
-    payment_intent_id: str
     merchant_id: str | None
-    consumer_id: str
     provider: str
     amount: int
     currency: str
@@ -75,30 +72,29 @@ class PaymentRequested(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RefundRequested(Event):
+class PaymentRequested(ProviderAsk, Event):
+    """A payment intent was committed: charge the consumer for it."""
+
+    name = "payment.requested"
+    payment_intent_id: str
+    consumer_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundRequested(ProviderAsk, Event):
     """A refund was committed (its money waits in transit): ask the provider to pay it."""
 
     name = "refund.requested"
     operation_id: str
     payment_intent_id: str
     charge_id: str
-    merchant_id: str | None
-    provider: str
-    amount: int
-    currency: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
-class PayoutRequested(Event):
+class PayoutRequested(ProviderAsk, Event):
     """A payout was committed (its money waits in transit): ask the provider to pay it."""
 
     name = "payout.requested"
     operation_id: str
-    merchant_id: str | None
     consumer_id: str | None
     destination: str
-    provider: str
-    amount: int
-    currency: str
-    metadata: dict[str, Any] = field(default_factory=dict)
