@@ -148,7 +148,7 @@ def test_concurrent_batch_issuances_of_different_offers_all_succeed(db: Database
 def test_concurrent_undos_take_a_redemption_back_once(db: Database) -> None:
     from datetime import timedelta
 
-    from o2oloop.offers.models import OfferStoreRedemptions
+    from o2oloop.offers.models import OfferStoreRedemptions, store_count_shard
 
     tenant = make_tenant(db)
     offer_id = make_offer(db, tenant)
@@ -179,5 +179,6 @@ def test_concurrent_undos_take_a_redemption_back_once(db: Database) -> None:
 
     assert _hammer(undo) == (1, THREADS - 1)
     with db.reading() as session:
-        count = session.get(OfferStoreRedemptions, (offer_id, tenant.store_id))
+        shard = store_count_shard(tenant.terminal_id)
+        count = session.get(OfferStoreRedemptions, (offer_id, tenant.store_id, shard))
         assert count is not None and count.redeemed == 0

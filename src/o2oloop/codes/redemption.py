@@ -36,7 +36,7 @@ from o2oloop.errors import RuleViolation
 from o2oloop.ledger import service as ledger
 from o2oloop.merchants.models import Merchant
 from o2oloop.money import Money
-from o2oloop.offers.models import OfferState
+from o2oloop.offers.models import OfferState, store_count_shard
 from o2oloop.offers.rules import (
     OfferRules,
     RedemptionContext,
@@ -172,8 +172,13 @@ def complete_redemption(work: Work, checked: CheckedRedemption) -> Redeemed:
         tx, counter=counter, accepted=True, reason="redeemed", redemption_id=redemption.id
     )
     events.record(tx, _redeemed_event(redemption, offer.currency))
-    # Last, so the store's count of this offer (shared by its tills) is held only until commit.
-    tx.send(sql.COUNT_REDEMPTION, offer_id=offer.id, store_id=counter.store_id)
+    # Last, so the till's shard of the store's count is held only until commit.
+    tx.send(
+        sql.COUNT_REDEMPTION,
+        offer_id=offer.id,
+        store_id=counter.store_id,
+        shard=store_count_shard(counter.terminal_id),
+    )
     return Redeemed(
         redemption=redemption,
         offer_title=offer.title,

@@ -119,12 +119,21 @@ INSERT_REDEMPTION = Prepared(
 INSERT_ATTEMPT = Prepared(
     insert(_attempts).values({c.key: bindparam(c.key) for c in _attempts.columns if c.key != "id"})
 )
-COUNT_REDEMPTION = Prepared(  # one row per offer and store: only one store's tills share it
+COUNT_REDEMPTION = Prepared(  # the till's shard of its store's count (`store_count_shard`)
     lambda insert_into: (
         insert_into(_store_counts)
-        .values(offer_id=bindparam("offer_id"), store_id=bindparam("store_id"), redeemed=1)
+        .values(
+            offer_id=bindparam("offer_id"),
+            store_id=bindparam("store_id"),
+            shard=bindparam("shard"),
+            redeemed=1,
+        )
         .on_conflict_do_update(
-            index_elements=[_store_counts.c.offer_id, _store_counts.c.store_id],
+            index_elements=[
+                _store_counts.c.offer_id,
+                _store_counts.c.store_id,
+                _store_counts.c.shard,
+            ],
             set_={"redeemed": _store_counts.c.redeemed + 1},
         )
     )

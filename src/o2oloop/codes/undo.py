@@ -21,7 +21,7 @@ from o2oloop.codes.models import (
 )
 from o2oloop.errors import Conflict, NotFound
 from o2oloop.ledger import service as ledger
-from o2oloop.offers.models import OfferStoreRedemptions
+from o2oloop.offers.models import OfferStoreRedemptions, store_count_shard
 
 
 def undo(
@@ -80,14 +80,22 @@ def _give_code_back(session: Session, redemption: Redemption) -> None:
 
 
 def _uncount(session: Session, redemption: Redemption) -> None:
+    """Take one back from the shard the redemption's till counted it in; a redemption
+    counted before the shards (all in shard 0) from whichever shard still has one."""
+    counts = OfferStoreRedemptions
+    of_store = (counts.offer_id == redemption.offer_id, counts.store_id == redemption.store_id)
+    own = store_count_shard(redemption.terminal_id)
+    shard = (
+        select(counts.shard)
+        .where(*of_store, counts.redeemed > 0)  # never below zero
+        .order_by((counts.shard == own).desc(), counts.shard)
+        .limit(1)
+        .scalar_subquery()
+    )
     session.execute(
-        update(OfferStoreRedemptions)
-        .where(
-            OfferStoreRedemptions.offer_id == redemption.offer_id,
-            OfferStoreRedemptions.store_id == redemption.store_id,
-        )
-        .where(OfferStoreRedemptions.redeemed > 0)  # never below zero
-        .values(redeemed=OfferStoreRedemptions.redeemed - 1)
+        update(counts)
+        .where(*of_store, counts.shard == shard, counts.redeemed > 0)
+        .values(redeemed=counts.redeemed - 1)
         .execution_options(synchronize_session=False)
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     func,
@@ -99,18 +101,30 @@ class Offer(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class OfferStoreRedemptions(Base):
-    """How many codes of an offer each store has redeemed (net of undone redemptions).
+STORE_COUNT_SHARDS = 16
 
-    One row per offer and store rather than one counter on the offer's row: every
-    redemption bumps it and holds it until commit, so with one counter every store of a
-    brand campaign would take turns; this way only the tills of one store do.
+
+def store_count_shard(terminal_id: str) -> int:
+    """The shard of a store's count that this till bumps (the same for its undo)."""
+    return zlib.crc32(terminal_id.encode()) % STORE_COUNT_SHARDS
+
+
+class OfferStoreRedemptions(Base):
+    """How many codes of an offer each store has redeemed (net of undone redemptions), in
+    up to `STORE_COUNT_SHARDS` rows per store: the store's count is their sum.
+
+    Every redemption bumps a row and holds it until its commit (through the WAL flush), so
+    the tills that share a row take turns at the rate of the flushes: one counter on the
+    offer's row made every store of a brand campaign wait, one per store made a busy
+    store's tills wait; a shard per group of tills (`store_count_shard`) lets them commit
+    together.
     """
 
     __tablename__ = "offer_store_redemptions"
 
     offer_id: Mapped[str] = mapped_column(ForeignKey("offers.id"), primary_key=True)
     store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=0)
     redeemed: Mapped[int] = mapped_column(Integer, default=0)
 
 
