@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import BigInteger, String, and_, any_, bindparam, exists, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from o2oloop import events
@@ -91,12 +92,37 @@ def send_pending(
     return SendReport()
 
 
+def _among(session: Session, column: Any, values: list[Any], kind: Any = String) -> Any:
+    """`column IN values`; on PostgreSQL `= ANY(one array parameter)`: the same statement every
+    batch, instead of a new one with 2,000 placeholders for the driver to split and the
+    server to parse."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, ARRAY(kind)))
+    return column.in_(values)
+
+
 def _pending(
     session: Session, campaign: Campaign, limit: int, after: int | None
 ) -> list[tuple[Recipient, bool]]:
     """Up to `limit` pending targets in id order (past `after`), each with what its message
-    needs and whether the consumer still consents (read again: it may be withdrawn since)."""
+    needs and whether the consumer still consents (read again: it may be withdrawn since).
+
+    The batch's ids are picked (and locked) first, then their consumers read: joined before
+    the limit, PostgreSQL read and sorted every pending target with its consumer's row."""
     t, c, m = CampaignTarget, Consumer, Membership
+    picked = (
+        select(t.id)
+        .where(t.campaign_id == campaign.id, t.state == TargetState.PENDING)
+        .order_by(t.id)
+        .limit(min(limit, BATCH))
+    )
+    if after is not None:
+        picked = picked.where(t.id > after)
+    if session.get_bind().dialect.name == "postgresql":
+        picked = picked.with_for_update(skip_locked=True)
+    ids = list(session.scalars(picked))
+    if not ids:
+        return []
     consent = [
         m.consumer_id == t.consumer_id,
         m.marketing_consent.is_(True),
@@ -116,14 +142,9 @@ def _pending(
             (c.erased_at.is_(None) & exists().where(and_(*consent))).label("consenting"),
         )
         .join(c, c.id == t.consumer_id)
-        .where(t.campaign_id == campaign.id, t.state == TargetState.PENDING)
+        .where(_among(session, t.id, ids, BigInteger))
         .order_by(t.id)
-        .limit(min(limit, BATCH))
     )
-    if after is not None:
-        query = query.where(t.id > after)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=t)
     return [
         (Recipient(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7]), bool(r[8]))
         for r in session.execute(query)
@@ -168,7 +189,10 @@ def _within_caps(
     )
     query = (
         select(ContactWindow.consumer_id, ContactWindow.scope, ContactWindow.last_contacted_at)
-        .where(ContactWindow.consumer_id.in_(consumer_ids), ContactWindow.scope.in_(list(caps)))
+        .where(
+            _among(session, ContactWindow.consumer_id, consumer_ids),
+            ContactWindow.scope.in_(list(caps)),
+        )
         .order_by(ContactWindow.consumer_id, ContactWindow.scope)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -268,12 +292,14 @@ def _issue_and_queue(
 ) -> list[dict[str, Any]]:
     """Codes, claims, messages and their events for `batch`; the target rows to mark sent."""
     consumer_ids = [r.consumer_id for r in batch]
-    if scopes:
-        session.execute(
-            update(ContactWindow)
-            .where(ContactWindow.consumer_id.in_(consumer_ids), ContactWindow.scope.in_(scopes))
-            .values(last_contacted_at=now)
-            .execution_options(synchronize_session=False)
+    if scopes:  # the windows exist and are locked (`_within_caps`): stamp them in bulk
+        insert_rows(
+            session,
+            ContactWindow.__table__,
+            [{"consumer_id": c, "scope": scope} for c in consumer_ids for scope in scopes],
+            constants={"last_contacted_at": now},
+            on_conflict="ON CONFLICT (consumer_id, scope) DO UPDATE"
+            " SET last_contacted_at = excluded.last_contacted_at",
         )
     shared = compose.composer(session, campaign, offer, policy, now)
     codes = compose.issue_codes(shared, len(batch))
