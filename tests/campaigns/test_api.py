@@ -20,7 +20,6 @@ def test_bad_input_is_a_clear_4xx_and_nothing_is_created(db, http):
     base = f"/v1/merchants/{tenant.merchant_id}/campaigns"
     cases = {
         "no offer": {"name": "x"},
-        "foreign offer": {"name": "x", "offer_id": foreign_offer},
         "budget below one code": {"name": "x", "offer_id": offer_id, "budget_discount": 999},
         "zero codes": {"name": "x", "offer_id": offer_id, "budget_codes": 0},
         "unknown placeholder": {"name": "x", "offer_id": offer_id, "message_body": "Hi {nmae}"},
@@ -36,6 +35,8 @@ def test_bad_input_is_a_clear_4xx_and_nothing_is_created(db, http):
         assert response.status_code == 422, (what, response.text)
         assert response.headers["content-type"].startswith("application/problem+json"), what
     assert "{nmae}" in _post(http, base, tenant.admin, cases["unknown placeholder"]).text
+    foreign = _post(http, base, tenant.admin, {"name": "x", "offer_id": foreign_offer})
+    assert foreign.status_code == 404 and foreign.json()["field"] == "offer_id"  # as any foreign id
     assert http.get(base, headers=tenant.admin).json()["data"] == []
 
 

@@ -12,7 +12,7 @@ from o2oloop.analytics.models import Segment, SpendingLevel
 from o2oloop.campaigns.audience import audience_query, cells_within
 from o2oloop.campaigns.schemas import Audience, NearStore
 from o2oloop.campaigns.service import preview
-from o2oloop.errors import InvalidInput
+from o2oloop.errors import NotFound
 from o2oloop.merchants.models import Store
 
 
@@ -73,7 +73,7 @@ def test_home_area_within_a_distance_of_a_store(db, frozen_clock) -> None:
         assert away[0] in _chosen(
             s, tenant.merchant_id, Audience(near_store=NearStore(store_id=store.id, km=40))
         )
-        with pytest.raises(InvalidInput):
+        with pytest.raises(NotFound):
             _chosen(s, other.merchant_id, Audience(near_store=NearStore(store_id=store.id, km=3)))
 
 

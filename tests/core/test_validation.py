@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from o2oloop.campaigns.models import TriggerKind
-from o2oloop.campaigns.schemas import Audience, Trigger
+from o2oloop.campaigns.schemas import Audience, CampaignCreate, Trigger
+from o2oloop.channels.schemas import ReferralProgramIn
 from o2oloop.merchants.schemas import MerchantUpdate, StoreUpdate
 from o2oloop.offers.models import DiscountKind, OfferKind
 from o2oloop.offers.schemas import OfferCreate
@@ -129,3 +130,26 @@ def test_a_review_names_exactly_one_visit_or_redemption(**fields: Any) -> None:
 @given(event_type=st.sampled_from(["", "code.redeemed", "code.redeemed.v2", "visit.recorded"]))
 def test_a_webhook_takes_the_event_types_its_schema_lists(event_type: str) -> None:
     _agree(WebhookEndpointCreate, {"url": "https://example.com/hook", "event_types": [event_type]})
+
+
+@given(
+    reward_kind=st.sampled_from(["coupon", "stored_value"]),
+    reward_offer_id=_maybe(st.just("ofr_1")),
+    reward_amount=_maybe(st.just(500)),
+)
+def test_a_referral_reward_names_what_its_kind_needs(**fields: Any) -> None:
+    _agree(ReferralProgramIn, _body(**fields))
+
+
+@given(
+    measured=_maybe(st.booleans()),
+    holdout_share=_maybe(st.sampled_from([0, 0.0, 0.00001, 0.1])),
+)
+def test_a_measured_campaign_keeps_a_holdout_above_zero(**fields: Any) -> None:
+    _agree(CampaignCreate, {"name": "Win back", "offer_id": "ofr_1", **_body(**fields)})
+
+
+def test_a_capacity_slot_given_twice_keeps_its_last_capacity() -> None:
+    slots = [{"weekday": "mon", "hour": 9, "capacity": c} for c in (5, 7)]
+    store = StoreUpdate.model_validate({"capacity_overrides": slots})
+    assert [o.capacity for o in store.capacity_overrides or []] == [7]

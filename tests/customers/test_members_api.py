@@ -56,7 +56,8 @@ def test_member_list_filters_by_consent(db: Database, http: httpx.Client) -> Non
     assert {m["id"] for m in both} == {yes, no}
     consenting = http.get(url, params={"marketing_consent": True}, headers=tenant.admin).json()
     assert [m["id"] for m in consenting["data"]] == [yes]
-    assert http.get(url, params={"phone": "12"}, headers=tenant.admin).status_code == 422
+    not_a_phone = http.get(url, params={"phone": "12"}, headers=tenant.admin)
+    assert not_a_phone.status_code == 200 and not_a_phone.json()["data"] == []  # finds nobody
 
 
 def test_staff_record_and_withdraw_a_members_consent(db: Database, http: httpx.Client) -> None:

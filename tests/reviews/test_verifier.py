@@ -185,9 +185,10 @@ def test_a_tampered_proof_is_caught(db, server, settings, world) -> None:
 
 
 def test_sizes_that_do_not_exist_are_errors(db, server, http, settings, world, tmp_path):
-    assert http.get("/v1/reviews/log/proofs/consistency?first=2&second=99").status_code == 422
+    assert http.get("/v1/reviews/log/proofs/consistency?first=2&second=99").status_code == 404
+    assert http.get("/v1/reviews/log/proofs/consistency?first=3&second=2").status_code == 404
     assert http.get("/v1/reviews/log/proofs/consistency?first=0&second=2").status_code == 422
-    assert http.get("/v1/reviews/log/proofs/inclusion?index=4&size=4").status_code == 422
+    assert http.get("/v1/reviews/log/proofs/inclusion?index=4&size=4").status_code == 404
     state = tmp_path / "state.json"
     assert verify(server.url, state_path=state).ok
     saved = json.loads(state.read_text())

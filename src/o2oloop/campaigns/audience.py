@@ -19,7 +19,7 @@ from o2oloop.campaigns.models import CampaignTarget, TargetState
 from o2oloop.campaigns.schemas import Audience
 from o2oloop.codes.models import Code, CodeState
 from o2oloop.customers.models import Consumer, Membership
-from o2oloop.errors import InvalidInput
+from o2oloop.errors import NotFound
 from o2oloop.merchants.models import Store
 
 HOME_RESOLUTION = 7  # the resolution analytics stores home cells at
@@ -103,7 +103,7 @@ def _near_store(session: Session, audience: Audience, merchant_id: str | None) -
         return []
     store = session.get(Store, near.store_id)
     if store is None or (merchant_id is not None and store.merchant_id != merchant_id):
-        raise InvalidInput("near_store: no store of this merchant with this id", field="audience")
+        raise NotFound("near_store: no store of this merchant with this id", field="audience")
     return [MemberScore.home_cell.in_(cells_within(store.latitude, store.longitude, near.km))]
 
 

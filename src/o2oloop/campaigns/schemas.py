@@ -93,12 +93,19 @@ class Trigger(JsonBody):
         return self
 
 
+def _measured_keeps_a_holdout(schema: dict[str, Any]) -> None:
+    schema["if"] = {"properties": {"measured": {"const": False}}, "required": ["measured"]}
+    schema["else"] = {"properties": {"holdout_share": {"exclusiveMinimum": 0}}}
+
+
 class CampaignCreate(JsonBody):
-    model_config = ConfigDict(extra="forbid")
+    """A campaign; a measured one (the default) keeps a holdout above 0 as its control."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_measured_keeps_a_holdout)
     name: str = Field(min_length=1, max_length=120)
     audience: Audience = Field(default_factory=Audience)
     trigger: Trigger = Field(default_factory=Trigger)
-    offer_id: str | None = Field(None, max_length=32)
+    offer_id: str = Field(min_length=1, max_length=32, description="the coupon it gives")
     code_valid_days: int | None = Field(None, ge=1, le=365)
     channel: Channel = Channel.INBOX
     message_subject: str = Field("", max_length=200)
@@ -112,13 +119,22 @@ class CampaignCreate(JsonBody):
     measured: bool = True
     use_global_control: bool = True
     cap_days: int = Field(7, ge=0, le=365)
-    budget_codes: int | None = Field(None, le=10_000_000)
-    budget_discount: int | None = Field(None, le=2_000_000_000)
+    budget_codes: int | None = Field(None, ge=1, le=10_000_000)
+    budget_discount: int | None = Field(None, ge=1, le=2_000_000_000)
     gross_margin_share: float = Field(0.6, ge=0, le=1)
     attribution_days: int = Field(30, ge=1, le=365)
     pre_period_days: int = Field(90, ge=1, le=730)
     starts_at: Instant | None = None
     ends_at: Instant | None = None
+
+    @model_validator(mode="after")
+    def _holdout_if_measured(self) -> CampaignCreate:
+        if self.measured and self.holdout_share == 0:
+            raise ValueError(
+                "holdout_share is 0: a measured campaign keeps a control group "
+                "(turn measurement off explicitly with measured=false)"
+            )
+        return self
 
 
 class CampaignUpdate(JsonBody):
@@ -132,8 +148,8 @@ class CampaignUpdate(JsonBody):
     message_body: str | None = Field(None, min_length=1, max_length=2000)
     holdout_share: float | None = Field(None, ge=0, le=0.5)
     measured: bool | None = None
-    budget_codes: int | None = Field(None, le=10_000_000)
-    budget_discount: int | None = Field(None, le=2_000_000_000)
+    budget_codes: int | None = Field(None, ge=1, le=10_000_000)
+    budget_discount: int | None = Field(None, ge=1, le=2_000_000_000)
     ends_at: Instant | None = None
 
 

@@ -82,7 +82,7 @@ def _offer(session: Session, merchant_id: str | None, offer_id: str | None) -> O
         raise InvalidInput("a campaign needs an offer: its trigger issues a code of it")
     offer = session.get(Offer, offer_id)
     if offer is None or (merchant_id is not None and offer.merchant_id != merchant_id):
-        raise InvalidInput("offer_id: no offer of this merchant with this id", field="offer_id")
+        raise NotFound("offer_id: no offer of this merchant with this id", field="offer_id")
     if offer.kind is not OfferKind.COUPON:
         raise InvalidInput(
             "offer_id: campaigns give coupons; a voucher is bought", field="offer_id"
@@ -116,7 +116,8 @@ def _check_message(channel: Any, subject: str, body: str) -> None:
 
 
 def _check_holdout(share: float, measured: bool) -> int:
-    bps = round(share * holdout.BUCKETS)
+    # Any share above 0 keeps at least one bucket back, as the schema's "above 0" promises.
+    bps = max(round(share * holdout.BUCKETS), 1) if share > 0 else 0
     if measured and bps == 0:
         raise InvalidInput(
             "holdout_share is 0: a measured campaign keeps a control group "
@@ -176,7 +177,7 @@ def _check_trigger(session: Session, trigger: Trigger, merchant_id: str | None) 
         if trigger.store_id is not None:
             store = session.get(Store, trigger.store_id)
             if store is None or store.merchant_id != merchant_id:
-                raise InvalidInput("trigger.store_id: no store of this merchant with this id")
+                raise NotFound("trigger.store_id: no store of this merchant with this id")
 
 
 def update_campaign(

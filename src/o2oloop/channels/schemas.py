@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from o2oloop.channels.models import Channel, RewardKind
 from o2oloop.offers.models import DiscountKind, OfferKind
-from o2oloop.validation import Instant, JsonBody
+from o2oloop.validation import Instant, JsonBody, given, when
 
 
 class NearbyStoreRead(BaseModel):
@@ -107,7 +107,18 @@ class ShareRead(BaseModel):
     short_url: str = ""
 
 
+def _reward_needs(schema: dict[str, Any]) -> None:
+    schema["allOf"] = [
+        when({"reward_kind": RewardKind.COUPON}, given("reward_offer_id")),
+        when({"reward_kind": RewardKind.STORED_VALUE}, given("reward_amount")),
+    ]
+
+
 class ReferralProgramIn(JsonBody):
+    """A coupon reward names the coupon; a stored-value reward its amount."""
+
+    model_config = ConfigDict(json_schema_extra=_reward_needs)
+
     reward_kind: RewardKind
     reward_offer_id: Annotated[str, Field(max_length=40)] | None = None
     reward_amount: Annotated[int, Field(gt=0, le=10**9)] | None = None
@@ -115,9 +126,17 @@ class ReferralProgramIn(JsonBody):
     period_days: Annotated[int, Field(ge=1, le=366)] = 30
     active: bool = True
 
+    @model_validator(mode="after")
+    def _reward_given(self) -> ReferralProgramIn:
+        if self.reward_kind is RewardKind.COUPON and self.reward_offer_id is None:
+            raise ValueError("reward_offer_id: a coupon reward names one of your coupons")
+        if self.reward_kind is RewardKind.STORED_VALUE and self.reward_amount is None:
+            raise ValueError("reward_amount: a stored-value reward needs an amount above 0")
+        return self
+
 
 class ReferralProgramRead(ReferralProgramIn):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=None)
 
     merchant_id: str
     updated_at: datetime

@@ -20,7 +20,7 @@ from o2oloop.customers import phones
 from o2oloop.customers.events import MemberEnrolled
 from o2oloop.customers.models import ConsentEvent, Consumer, Membership, MemberSource
 from o2oloop.db import new_id
-from o2oloop.errors import Conflict, NotFound
+from o2oloop.errors import Conflict, InvalidInput, NotFound
 from o2oloop.merchants.models import Merchant
 from o2oloop.pagination import paginate
 
@@ -302,7 +302,11 @@ def list_members(
         merchant = session.get(Merchant, merchant_id)
         if merchant is None:
             raise NotFound("no merchant with this id")
-        digest = phones.phone_hash(phones.normalise(phone, merchant.country), secret_key)
+        try:
+            e164 = phones.normalise(phone, merchant.country)
+        except InvalidInput:  # a search for what cannot be a phone number finds nobody
+            return [], None
+        digest = phones.phone_hash(e164, secret_key)
         query = query.join(Consumer, Consumer.id == Membership.consumer_id).where(
             Consumer.phone_hash == digest
         )

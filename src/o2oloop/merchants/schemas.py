@@ -96,9 +96,10 @@ class CapacityOverride(JsonBody):
 def _unique_override_slots(
     value: list[CapacityOverride] | None,
 ) -> list[CapacityOverride] | None:
-    if value is not None and len({(o.weekday, o.hour) for o in value}) != len(value):
-        raise ValueError("each (weekday, hour) slot may be overridden once")
-    return value
+    """A slot given twice keeps its last capacity, as a JSON object keeps its last key."""
+    if value is None:
+        return None
+    return list({(o.weekday, o.hour): o for o in value}.values())
 
 
 def _default_hours() -> OpeningHours:

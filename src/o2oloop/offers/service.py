@@ -90,7 +90,9 @@ def _check_new_offer(
         )
         unknown = sorted(set(data.store_ids) - owned)
         if unknown:
-            raise InvalidInput(f"store_ids: not stores of this merchant: {', '.join(unknown)}")
+            raise NotFound(
+                f"store_ids: not stores of this merchant: {', '.join(unknown)}", field="store_ids"
+            )
     return merchant
 
 

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["payments"], responses=problems(401, 403,
 
 @router.post(
     "/payments/webhooks/sandbox",
-    responses=problems(400),
+    responses=problems(401),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -34,6 +34,7 @@ async def sandbox_webhook(
         Header(
             alias="O2O-Signature",
             max_length=500,
+            pattern=r"^t=[0-9]{1,12}(,v1=[0-9a-f]{64})+$",
             description="t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'>",
         ),
     ] = None,

@@ -95,7 +95,9 @@ class IdempotencyKeyReused(ValueError):
 
 
 class InvalidSignature(ProblemError):
-    status, slug, title = 400, "invalid-webhook-signature", "Webhook signature rejected"
+    """The signature is the sender's credential: without a valid one the sender is unknown."""
+
+    status, slug, title = 401, "invalid-webhook-signature", "Webhook signature rejected"
 
 
 # ---- signing -----------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from o2oloop.reviews import log, moderation, ratings, reading, replies, schemas,
 router = APIRouter(prefix="/v1", tags=["reviews"], responses=problems(401, 403, 404, 409, 422))
 
 Index = Annotated[int, Query(ge=0, le=2**53)]
-Size = Annotated[int, Query(ge=0, le=2**53)]
+Size = Annotated[
+    int, Query(ge=1, le=2**53, description="a tree this large (404 if the log is not yet)")
+]
 StoreFilter = Annotated[str | None, Query(max_length=40)]
 
 

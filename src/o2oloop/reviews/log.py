@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from o2oloop import clock
 from o2oloop.config import Settings
-from o2oloop.errors import InvalidInput, NotFound
+from o2oloop.errors import NotFound
 from o2oloop.prepared import dialect_insert
 from o2oloop.reviews import merkle
 from o2oloop.reviews.checkpoints import Checkpoint, Signer
@@ -192,9 +192,10 @@ def _nodes(session: Session, wanted: set[merkle.Node]) -> dict[merkle.Node, byte
 
 
 def _check_size(session: Session, tree_size: int) -> None:
+    """A tree the log has not reached is not there yet: 404, as any resource not there."""
     current = size(session)
     if tree_size > current:
-        raise InvalidInput(
+        raise NotFound(
             f"the log has {current} entries; no tree of size {tree_size} exists yet",
             field="size",
             tree_size=current,
@@ -204,7 +205,7 @@ def _check_size(session: Session, tree_size: int) -> None:
 def inclusion_proof(session: Session, *, index: int, tree_size: int) -> list[bytes]:
     _check_size(session, tree_size)
     if not 0 <= index < tree_size:
-        raise InvalidInput(f"entry {index} is not in a tree of {tree_size}", field="index")
+        raise NotFound(f"entry {index} is not in a tree of {tree_size}", field="index")
     ranges = merkle.inclusion_ranges(index, tree_size)
     return merkle.hashes_of(ranges, _nodes(session, merkle.nodes_for(ranges)))
 
@@ -212,7 +213,10 @@ def inclusion_proof(session: Session, *, index: int, tree_size: int) -> list[byt
 def consistency_proof(session: Session, *, first: int, second: int) -> list[bytes]:
     _check_size(session, second)
     if not 1 <= first <= second:
-        raise InvalidInput("a consistency proof needs 1 <= first <= second", field="first")
+        raise NotFound(
+            f"a tree of {second} entries holds no tree of {first}: 1 <= first <= second",
+            field="first",
+        )
     ranges = merkle.consistency_ranges(first, second)
     return merkle.hashes_of(ranges, _nodes(session, merkle.nodes_for(ranges)))
 
