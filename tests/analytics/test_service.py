@@ -322,7 +322,7 @@ def test_analyze_command(cli_env) -> None:
     tenant = make_tenant(db)
     with db.transaction() as session:
         _visits(session, tenant, _member(session, tenant), [30, 3])
-    result = CliRunner().invoke(app, ["analyze", "--as-of", AS_OF.isoformat()])
+    result = CliRunner().invoke(app, ["analyze", "--as-of", AS_OF.isoformat(), "--niceness", "0"])
     assert result.exit_code == 0, result.output
     assert "analysed 1 members of 1 merchants" in result.output
     assert len(_scores(db, tenant.merchant_id)) == 1

@@ -577,7 +577,9 @@ def analyze(
     )
 
 
-SCORE_BATCH = 5_000  # members written per transaction by `analyze_in_batches`
+# Members written per transaction by `analyze_in_batches`: on SQLite each batch holds the
+# writers' turn, and a till waits behind at most one (1,000 scores: a few milliseconds).
+SCORE_BATCH = 1_000
 
 
 def analyze_in_batches(
