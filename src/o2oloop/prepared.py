@@ -103,11 +103,13 @@ class Compiled:
             return converted
         return tuple(converted[name] for name in self.order)
 
-    def row_of(self, raw: Any, description: Any) -> Any:
+    def row_of(self, raw: Any, cursor: Any) -> Any:
         processors = self.result_processors
         if processors is None:
             # Some types convert by what the driver reports (PostgreSQL's numbers): known
-            # only once a statement has run, so worked out at the first row.
+            # only once a statement has run, so worked out at the first row (psycopg builds
+            # a cursor's description anew each time it is asked for).
+            description = cursor.description
             processors = self.result_processors = tuple(
                 (index, process)
                 for index, column in enumerate(self.columns)
@@ -312,7 +314,7 @@ class DriverTransaction:
             return None
         if self.cursor.fetchone() is not None:
             raise MultipleResultsFound("the statement found more than one row")
-        return compiled.row_of(raw, self.cursor.description)
+        return compiled.row_of(raw, self.cursor)
 
     def one(self, statement: Prepared, **values: Any) -> Any:
         row = self.one_or_none(statement, **values)
