@@ -20,10 +20,11 @@ launch wrote in all (targets, codes, claims, messages, contact windows, outbox).
 average is printed beside each case: the machine is shared.
 
 Results: 1,000,000 targets (10 % control) and their visits are loaded in bulk (not timed);
-then `results.campaign_results` runs: one GROUP BY over targets and visits that the
-database sums per arm into sufficient statistics (n, Σy, Σy², Σx, Σx², Σxy), then raw and
-CUPED lifts, SRM, costs. Peak memory is the process's max RSS after it (the bulk load
-included) and the traced Python heap peak of the results call alone.
+then `results.campaign_results` runs: the database sums each arm's sufficient statistics
+(n, Σx, Σx² from the targets; Σy, Σy², Σxy from the targets their visits reach), then raw
+and CUPED lifts, SRM, costs. The floor reads the same targets and visits once, summed with
+nothing joined. Peak memory is the process's max RSS after it (with --prepared the load ran
+in another process) and the traced Python heap peak of the results call alone.
 """
 
 from __future__ import annotations
@@ -330,6 +331,25 @@ def _load_results(db, campaign_id: str, merchant_id: str, store_id: str, n: int)
                 session.execute(insert(Visit), visits)
 
 
+def _read_floor(db: Database, campaign_id: str) -> float:
+    """The floor: each row results read, read once with nothing joined (the targets summed
+    per arm, the merchant's visits summed)."""
+    started = time.perf_counter()
+    with db.reading() as session:
+        campaign = session.get(Campaign, campaign_id)
+        session.execute(
+            select(CampaignTarget.arm, func.count(), func.sum(CampaignTarget.pre_visits))
+            .where(CampaignTarget.campaign_id == campaign_id)
+            .group_by(CampaignTarget.arm)
+        ).all()
+        session.execute(
+            select(func.count(), func.sum(Visit.amount)).where(
+                Visit.merchant_id == campaign.merchant_id
+            )
+        ).one()
+    return time.perf_counter() - started
+
+
 def _build_results(n: int):
     def build(db: Database) -> dict[str, str]:
         tenant = make_tenant(db)
@@ -369,11 +389,14 @@ def bench_results(
         seconds = time.perf_counter() - started
         _, heap_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
+        floor = _read_floor(db, meta["campaign"])
         return {
             "backend": backend,
             "targets": out["audience"],
             "setup_seconds_untimed": round(loaded, 1),
             "results_seconds": round(seconds, 2),
+            "floor_read_seconds": round(floor, 2),
+            "results_over_floor": round(seconds / floor, 1),
             "python_heap_peak_mib": round(heap_peak / 2**20, 1),
             "max_rss_mib": maxrss_mib(),
             "visits_lift_per_member_cuped": round(
