@@ -121,7 +121,7 @@ def test_delivery_reports_are_verified_and_applied_once(db, frozen_clock):
         states = [m.state for m in s.scalars(select(Message).where(Message.campaign_id == cid))]
     assert set(states) == {MessageState.DELIVERED, MessageState.FAILED}
     assert 0 < states.count(MessageState.FAILED) < 20
-    assert forged(b'{"id":"x","status":"delivered"}', {"O2O-Signature": "t=1,v1=00"}) == 400
+    assert forged(b'{"id":"x","status":"delivered"}', {"O2O-Signature": "t=1,v1=00"}) == 401
 
 
 def test_email_goes_out_over_smtp_with_one_click_unsubscribe_and_it_withdraws_consent(
