@@ -118,6 +118,7 @@ def test_forged_stale_altered_and_replayed_webhooks_change_nothing(
     assert altered != body
     cases = {
         "missing": (body, None, "missing O2O-Signature"),
+        "malformed": (body, "v1=abc", "must look like"),
         "wrong secret": (body, sign(body, "not-the-secret", now), "does not match"),
         "old timestamp": (body, sign(body, secret, now - 301), "tolerance is 300 s"),
         "future timestamp": (body, sign(body, secret, now + 301), "tolerance is 300 s"),
@@ -131,10 +132,6 @@ def test_forged_stale_altered_and_replayed_webhooks_change_nothing(
         assert problem["type"].endswith("/invalid-webhook-signature"), name
         assert detail in problem["detail"], (name, problem["detail"])
         assert _state(db) == before, name
-
-    malformed = post(body, "v1=abc")  # not the documented shape: the schema refuses it
-    assert malformed.status_code == 422 and "O2O-Signature" in malformed.json()["detail"]
-    assert _state(db) == before
 
     first = post(body, headers[SIGNATURE_HEADER])
     assert first.status_code == 200, first.text

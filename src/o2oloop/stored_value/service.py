@@ -59,8 +59,7 @@ def set_program(
     require_merchant_admin(principal, merchant_id)
     if session.get(Merchant, merchant_id) is None:
         raise NotFound("no merchant with this id")
-    if len({t["pay"] for t in tiers}) != len(tiers):
-        raise InvalidInput("each tier needs its own `pay` amount")
+    tiers = list({t["pay"]: t for t in tiers}.values())  # a pay given twice keeps its last bonus
     program = session.get(StoredValueProgram, merchant_id)
     if program is None:
         program = StoredValueProgram(merchant_id=merchant_id)

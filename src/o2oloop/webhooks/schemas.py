@@ -33,7 +33,10 @@ EventType = Annotated[str, Field(json_schema_extra={"enum": sorted(EVENT_TYPES)}
 EventTypes = Annotated[
     list[EventType], Field(min_length=1, max_length=50), AfterValidator(_known_types)
 ]
-Url = Annotated[str, Field(min_length=1, max_length=2048)]
+Url = Annotated[
+    str,
+    Field(min_length=1, max_length=2048, pattern=r"^https?://\S+$"),
+]
 
 
 class ORM(BaseModel):
