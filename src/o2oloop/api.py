@@ -230,10 +230,11 @@ def create_app(
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         if worker is not None:
             worker.start()
+        app.state.channel_counts.start()
         yield
         if worker is not None:
             await to_thread.run_sync(worker.stop)
-        app.state.channel_counts.flush()
+        await to_thread.run_sync(app.state.channel_counts.stop)
 
     app = FastAPI(
         lifespan=lifespan,

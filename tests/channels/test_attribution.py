@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+from sqlalchemy import func, select
 
 from factories import bearer, make_consumer, make_offer, make_tenant
 from o2oloop.channels import links
-from o2oloop.channels.models import CodeAttribution
+from o2oloop.channels.counts import Counts
+from o2oloop.channels.models import Channel, ChannelDaily, CodeAttribution
 from o2oloop.codes import qr
 
 
@@ -150,6 +153,34 @@ def test_impressions_from_nearby_count_in_batches(db, app, http, frozen_clock):
         assert [o["offer_id"] for o in found.json()["data"]] == [offer_id]
     app.state.channel_counts.flush()
     assert _funnel(http, tenant, offer_id)["in_app"]["impressions"] == 3
+
+
+def test_a_started_counter_writes_its_batches_from_its_own_thread(db, frozen_clock):
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    counts = Counts(db, interval=0.05)
+    counts.start()
+    try:
+        counts.impressions([offer_id, offer_id], Channel.IN_APP)
+        assert counts.click(offer_id, Channel.POSTER, "pub_x") is False  # never the caller's
+        deadline = time.monotonic() + 10
+        while _written(db, offer_id) != (2, 1) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _written(db, offer_id) == (2, 1)
+        counts.impressions([offer_id], Channel.IN_APP)
+    finally:
+        counts.stop()
+    assert _written(db, offer_id) == (3, 1)  # what was pending went out on stop
+
+
+def _written(db, offer_id: str) -> tuple[int, int]:
+    with db.reading() as session:
+        row = session.execute(
+            select(func.sum(ChannelDaily.impressions), func.sum(ChannelDaily.clicks)).where(
+                ChannelDaily.offer_id == offer_id
+            )
+        ).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def test_an_ended_offers_link_says_so_and_bad_channels_are_422(db, http, frozen_clock):

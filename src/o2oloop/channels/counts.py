@@ -3,13 +3,16 @@
 An impression (an offer shown in a listing or a nearby search) or a click (a tracking link
 opened) must not cost a write transaction each: the counts gather per (offer, channel,
 link, day) and one upsert per key is written at most every `interval` seconds (or when
-`max_keys` keys are pending), by whichever request comes by after that, and on shutdown.
+`max_keys` keys are pending), and on shutdown. A server `start`s a thread that writes
+them, so no request waits for a batch; without it (an app run without its lifespan)
+whichever request comes by after the interval writes them.
 A crash loses at most that interval's counts; claims, redemptions and revenue are never
 counted this way (they are rows of their own).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -27,6 +30,8 @@ from o2oloop.db import Database
 from o2oloop.offers.models import Offer
 from o2oloop.prepared import dialect_insert
 
+log = logging.getLogger(__name__)
+
 Key = tuple[str, str, str, date]  # offer id, channel, link id ("" for none), day
 
 
@@ -39,6 +44,30 @@ class Counts:
         self._impressions: Counter[Key] = Counter()
         self._clicks: Counter[Key] = Counter()
         self._since = time.monotonic()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Write the counts from a thread of their own every `interval` seconds."""
+        self._stop.clear()
+        self._writer = threading.Thread(target=self._write_due, name="channel-counts")
+        self._writer.daemon = True
+        self._writer.start()
+
+    def stop(self) -> None:
+        """Stop the writer thread (if started) and write what is pending."""
+        if self._writer is not None:
+            self._stop.set()
+            self._writer.join()
+            self._writer = None
+        self.flush()
+
+    def _write_due(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # kept for the next batch; the thread must outlive a bad one
+                log.exception("writing channel counts failed; retrying with the next batch")
 
     def impressions(self, offer_ids: Iterable[str], channel: Channel) -> None:
         today = clock.now().date()
@@ -52,7 +81,7 @@ class Counts:
         wait on the database (an async route: in the thread pool, not on the loop)."""
         with self._lock:
             self._clicks[(offer_id, channel.value, link_id, clock.now().date())] += 1
-            return self._due()
+            return self._writer is None and self._due()
 
     def _due(self) -> bool:
         pending = len(self._impressions) + len(self._clicks)
@@ -62,7 +91,7 @@ class Counts:
 
     def flush_if_due(self) -> None:
         with self._lock:
-            due = self._due()
+            due = self._writer is None and self._due()
         if due:
             self.flush()
 
