@@ -49,7 +49,7 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "ReferralProgramIn": {"reward_kind": "stored_value", "reward_amount": 100},
     "ProposalsCreate": {"below": 0.5},
     "ProposalAccept": {"weeks": 1},
-    "CampaignCreate": {"name": "Intruder"},
+    "CampaignCreate": {"name": "Intruder", "offer_id": "ofr_intruder"},
     "CampaignUpdate": {"name": "Intruder"},
     "PreviewRequest": {},
     "Transition": {"action": "launch"},
