@@ -14,7 +14,7 @@ from o2oloop.merchants.models import Store
 from o2oloop.people import service as people
 from o2oloop.web import framework
 from o2oloop.web.console import common
-from o2oloop.web.forms import FormInvalid, attempt, parse
+from o2oloop.web.forms import FormInvalid, parse
 from o2oloop.web.framework import CSRF, Form, MerchantPerson
 
 router = APIRouter(include_in_schema=False, dependencies=CSRF)
@@ -124,21 +124,9 @@ def _parse_store(form: dict[str, str]) -> schemas.StoreUpdate:
 
 @router.post("/console/stores/{store_id}")
 def save_store(request: Request, viewer: MerchantPerson, store_id: str, form: Form) -> Response:
-    db = common.db(request)
     try:
         data = _parse_store(form)
-
-        def work() -> None:
-            with db.transaction() as session:
-                merchants.update_store(
-                    session,
-                    principal=viewer.principal,
-                    merchant_id=viewer.merchant_id,
-                    store_id=store_id,
-                    data=data,
-                )
-
-        attempt(work)
+        common.act(request, viewer, merchants.update_store, store_id=store_id, data=data)
     except FormInvalid as invalid:
         return _store_form(request, viewer, store_id, values=form, errors=invalid.errors)
     return framework.redirect("/console/stores", done="saved")
@@ -181,23 +169,17 @@ def staff(request: Request, viewer: MerchantPerson) -> Response:
 
 @router.post("/console/staff")
 def add_person(request: Request, viewer: MerchantPerson, form: Form) -> Response:
-    db = common.db(request)
     role = Role.MERCHANT_ADMIN if form.get("role") == "merchant_admin" else Role.MERCHANT_STAFF
     try:
-
-        def work() -> None:
-            with db.transaction() as session:
-                people.create_person(
-                    session,
-                    principal=viewer.principal,
-                    email=form.get("email", ""),
-                    password=form.get("password", ""),
-                    name=form.get("name", ""),
-                    role=role,
-                    merchant_id=viewer.merchant_id,
-                )
-
-        attempt(work)
+        common.act(
+            request,
+            viewer,
+            people.create_person,
+            email=form.get("email", ""),
+            password=form.get("password", ""),
+            name=form.get("name", ""),
+            role=role,
+        )
     except FormInvalid as invalid:
         kept = {k: v for k, v in form.items() if k != "password"}
         return _staff_page(request, viewer, values=kept, errors=invalid.errors)
@@ -206,20 +188,14 @@ def add_person(request: Request, viewer: MerchantPerson, form: Form) -> Response
 
 @router.post("/console/staff/{person_id}/active")
 def switch_person(request: Request, viewer: MerchantPerson, person_id: str, form: Form) -> Response:
-    db = common.db(request)
     try:
-
-        def work() -> None:
-            with db.transaction() as session:
-                people.set_active(
-                    session,
-                    principal=viewer.principal,
-                    merchant_id=viewer.merchant_id,
-                    person_id=person_id,
-                    active=form.get("active") == "1",
-                )
-
-        attempt(work)
+        common.act(
+            request,
+            viewer,
+            people.set_active,
+            person_id=person_id,
+            active=form.get("active") == "1",
+        )
     except FormInvalid as invalid:
         return _staff_page(request, viewer, errors=invalid.errors)
     return framework.redirect("/console/staff", done="saved")
