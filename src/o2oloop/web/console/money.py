@@ -15,7 +15,7 @@ from o2oloop.stored_value import service as stored_value
 from o2oloop.web import framework
 from o2oloop.web.console import common
 from o2oloop.web.console.offer_form import TIERS, to_major, to_minor
-from o2oloop.web.forms import FormInvalid, attempt
+from o2oloop.web.forms import FormInvalid
 from o2oloop.web.framework import CSRF, Form, MerchantPerson
 
 router = APIRouter(include_in_schema=False, dependencies=CSRF)
@@ -84,7 +84,6 @@ def money(
 
 @router.post("/console/money/stored-value")
 def save_program(request: Request, viewer: MerchantPerson, form: Form) -> Response:
-    db = common.db(request)
     with common.reading(request) as session:
         currency = common.merchant(session, viewer).currency
     tiers, errors = [], {}
@@ -104,18 +103,9 @@ def save_program(request: Request, viewer: MerchantPerson, form: Form) -> Respon
     try:
         if errors:
             raise FormInvalid(errors)
-
-        def work() -> None:
-            with db.transaction() as session:
-                stored_value.set_program(
-                    session,
-                    principal=viewer.principal,
-                    merchant_id=viewer.merchant_id,
-                    tiers=tiers,
-                    active=form.get("active") == "1",
-                )
-
-        attempt(work)
+        common.act(
+            request, viewer, stored_value.set_program, tiers=tiers, active=form.get("active") == "1"
+        )
     except FormInvalid as invalid:
         return _page(request, viewer, values=form, errors=invalid.errors)
     return framework.redirect("/console/money#stored-value", done="saved")
