@@ -19,7 +19,7 @@ from o2oloop.validation import FORM
 from o2oloop.web import framework
 from o2oloop.web.console import common
 from o2oloop.web.console import offer_form as forms
-from o2oloop.web.forms import FormInvalid, attempt, message_of, parse, problem_errors
+from o2oloop.web.forms import FormInvalid, message_of, parse, problem_errors
 from o2oloop.web.framework import CSRF, Form, FormLists, MerchantPerson
 
 router = APIRouter(include_in_schema=False, dependencies=CSRF)
@@ -118,19 +118,11 @@ def _parse(form: dict[str, list[str]], currency: str, timezone: str) -> schemas.
 
 @router.post("/console/offers/new")
 def create_offer(request: Request, viewer: MerchantPerson, form: FormLists) -> Response:
-    db = common.db(request)
     with common.reading(request) as session:
         merchant = common.merchant(session, viewer)
     try:
         data = _parse(form, merchant.currency, merchant.timezone)
-
-        def work() -> str:
-            with db.transaction() as session:
-                return offers.create_offer(
-                    session, principal=viewer.principal, merchant_id=merchant.id, data=data
-                ).id
-
-        offer_id = attempt(work)
+        offer = common.act(request, viewer, offers.create_offer, data=data)
     except FormInvalid as invalid:
         return _form_page(
             request,
@@ -140,7 +132,7 @@ def create_offer(request: Request, viewer: MerchantPerson, form: FormLists) -> R
             errors=invalid.errors,
             status=422,
         )
-    return framework.redirect(f"/console/offers/{offer_id}", done="created")
+    return framework.redirect(f"/console/offers/{offer.id}", done="created")
 
 
 def _get(request: Request, viewer: framework.Viewer, offer_id: str) -> Offer:
@@ -220,37 +212,16 @@ def edit_offer(request: Request, viewer: MerchantPerson, offer_id: str) -> Respo
 def save_offer(
     request: Request, viewer: MerchantPerson, offer_id: str, form: FormLists
 ) -> Response:
-    db = common.db(request)
     offer = _get(request, viewer, offer_id)
     with common.reading(request) as session:
         merchant = common.merchant(session, viewer)
     try:
         if offer.state is OfferState.DRAFT:
             data = _parse(form, merchant.currency, merchant.timezone)
-
-            def work() -> None:
-                with db.transaction() as session:
-                    offers.revise_draft(
-                        session,
-                        principal=viewer.principal,
-                        merchant_id=merchant.id,
-                        offer_id=offer_id,
-                        data=data,
-                    )
+            common.act(request, viewer, offers.revise_draft, offer_id=offer_id, data=data)
         else:
             update = _parse_update(form, merchant.currency, merchant.timezone)
-
-            def work() -> None:
-                with db.transaction() as session:
-                    offers.update_offer(
-                        session,
-                        principal=viewer.principal,
-                        merchant_id=merchant.id,
-                        offer_id=offer_id,
-                        data=update,
-                    )
-
-        attempt(work)
+            common.act(request, viewer, offers.update_offer, offer_id=offer_id, data=update)
     except FormInvalid as invalid:
         values = forms.form_values(offer, timezone=merchant.timezone)
         values.update(forms.form_echo(form))
@@ -302,20 +273,8 @@ def issue_batch(request: Request, viewer: MerchantPerson, offer_id: str, form: F
             errors={"count": "enter how many codes, from 1 to 1,000,000"},
             values={"count": text},
         )
-    db = common.db(request)
     try:
-
-        def work() -> None:
-            with db.transaction() as session:
-                codes.issue_batch(
-                    session,
-                    principal=viewer.principal,
-                    merchant_id=viewer.merchant_id,
-                    offer_id=offer_id,
-                    count=int(text),
-                )
-
-        attempt(work)
+        common.act(request, viewer, codes.issue_batch, offer_id=offer_id, count=int(text))
     except FormInvalid as invalid:
         errors = {"count": invalid.errors.get("__all__", "")}
         return _offer_page(request, viewer, offer_id, errors=errors, values={"count": text})
