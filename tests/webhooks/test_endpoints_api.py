@@ -7,9 +7,11 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
-from factories import make_tenant
+from factories import bearer, make_tenant, platform_admin_key
 from o2oloop.db import Database
+from o2oloop.webhooks.models import WebhookEndpoint
 
 URL = "https://hooks.example.com/o2oloop"
 
@@ -159,3 +161,15 @@ def test_the_event_type_catalogue_is_listed(db: Database, http: httpx.Client) ->
 def test_a_description_with_a_nul_is_refused_not_a_500(db: Database, http: httpx.Client) -> None:
     answer = _create(http, make_tenant(db), description="ERP\u0000")
     assert answer.status_code == 422
+
+
+def test_a_platform_admin_naming_no_merchant_gets_404_and_nothing_is_stored(
+    db: Database, http: httpx.Client
+) -> None:
+    admin = bearer(platform_admin_key(db))
+    body = {"url": "https://hooks.example.com/", "event_types": ["code.claimed"]}
+    response = http.post(_base("mer_nobody"), json=body, headers=admin)
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookEndpoint)) == 0

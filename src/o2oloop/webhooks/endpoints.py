@@ -18,7 +18,8 @@ from o2oloop import clock
 from o2oloop.auth.principal import Principal, get_owned, require_merchant_admin
 from o2oloop.config import Settings
 from o2oloop.db import new_id
-from o2oloop.errors import InvalidInput
+from o2oloop.errors import InvalidInput, NotFound
+from o2oloop.merchants.models import Merchant
 from o2oloop.pagination import paginate
 from o2oloop.webhooks import schemas, signing_secrets
 from o2oloop.webhooks.models import WebhookEndpoint
@@ -77,6 +78,8 @@ def create_endpoint(
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (returned in plain text this once)."""
     require_merchant_admin(principal, merchant_id)
+    if session.get(Merchant, merchant_id) is None:  # a platform admin may name any id
+        raise NotFound("no merchant with this id")
     now = clock.now()
     secret = signing_secrets.new_secret()
     endpoint = WebhookEndpoint(
