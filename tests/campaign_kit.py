@@ -10,6 +10,7 @@ from o2oloop import clock
 from o2oloop.analytics.models import MemberScore, Segment, SpendingLevel
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
+from o2oloop.campaigns import launch, schemas, service
 from o2oloop.campaigns.policy import Policy
 from o2oloop.codes.models import Code, Redemption
 from o2oloop.customers import service as customers
@@ -160,3 +161,31 @@ def add_redemption(s, tenant, offer_id, code_id, consumer_id, at, bill, *, undon
         at=at + timedelta(minutes=2),
         amount=bill,
     )
+
+
+def launch_unmeasured(
+    session, tenant: Any, offer_id: str, *, name: str, channel: str, message_body: str
+) -> str:
+    """A campaign sent to everyone it targets (no holdout), launched now; its id."""
+    campaign_id = service.create_campaign(
+        session,
+        principal=admin_of(tenant),
+        merchant_id=tenant.merchant_id,
+        data=schemas.CampaignCreate(
+            name=name,
+            offer_id=offer_id,
+            channel=channel,
+            measured=False,
+            holdout_share=0,
+            message_body=message_body,
+        ),
+    ).id
+    launch.transition(
+        session,
+        principal=admin_of(tenant),
+        merchant_id=tenant.merchant_id,
+        campaign_id=campaign_id,
+        action="launch",
+        policy=POLICY,
+    )
+    return campaign_id

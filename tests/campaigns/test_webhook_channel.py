@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
-from campaign_kit import POLICY, add_member, admin_of
+from campaign_kit import POLICY, add_member, admin_of, launch_unmeasured
 from factories import make_offer, make_tenant
 from o2oloop import events
 from o2oloop.auth.models import Role
@@ -123,26 +123,13 @@ def test_erasing_a_consumer_empties_their_message_events_and_deliveries(db, tmp_
     offer_id = make_offer(db, tenant)
     with db.transaction() as s:
         people = [add_member(s, tenant.merchant_id, name=f"Member {i}") for i in range(3)]
-        cid = service.create_campaign(
+        launch_unmeasured(
             s,
-            principal=admin_of(tenant),
-            merchant_id=tenant.merchant_id,
-            data=schemas.CampaignCreate(
-                name="Through our app",
-                offer_id=offer_id,
-                channel="webhook",
-                measured=False,
-                holdout_share=0,
-                message_body="Hi {name}, {code} is yours",
-            ),
-        ).id
-        launch.transition(
-            s,
-            principal=admin_of(tenant),
-            merchant_id=tenant.merchant_id,
-            campaign_id=cid,
-            action="launch",
-            policy=POLICY,
+            tenant,
+            offer_id,
+            name="Through our app",
+            channel="webhook",
+            message_body="Hi {name}, {code} is yours",
         )
     register(
         db, settings, tenant.merchant_id, "http://127.0.0.1:9/hook", ("campaign.message_sent",)

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from campaign_kit import POLICY, add_member, admin_of
+from campaign_kit import POLICY, add_member, launch_unmeasured
 from factories import make_offer, make_tenant
 from o2oloop import events
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
 from o2oloop.bootstrap import bootstrap
-from o2oloop.campaigns import launch, runner, schemas, service
+from o2oloop.campaigns import runner
 from o2oloop.config import Settings
 from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify import dispatch
@@ -40,26 +40,8 @@ def test_erasing_a_consumer_empties_their_messages_and_the_providers_copies(
             add_member(s, tenant.merchant_id, name=f"Ann {i}", phone=f"+861370013{i:04d}")
             for i in range(4)
         ]
-        cid = service.create_campaign(
-            s,
-            principal=admin_of(tenant),
-            merchant_id=tenant.merchant_id,
-            data=schemas.CampaignCreate(
-                name="Texts",
-                offer_id=offer_id,
-                channel="sms",
-                measured=False,
-                holdout_share=0,
-                message_body="{name}: {code}",
-            ),
-        ).id
-        launch.transition(
-            s,
-            principal=admin_of(tenant),
-            merchant_id=tenant.merchant_id,
-            campaign_id=cid,
-            action="launch",
-            policy=POLICY,
+        launch_unmeasured(
+            s, tenant, offer_id, name="Texts", channel="sms", message_body="{name}: {code}"
         )
     runner.send_all(db, policy=POLICY)
     provider = SandboxSmsProvider(db, failure_rate=0.0, rng=random.Random(1))
