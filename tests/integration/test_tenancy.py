@@ -11,7 +11,15 @@ import re
 import httpx
 import pytest
 
-from factories import PLATFORM, Tenant, bearer, make_member, make_offer, make_tenant
+from factories import (
+    PLATFORM,
+    Tenant,
+    bearer,
+    make_member,
+    make_offer,
+    make_tenant,
+    platform_admin_key,
+)
 from money_kit import make_settlement
 from o2oloop.campaigns import service as campaigns
 from o2oloop.campaigns.schemas import CampaignCreate
@@ -222,3 +230,24 @@ def test_405_names_every_method_of_the_path(http) -> None:
     response = http.delete("/v1/merchants")
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
+def test_a_platform_admin_changing_no_merchant_gets_404_everywhere(
+    db: Database, http: httpx.Client
+) -> None:
+    """A platform admin may act for any merchant, so only the merchant's existence stands
+    between a body naming an unknown one and a half-written row (or a foreign-key 500).
+    Reads of an unknown merchant answer an empty list or 404, never an error."""
+    victim = make_tenant(db)
+    admin = bearer(platform_admin_key(db))
+    operations = _merchant_scoped_operations(http.get("/openapi.json").json())
+    values = {**_path_values(db, victim), "merchant_id": "mer_nobody"}
+    writes, reads = {}, {}
+    for method, template, body_ref in operations:
+        body = VALID_BODIES.get(body_ref) if body_ref else None
+        response = http.request(method, _fill(template, values), json=body, headers=admin)
+        reading = method == "GET" or template.endswith("/preview")
+        (reads if reading else writes)[(method, template)] = response.status_code
+    assert len(writes) >= 20
+    assert {op: status for op, status in writes.items() if status != 404} == {}
+    assert {op: status for op, status in reads.items() if status not in (200, 404)} == {}
