@@ -41,8 +41,8 @@ class OfferRulesIn(JsonBody):
     total_stock: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
     new_customers_only: bool = False
     min_spend: Amount | None = None
-    # A window that closes before it opens is accepted (no schema can compare two fields):
-    # the offer is never valid, and every claim of it is refused as outside its dates.
+    # Validity that ends before it starts is refused by the offers service (422): no schema
+    # can compare two fields.
 
 
 def _benefit_in_schema(schema: dict[str, Any]) -> None:

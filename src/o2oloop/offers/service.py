@@ -80,6 +80,9 @@ def _check_new_offer(
         raise NotFound("no merchant with this id")
     if not merchant.active:
         raise Conflict("this merchant is deactivated")
+    if data.valid_from and data.valid_until and data.valid_until <= data.valid_from:
+        # JSON Schema cannot compare two fields, so this one is refused here, not by it.
+        raise InvalidInput("valid_until must be after valid_from: the offer would never be valid")
     if data.store_ids is not None:
         owned = set(
             session.scalars(
