@@ -6,6 +6,8 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from o2oloop import clock
 from o2oloop.analytics.models import MemberScore, Segment, SpendingLevel
 from o2oloop.auth.models import Role
@@ -16,6 +18,8 @@ from o2oloop.codes.models import Code, Redemption
 from o2oloop.customers import service as customers
 from o2oloop.customers.models import Membership, MemberSource
 from o2oloop.db import Database, new_id
+from o2oloop.jobs.models import OutboxEntry
+from o2oloop.privacy import service as privacy
 from o2oloop.visits.models import Visit, VisitSource
 
 POLICY = Policy(secret_key="test-secret-" + "x" * 32, platform_cap_days=0)
@@ -189,3 +193,16 @@ def launch_unmeasured(
         policy=POLICY,
     )
     return campaign_id
+
+
+def erase_consumer(db: Database, consumer_id: str) -> str:
+    """The consumer erases themselves; the payload of the `consumer.erased` event recorded."""
+    with db.transaction() as s:
+        privacy.erase_consumer(
+            s, principal=Principal(key_id="k", role=Role.CONSUMER, consumer_id=consumer_id)
+        )
+    with db.reading() as s:
+        (payload,) = s.scalars(
+            select(OutboxEntry.payload).where(OutboxEntry.type == "consumer.erased")
+        ).all()
+    return payload

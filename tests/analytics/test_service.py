@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from sqlalchemy import func, insert, select
 
+from analytics_kit import add_pos_member
 from factories import PLATFORM, Tenant, bearer, make_tenant, platform_admin_key
 from o2oloop import clock
 from o2oloop.analytics import segments as seg
 from o2oloop.analytics import service as analytics
 from o2oloop.analytics.models import FittedModel, MemberScore, Segment
-from o2oloop.customers.models import Consumer, Membership, MemberSource
+from o2oloop.customers.models import Membership
 from o2oloop.db import Database, new_id
 from o2oloop.visits.models import Visit, VisitSource
 
@@ -22,23 +23,7 @@ AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def _member(session, tenant: Tenant) -> tuple[str, str]:
-    consumer_id, member_id = new_id("csm"), new_id("mem")
-    session.add(Consumer(id=consumer_id, display_name="", created_at=AS_OF))
-    session.add(
-        Membership(
-            id=member_id,
-            merchant_id=tenant.merchant_id,
-            consumer_id=consumer_id,
-            source=MemberSource.POS,
-            marketing_consent=False,
-            visit_count=0,
-            total_spent=0,
-            created_at=AS_OF,
-            updated_at=AS_OF,
-        )
-    )
-    session.flush()
-    return consumer_id, member_id
+    return add_pos_member(session, tenant.merchant_id, AS_OF)
 
 
 def _visits(

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select
 
+from analytics_kit import add_pos_member
 from factories import make_tenant
 from o2oloop import migrations
 from o2oloop.analytics import summary
 from o2oloop.analytics.models import MemberScore, ScoreSummary, Segment, SpendingLevel
-from o2oloop.customers.models import Consumer, Membership, MemberSource
 from o2oloop.db import Database, new_id
 from o2oloop.visits.models import Visit, VisitSource
 
@@ -58,22 +58,7 @@ def _population(db: Database, merchant_id: str, store_id: str, n: int) -> None:
     rng = np.random.default_rng(3)
     with db.transaction() as session:
         for _ in range(n):
-            consumer_id, member_id = new_id("csm"), new_id("mem")
-            session.add(Consumer(id=consumer_id, display_name="", created_at=AS_OF))
-            session.add(
-                Membership(
-                    id=member_id,
-                    merchant_id=merchant_id,
-                    consumer_id=consumer_id,
-                    source=MemberSource.POS,
-                    marketing_consent=False,
-                    visit_count=0,
-                    total_spent=0,
-                    created_at=AS_OF,
-                    updated_at=AS_OF,
-                )
-            )
-            session.flush()
+            consumer_id, member_id = add_pos_member(session, merchant_id, AS_OF)
             session.execute(
                 insert(Visit),
                 [

@@ -9,11 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
-from campaign_kit import POLICY, add_member, admin_of, launch_unmeasured
+from campaign_kit import POLICY, add_member, admin_of, erase_consumer, launch_unmeasured
 from factories import make_offer, make_tenant
 from o2oloop import events
-from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal
 from o2oloop.bootstrap import WEBHOOK_EVENTS, bootstrap
 from o2oloop.campaigns import launch, runner, schemas, service
 from o2oloop.campaigns.events import CampaignMessageSent
@@ -21,7 +19,6 @@ from o2oloop.campaigns.models import CampaignTarget, TargetState
 from o2oloop.config import Settings
 from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify.models import Message
-from o2oloop.privacy import service as privacy
 from o2oloop.webhooks.models import WebhookDelivery
 from webhook_receiver import receiving
 from webhooks_kit import register
@@ -143,14 +140,7 @@ def test_erasing_a_consumer_empties_their_message_events_and_deliveries(db, tmp_
             with db.transaction() as w:
                 queue(w, events.from_json("campaign.message_sent", payload))
     _, erased = people[0]
-    with db.transaction() as s:
-        privacy.erase_consumer(
-            s, principal=Principal(key_id="k", role=Role.CONSUMER, consumer_id=erased)
-        )
-    with db.reading() as s:
-        (payload,) = s.scalars(
-            select(OutboxEntry.payload).where(OutboxEntry.type == "consumer.erased")
-        ).all()
+    payload = erase_consumer(db, erased)
     for _ in range(2):  # the worker's run, at least once
         with db.transaction() as s:
             erase(s, events.from_json("consumer.erased", payload))

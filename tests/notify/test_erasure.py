@@ -9,20 +9,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from campaign_kit import POLICY, add_member, launch_unmeasured
+from campaign_kit import POLICY, add_member, erase_consumer, launch_unmeasured
 from factories import make_offer, make_tenant
 from o2oloop import events
-from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal
 from o2oloop.bootstrap import bootstrap
 from o2oloop.campaigns import runner
 from o2oloop.config import Settings
-from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify import dispatch
 from o2oloop.notify.email import MemorySender
 from o2oloop.notify.models import Message, SandboxSms
 from o2oloop.notify.sms import SandboxSmsProvider
-from o2oloop.privacy import service as privacy
 
 
 def test_erasing_a_consumer_empties_their_messages_and_the_providers_copies(
@@ -47,14 +43,7 @@ def test_erasing_a_consumer_empties_their_messages_and_the_providers_copies(
     provider = SandboxSmsProvider(db, failure_rate=0.0, rng=random.Random(1))
     assert dispatch.dispatch(db, sms=provider, email=MemorySender()).sent == 4
     _, erased = people[0]
-    with db.transaction() as s:
-        privacy.erase_consumer(
-            s, principal=Principal(key_id="k", role=Role.CONSUMER, consumer_id=erased)
-        )
-    with db.reading() as s:
-        (payload,) = s.scalars(
-            select(OutboxEntry.payload).where(OutboxEntry.type == "consumer.erased")
-        ).all()
+    payload = erase_consumer(db, erased)
     with db.transaction() as s:  # the worker's run of the handler, twice (at least once)
         handler(s, events.from_json("consumer.erased", payload))
     with db.transaction() as s:
