@@ -45,9 +45,14 @@ async def bearer_token(
 def current_principal(
     request: Request, token: Annotated[str | None, Depends(bearer_token)]
 ) -> Principal:
+    """The caller; for a path naming a merchant, also that the merchant exists."""
     db: Database = request.app.state.db
     with db.lean(write=False) as transaction:
-        return keys.authenticate(transaction, token)
+        principal = keys.authenticate(transaction, token)
+        merchant_id = request.path_params.get("merchant_id")
+        if merchant_id is not None:
+            keys.require_known_merchant(transaction, principal, merchant_id)
+        return principal
 
 
 async def idempotency_key(

@@ -8,7 +8,7 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, column, select, table, update
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -24,6 +24,14 @@ _TOKEN = re.compile(r"^o2o_(key_[0-9a-z]{26})_([A-Za-z0-9_-]{43})$")
 
 # Every request of every caller comes through here: a plain row by a prepared statement.
 _KEY_BY_ID = Prepared(select(ApiKey.__table__).where(ApiKey.__table__.c.id == bindparam("key_id")))
+
+
+# A platform admin's key opens every merchant, so for it a merchant's existence is checked
+# by name; the merchants table is the one every key's `merchant_id` already refers to.
+_MERCHANTS = table("merchants", column("id"))
+_MERCHANT_EXISTS = Prepared(
+    select(_MERCHANTS.c.id).where(_MERCHANTS.c.id == bindparam("merchant_id"))
+)
 
 
 def hash_secret(secret: str) -> str:
@@ -84,6 +92,18 @@ def authenticate(work: Session | DriverTransaction, token: str | None) -> Princi
     return principal_of(key)
 
 
+def require_known_merchant(
+    work: Session | DriverTransaction, principal: Principal, merchant_id: str
+) -> None:
+    """404 for a platform admin naming a merchant that does not exist: an empty list (or a
+    half-done change) would answer as if it did. A merchant's own key already proves it."""
+    if (
+        principal.is_platform
+        and driver(work).scalar(_MERCHANT_EXISTS, merchant_id=merchant_id) is None
+    ):
+        raise NotFound("no merchant with this id")
+
+
 def principal_of(key: Any) -> Principal:
     return Principal(
         key_id=key.id,
@@ -115,8 +135,8 @@ def revoke_key(session: Session, *, principal: Principal, key_id: str) -> ApiKey
 def revoke_keys_where(session: Session, **owner: str) -> int:
     """Revoke every live key of one owner (a staff member, a terminal, a merchant)."""
     statement = update(ApiKey).where(ApiKey.revoked_at.is_(None)).values(revoked_at=clock.now())
-    for column, value in owner.items():
-        statement = statement.where(getattr(ApiKey, column) == value)
+    for name, value in owner.items():
+        statement = statement.where(getattr(ApiKey, name) == value)
     return session.execute(statement).rowcount
 
 
