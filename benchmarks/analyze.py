@@ -23,8 +23,10 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 
 import numpy as np
+from _bulkload import bulk_loading
 
 from o2oloop import migrations
 from o2oloop.analytics.bgnbd import BgNbdParams, simulate_bgnbd
@@ -46,6 +48,11 @@ def _stamp(epoch: np.ndarray, sqlite: bool) -> list[str]:
 
 
 def _load(db: Database, customers: int, merchants: int, seed: int) -> dict[str, float]:
+    """Merchants, stores, consumers, their memberships and visits, as the product holds them.
+
+    Members' counters (visits, spend, first and last visit) agree with their visits, as the
+    visits service keeps them. Rows go in through `_bulkload` (indexes built once, after).
+    """
     rng = np.random.default_rng(seed)
     sqlite = db.dialect == "sqlite"
     T = rng.uniform(30, 400, customers)
@@ -67,13 +74,55 @@ def _load(db: Database, customers: int, merchants: int, seed: int) -> dict[str, 
     store = merchant_of[owner] * 2 + (rng.uniform(0, 1, owner.size) >= 0.8)
 
     merchant_ids, store_ids = _ids("mer", merchants), _ids("sto", 2 * merchants)
-    consumer_ids, member_ids = _ids("csm", customers), _ids("mem", customers)
     started = time.perf_counter()
+    _merchants_and_stores(db, merchant_ids, store_ids)
+    of_merchant = np.array(merchant_ids, dtype=object)[merchant_of]
+    consumer_ids = np.array(_ids("csm", customers), dtype=object)
+    member_ids = np.array(_ids("mem", customers), dtype=object)
+    first_seen = _stamp(first_epoch * 1e6, sqlite)
+    last_seen = _stamp((first_epoch + t_x * 86_400) * 1e6, sqlite)
+    spent = np.bincount(owner, weights=amount, minlength=customers).astype(np.int64)
+    with bulk_loading(db, ("consumers", "memberships", "visits")) as load:
+        load(
+            "consumers", ("id", "display_name", "created_at"),
+            zip(consumer_ids.tolist(), repeat(""), first_seen),
+        )  # fmt: skip
+        load(
+            "memberships",
+            ("id", "merchant_id", "consumer_id", "source", "marketing_consent", "visit_count",
+             "total_spent", "first_visit_at", "last_visit_at", "created_at", "updated_at"),
+            zip(member_ids.tolist(), of_merchant.tolist(), consumer_ids.tolist(), repeat("pos"),
+                repeat(False), per.astype(np.int64).tolist(), spent.tolist(), first_seen,
+                last_seen, first_seen, last_seen),
+        )  # fmt: skip
+        codes = np.where(coupon, "K7QX2M9P", None)
+        for start in range(0, owner.size, CHUNK):
+            end = min(start + CHUNK, owner.size)
+            who = owner[start:end]
+            stamps = _stamp(occurred[start:end] * 1e6, sqlite)
+            load(
+                "visits",
+                ("id", "merchant_id", "store_id", "consumer_id", "member_id", "amount", "currency",
+                 "occurred_at", "source", "code", "items", "created_at"),
+                zip([f"vis_{i:026d}" for i in range(start, end)], of_merchant[who].tolist(),
+                    [store_ids[s] for s in store[start:end].tolist()], consumer_ids[who].tolist(),
+                    member_ids[who].tolist(), amount[start:end].tolist(), repeat("CNY"), stamps,
+                    repeat("pos"), codes[start:end].tolist(), repeat("[]"), stamps),
+            )  # fmt: skip
+        rows_seconds = time.perf_counter() - started
+    return {
+        "visits": float(owner.size),
+        "load_seconds": time.perf_counter() - started,
+        "rows_seconds": rows_seconds,
+    }
+
+
+def _merchants_and_stores(db: Database, merchant_ids: list[str], store_ids: list[str]) -> None:
+    from sqlalchemy import insert
+
+    from o2oloop.merchants.models import Merchant, Store
+
     with db.engine.begin() as conn:
-        from sqlalchemy import insert
-
-        from o2oloop.merchants.models import Merchant, Store
-
         conn.execute(
             insert(Merchant),
             [
@@ -98,52 +147,6 @@ def _load(db: Database, customers: int, merchants: int, seed: int) -> dict[str, 
                 for i, s in enumerate(store_ids)
             ],
         )  # fmt: skip
-        raw = conn.connection.driver_connection
-        stamp_now = _stamp(np.array([AS_OF.timestamp() * 1e6]), sqlite)[0]
-        consumers_rows = ((c, "", stamp_now) for c in consumer_ids)
-        members_rows = (
-            (m, merchant_ids[merchant_of[i]], consumer_ids[i], "pos", False, 0, 0, stamp_now,
-             stamp_now)
-            for i, m in enumerate(member_ids)
-        )  # fmt: skip
-        _bulk(raw, sqlite, "consumers", ("id", "display_name", "created_at"), consumers_rows)
-        _bulk(
-            raw, sqlite, "memberships",
-            ("id", "merchant_id", "consumer_id", "source", "marketing_consent", "visit_count",
-             "total_spent", "created_at", "updated_at"),
-            members_rows,
-        )  # fmt: skip
-        for start in range(0, owner.size, CHUNK):
-            end = min(start + CHUNK, owner.size)
-            who = owner[start:end]
-            stamps = _stamp(occurred[start:end] * 1e6, sqlite)
-            rows = (
-                (
-                    f"vis_{start + k:026d}", merchant_ids[merchant_of[c]],
-                    store_ids[store[start + k]], consumer_ids[c], member_ids[c],
-                    int(amount[start + k]), "CNY", stamps[k], "pos",
-                    "K7QX2M9P" if coupon[start + k] else None, "[]", stamp_now,
-                )
-                for k, c in enumerate(who.tolist())
-            )  # fmt: skip
-            _bulk(
-                raw, sqlite, "visits",
-                ("id", "merchant_id", "store_id", "consumer_id", "member_id", "amount", "currency",
-                 "occurred_at", "source", "code", "items", "created_at"),
-                rows,
-            )  # fmt: skip
-    return {"visits": float(owner.size), "load_seconds": time.perf_counter() - started}
-
-
-def _bulk(raw, sqlite: bool, table: str, columns: tuple[str, ...], rows) -> None:
-    names = ", ".join(columns)
-    if sqlite:
-        marks = ", ".join("?" for _ in columns)
-        raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
-        return
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 def _analyze_only(url: str) -> None:
