@@ -326,6 +326,8 @@ def _client(
     out: dict[str, Any],
 ) -> None:
     latencies: list[float] = []
+    sent: list[float] = []
+    succeeded: list[bool] = []
     statuses: Counter[str] = Counter()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
@@ -344,10 +346,20 @@ def _client(
                     headers={"Idempotency-Key": f"till-{code}"} if keys else None,
                 )
                 statuses[str(response.status_code)] += 1
+                succeeded.append(response.status_code == 201)
             except httpx.HTTPError as error:
                 statuses[f"exception:{type(error).__name__}"] += 1
+                succeeded.append(False)
             latencies.append(time.perf_counter() - t0)
-        out.update(latencies=latencies, statuses=statuses, began=t_begin, ended=time.perf_counter())
+            sent.append(t0)
+        out.update(
+            latencies=latencies,
+            sent=sent,
+            succeeded=succeeded,
+            statuses=statuses,
+            began=t_begin,
+            ended=time.perf_counter(),
+        )
 
 
 def load_process(
@@ -383,6 +395,8 @@ def load_process(
     results.put(
         {
             "latencies": [x for out in outs for x in out["latencies"]],
+            "sent": [x for out in outs for x in out["sent"]],
+            "succeeded": [x for out in outs for x in out["succeeded"]],
             "statuses": dict(sum((out["statuses"] for out in outs), Counter())),
             "began": min(out["began"] for out in outs),
             "ended": max(out["ended"] for out in outs),
@@ -400,7 +414,11 @@ def run_load(
     duration: float,
     bill: int,
     keys: bool,
+    samples: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
+    """`processes` processes of httpx tills redeeming for `duration` seconds; with `samples`,
+    also each request's start (perf_counter, one clock across processes on Linux), latency
+    in ms and whether it succeeded, put there."""
     clients = len(tokens)
     slices = [codes[i::clients] for i in range(clients)]  # distinct codes for every client
     ctx = multiprocessing.get_context("spawn")
@@ -433,6 +451,10 @@ def run_load(
     for worker in workers:
         worker.join(timeout=30)
     latencies = np.array([x for part in parts for x in part["latencies"]]) * 1000
+    if samples is not None:
+        samples["sent"] = np.array([x for part in parts for x in part["sent"]])
+        samples["latency_ms"] = latencies
+        samples["succeeded"] = np.array([x for part in parts for x in part["succeeded"]])
     statuses: Counter[str] = Counter()
     for part in parts:
         statuses.update(part["statuses"])
