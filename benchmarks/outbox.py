@@ -69,7 +69,9 @@ def _work(url: str, secret_key: str, stop_file: str, ready_file: str, go_file: s
 
 
 def run(backend: str, workers: int, args: argparse.Namespace, tmpdir: Path) -> dict[str, Any]:
-    name = f"o2o_bench_outbox_{workers}_{os.getpid()}"
+    # O2O_BENCH_DB_PREFIX: whose scratch database this is, on a shared server.
+    prefix = os.environ.get("O2O_BENCH_DB_PREFIX", "o2o_bench")
+    name = f"{prefix}_outbox_{workers}_{os.getpid()}"
     url = _support.scratch_url(backend, tmpdir, name)
     stop_file = tmpdir / "stop"
     secret_key = _support.secret_key()

@@ -4,15 +4,18 @@ first attempt leaves only after that transaction commits; the periodic sweep ret
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from standardwebhooks import Webhook
 
 from factories import make_tenant
+from o2oloop import clock
 from o2oloop.bootstrap import WEBHOOK_EVENTS, bootstrap
 from o2oloop.config import Settings
 from o2oloop.db import Database
+from o2oloop.webhooks import deliveries
 from o2oloop.webhooks.catalog import EVENT_TYPES
 from o2oloop.webhooks.models import DeliveryState, WebhookDelivery
 from webhook_receiver import Answer, receiving
@@ -93,3 +96,58 @@ def test_the_periodic_sweep_sends_the_retries(db: Database, hook_settings: Setti
     with db.transaction() as session:
         (delivery,) = session.scalars(select(WebhookDelivery)).all()
         assert delivery.state is DeliveryState.DELIVERED and delivery.attempts == 2
+
+
+def _queued_without_a_sender(db: Database, merchant_id: str) -> str:
+    """A delivery queued as the outbox handler queues it, but with no after-commit sender
+    (as if its process died right after the commit); its id."""
+    with db.transaction() as session:
+        (delivery,) = deliveries.on_domain_event(session, redeemed(merchant_id))
+        return delivery.id
+
+
+def _age(db: Database, **columns: datetime) -> None:
+    with db.transaction() as session:
+        session.execute(update(WebhookDelivery).values(**columns))
+
+
+def test_the_sweep_leaves_a_fresh_first_attempt_to_its_sender(
+    db: Database, hook_settings: Settings
+) -> None:
+    """Else every event's job would wait behind a sweep sending what the after-commit
+    senders are about to send; a first attempt nobody took within a lease is swept."""
+    tenant = make_tenant(db)
+    sweep = bootstrap(hook_settings).periodic["webhooks.deliver_due"]
+    with receiving() as receiver:
+        register(db, hook_settings, tenant.merchant_id, receiver.url)
+        delivery_id = _queued_without_a_sender(db, tenant.merchant_id)
+        sweep.run(db)
+        time.sleep(0.3)
+        assert receiver.received == []
+        lease = timedelta(seconds=hook_settings.webhooks_lease_seconds)
+        _age(db, next_attempt_at=clock.now() - lease - timedelta(seconds=1))
+        sweep.run(db)
+        (got,) = receiver.wait_for(1)
+    assert got.headers["webhook-id"] == delivery_id
+
+
+def test_the_sweep_takes_a_delivery_whose_sender_died_holding_its_lease(
+    db: Database, hook_settings: Settings
+) -> None:
+    tenant = make_tenant(db)
+    sweep = bootstrap(hook_settings).periodic["webhooks.deliver_due"]
+    with receiving() as receiver:
+        register(db, hook_settings, tenant.merchant_id, receiver.url)
+        delivery_id = _queued_without_a_sender(db, tenant.merchant_id)
+        (claim,) = deliveries.claim_due(db, settings=hook_settings, limit=1)  # then it dies
+        sweep.run(db)  # the lease still runs: not the sweep's
+        time.sleep(0.3)
+        assert receiver.received == []
+        _age(db, leased_until=clock.now() - timedelta(seconds=1))
+        sweep.run(db)
+        (got,) = receiver.wait_for(1)
+    assert claim.delivery_id == got.headers["webhook-id"] == delivery_id
+    with db.reading() as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        assert delivery is not None and delivery.state is DeliveryState.DELIVERED
+        assert delivery.attempts == 1

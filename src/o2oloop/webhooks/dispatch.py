@@ -43,10 +43,15 @@ class Dispatcher:
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="webhooks-sweep")
         self.first_attempts = ThreadPoolExecutor(concurrency, thread_name_prefix="webhooks")
 
-    def run_due(self, *, event_id: str | None = None) -> int:
-        """Send one batch of due deliveries (of one event, if given); how many were tried."""
+    def run_due(self, *, event_id: str | None = None, left_behind: bool = False) -> int:
+        """Send one batch of due deliveries (of one event, if given; only those the
+        after-commit senders left behind, for the sweep); how many were tried."""
         claims = claim_due(
-            self.db, settings=self.settings, limit=self.concurrency, event_id=event_id
+            self.db,
+            settings=self.settings,
+            limit=self.concurrency,
+            event_id=event_id,
+            left_behind=left_behind,
         )
         if not claims:
             return 0

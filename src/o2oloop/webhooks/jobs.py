@@ -4,8 +4,9 @@
   the worker's transaction it queues a delivery per subscribed endpoint; once that
   transaction has committed, and only then, the first attempts start on this process's
   sending threads, so the worker's loop never waits on a merchant's server.
-- `deliver_due(db)`: the periodic sweep: retries whose time has come, and deliveries whose
-  sender died (their lease ran out; same webhook-id).
+- `deliver_due(db)`: the periodic sweep: retries and replays whose time has come, and
+  deliveries whose sender died (their lease ran out, or none took them within a lease's
+  length; same webhook-id). Fresh first attempts are left to the after-commit senders.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class WebhookJobs:
         deadline = time.monotonic() + self.settings.webhooks_sweep_seconds
         total = 0
         while time.monotonic() < deadline:
-            tried = dispatcher.run_due()
+            tried = dispatcher.run_due(left_behind=True)
             total += tried
             if tried == 0:
                 break
