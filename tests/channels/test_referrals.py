@@ -251,3 +251,37 @@ def test_the_wired_handler_pays_from_the_redemptions_event(shop, settings):
             handler(session, redeemed[0])
     with db.reading() as session:
         assert session.scalar(select(func.count()).select_from(ReferralReward)) == 1
+
+
+def test_a_friend_paying_with_the_sharers_own_phone_earns_nothing(shop):
+    """The sharer's second account (another phone app, another key) claims through the share,
+    and at the till the bill is paid with the sharer's own phone: a self-referral."""
+    from o2oloop.customers import phones
+    from o2oloop.customers import service as customers
+    from o2oloop.visits import schemas as visit_schemas
+    from o2oloop.visits import service as visits
+
+    db, tenant, offer_id, reward_offer = shop
+    _program(db, tenant, reward_kind="coupon", reward_offer_id=reward_offer)
+    phone = "+8613800138000"
+    with db.transaction() as session:
+        sharer, _ = customers.consumer_by_phone(
+            session, phone_hash=phones.phone_hash(phone, SECRET)
+        )
+        sharer_id = sharer.id
+    second_account, _ = make_consumer(db)
+    _, text = _claim(db, second_account, offer_id, _share(db, sharer_id, offer_id))
+    assert [r.state for r in _referrals(db)] == [ReferralState.PENDING]
+    redemption_id = _redeem(db, tenant, text)
+    with db.transaction() as session:
+        visits.record_payment(
+            session,
+            principal=terminal_principal(tenant),
+            data=visit_schemas.PaymentCreate(amount=6000, phone=phone, redemption_id=redemption_id),
+            secret_key=SECRET,
+        )
+    assert _settle(db) == 0
+    (referral,) = _referrals(db)
+    assert referral.state is ReferralState.REFUSED and "own membership" in referral.reason
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(ReferralReward)) == 0

@@ -6,8 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
-from o2oloop.auth.models import Role
-from o2oloop.auth.principal import Principal
+from o2oloop.auth.principal import Principal, require_consumer
 from o2oloop.channels.models import Share
 from o2oloop.customers.models import Consumer
 from o2oloop.db import new_id
@@ -17,9 +16,7 @@ from o2oloop.pagination import paginate
 
 
 def _consumer(session: Session, principal: Principal) -> Consumer:
-    if principal.role is not Role.CONSUMER or principal.consumer_id is None:
-        raise Forbidden("sharing needs a consumer key")
-    consumer = session.get(Consumer, principal.consumer_id)
+    consumer = session.get(Consumer, require_consumer(principal, "sharing needs a consumer key"))
     if consumer is None or consumer.erased_at is not None:
         raise Forbidden("this consumer account was erased")
     return consumer
