@@ -35,8 +35,59 @@ def test_bad_input_is_a_clear_4xx_and_nothing_is_created(db, http):
         assert response.status_code == 422, (what, response.text)
         assert response.headers["content-type"].startswith("application/problem+json"), what
     assert "{nmae}" in _post(http, base, tenant.admin, cases["unknown placeholder"]).text
+    coupon = {"kind": "coupon", "title": "Not yet", "discount_kind": "amount_off", "amount_off": 1}
+    offers = f"/v1/merchants/{tenant.merchant_id}/offers"
+    draft = _post(http, offers, tenant.admin, coupon).json()["id"]
+    unpublished = _post(http, base, tenant.admin, {"name": "x", "offer_id": draft})
+    assert unpublished.status_code == 422 and "draft" in unpublished.json()["detail"]
     foreign = _post(http, base, tenant.admin, {"name": "x", "offer_id": foreign_offer})
     assert foreign.status_code == 404 and foreign.json()["field"] == "offer_id"  # as any foreign id
+    assert http.get(base, headers=tenant.admin).json()["data"] == []
+
+
+def test_an_update_with_nulls_leaves_those_fields_and_bad_changes_are_4xx(db, http):
+    """null leaves a field as it is, as in every update of the API (it was a 500 for the
+    name), and an update is checked as a creation is."""
+    tenant, other = make_tenant(db), make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    base = f"/v1/merchants/{tenant.merchant_id}/campaigns"
+    body = {"name": "Win back", "offer_id": offer_id, "budget_codes": 5}
+    url = f"{base}/{_post(http, base, tenant.admin, body).json()['id']}"
+    before = http.get(url, headers=tenant.admin).json()
+    nulls = ("name", "audience", "trigger", "channel", "message_subject", "message_body")
+    for name in (*nulls, "holdout_share", "measured"):
+        response = http.patch(url, json={name: None}, headers=tenant.admin)
+        assert response.status_code == 200, (name, response.text)
+    after = http.get(url, headers=tenant.admin).json()
+    assert {k: v for k, v in after.items() if k != "updated_at"} == {
+        k: v for k, v in before.items() if k != "updated_at"
+    }
+    cleared = http.patch(url, json={"budget_codes": None}, headers=tenant.admin)
+    assert cleared.status_code == 200 and cleared.json()["budget_codes"] is None
+    refused = {
+        "offer_id": (None, 422),
+        "message_body": ("Hi {nmae}", 422),
+        "message_subject": ("{bogus}", 422),
+        "budget_discount": (999, 422),
+        "holdout_share": (0, 422),
+        "audience": ({"near_store": {"store_id": other.store_id, "km": 2}}, 404),
+    }
+    for name, (value, status) in refused.items():
+        response = http.patch(url, json={name: value}, headers=tenant.admin)
+        assert response.status_code == status, (name, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_audience_near_another_merchants_store_is_404_at_creation(db, http):
+    tenant, other = make_tenant(db), make_tenant(db)
+    base = f"/v1/merchants/{tenant.merchant_id}/campaigns"
+    body = {
+        "name": "x",
+        "offer_id": make_offer(db, tenant),
+        "audience": {"near_store": {"store_id": other.store_id, "km": 2}},
+    }
+    response = _post(http, base, tenant.admin, body)
+    assert response.status_code == 404 and "near_store" in response.json()["detail"]
     assert http.get(base, headers=tenant.admin).json()["data"] == []
 
 

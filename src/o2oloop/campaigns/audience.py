@@ -97,14 +97,23 @@ def _membership_filters(audience: Audience, now: datetime) -> list:
     return where
 
 
-def _near_store(session: Session, audience: Audience, merchant_id: str | None) -> list:
+def near_store_of(session: Session, audience: Audience, merchant_id: str | None) -> Store | None:
+    """The store an audience's home area is measured from; 404 for another merchant's."""
     near = audience.near_store
     if near is None:
-        return []
+        return None
     store = session.get(Store, near.store_id)
     if store is None or (merchant_id is not None and store.merchant_id != merchant_id):
         raise NotFound("near_store: no store of this merchant with this id", field="audience")
-    return [MemberScore.home_cell.in_(cells_within(store.latitude, store.longitude, near.km))]
+    return store
+
+
+def _near_store(session: Session, audience: Audience, merchant_id: str | None) -> list:
+    store = near_store_of(session, audience, merchant_id)
+    if store is None or audience.near_store is None:
+        return []
+    cells = cells_within(store.latitude, store.longitude, audience.near_store.km)
+    return [MemberScore.home_cell.in_(cells)]
 
 
 def audience_query(

@@ -22,7 +22,7 @@ from o2oloop.auth.principal import (
     require_platform,
 )
 from o2oloop.campaigns import holdout
-from o2oloop.campaigns.audience import audience_query
+from o2oloop.campaigns.audience import audience_query, near_store_of
 from o2oloop.campaigns.models import Campaign, CampaignState, TriggerKind
 from o2oloop.campaigns.schemas import (
     Audience,
@@ -89,6 +89,8 @@ def _offer(session: Session, merchant_id: str | None, offer_id: str | None) -> O
         )
     if offer.state in (OfferState.ENDED,):
         raise InvalidInput("offer_id: this offer has ended", field="offer_id")
+    if offer.state is OfferState.DRAFT:  # its codes would be refused at the till
+        raise InvalidInput("offer_id: this offer is a draft; publish it first", field="offer_id")
     return offer
 
 
@@ -135,6 +137,7 @@ def create_campaign(
     _check_budget(offer, data.budget_codes, data.budget_discount)
     _check_message(data.channel, data.message_subject, data.message_body)
     _check_trigger(session, data.trigger, merchant_id)
+    near_store_of(session, data.audience, merchant_id)
     now = clock.now()
     campaign = Campaign(
         id=new_id("cmp"),
@@ -180,6 +183,10 @@ def _check_trigger(session: Session, trigger: Trigger, merchant_id: str | None) 
                 raise NotFound("trigger.store_id: no store of this merchant with this id")
 
 
+# Fields an update may set to null: no budget, no end; an offer is required (a clear 422).
+_CLEARED_BY_NULL = frozenset({"budget_codes", "budget_discount", "ends_at", "offer_id"})
+
+
 def update_campaign(
     session: Session,
     *,
@@ -194,7 +201,12 @@ def update_campaign(
     )
     if campaign.state is not CampaignState.DRAFT:
         raise Conflict(f"a {campaign.state.value} campaign's definition no longer changes")
-    changes = data.model_dump(exclude_unset=True)
+    # A null leaves a field as it is, as every update of the API does; only these clear.
+    changes = {
+        name: value
+        for name, value in data.model_dump(exclude_unset=True).items()
+        if value is not None or name in _CLEARED_BY_NULL
+    }
     offer = _offer(session, merchant_id, changes.get("offer_id", campaign.offer_id))
     _check_budget(
         offer,
@@ -212,6 +224,7 @@ def update_campaign(
         campaign.holdout_bps = _check_holdout(share, measured)
         campaign.measured = measured
     if data.audience is not None:
+        near_store_of(session, data.audience, merchant_id)
         campaign.audience = data.audience.model_dump(mode="json")
     if data.trigger is not None:
         _check_trigger(session, data.trigger, merchant_id)
