@@ -1,14 +1,15 @@
 """Campaigns at scale: launching to 100,000 members, and results with CUPED over 1,000,000.
 
 Usage: ``python benchmarks/campaigns.py [--members 100000] [--results-members 1000000]
-[--backend sqlite|postgresql|both] [--only launch|results|both] [--prepared DIR [--prepare]]``;
-prints JSON.
+[--backend sqlite|postgresql|both] [--only launch|results|both] [--prepared DIR [--prepare]]
+[--prefix NAME_]``; prints JSON.
 
 Loading the members (and a million targets with their visits) takes longer than the timed
 part. With ``--prepared DIR`` the loaded databases are kept (SQLite files in DIR, PostgreSQL
 databases ``campaigns_*_prepared``) and reused: ``--prepare`` only builds the missing ones
 (run it untimed), and a timed run launches on a fresh copy of the prepared launch database
 (a file copy, or CREATE DATABASE … TEMPLATE) and reads results from the prepared one.
+``--prefix`` goes before every database name (engineers sharing a server keep theirs apart).
 
 Launch: consumers and consenting memberships are loaded in bulk (not timed); then, timed, a
 "now" campaign is launched through the service layer (the audience SELECT, the keyed-hash
@@ -210,9 +211,9 @@ def _build_launch(members: int):
 
 
 def bench_launch(
-    backend: str, members: int, tmp: Path, store: Path | None, prepare_only: bool
+    backend: str, members: int, tmp: Path, store: Path | None, prepare_only: bool, prefix: str = ""
 ) -> dict[str, object]:
-    name = f"campaigns_launch_{members}"
+    name = f"{prefix}campaigns_launch_{members}"
     url, meta, writable = _prepared(backend, name, store, tmp, _build_launch(members))
     if prepare_only:
         return {"backend": backend, "prepared": name}
@@ -368,9 +369,9 @@ def _build_results(n: int):
 
 
 def bench_results(
-    backend: str, n: int, tmp: Path, store: Path | None, prepare_only: bool
+    backend: str, n: int, tmp: Path, store: Path | None, prepare_only: bool, prefix: str = ""
 ) -> dict[str, object]:
-    name = f"campaigns_results_{n}"
+    name = f"{prefix}campaigns_results_{n}"
     (tmp / "results").mkdir(exist_ok=True)
     loading = time.perf_counter()
     url, meta, _ = _prepared(backend, name, store, tmp / "results", _build_results(n))
@@ -422,6 +423,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["launch", "results", "both"], default="both")
     parser.add_argument("--prepared", type=Path, help="keep and reuse loaded databases here")
     parser.add_argument("--prepare", action="store_true", help="only build what --prepared lacks")
+    parser.add_argument("--prefix", default="", help="before every database's name")
     args = parser.parse_args()
     if args.prepare and args.prepared is None:
         parser.error("--prepare needs --prepared DIR")
@@ -433,12 +435,19 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if args.only in ("launch", "both"):
                 out["launch"].append(  # type: ignore[attr-defined]
-                    bench_launch(backend, args.members, Path(tmp), args.prepared, args.prepare)
+                    bench_launch(
+                        backend, args.members, Path(tmp), args.prepared, args.prepare, args.prefix
+                    )
                 )
             if args.only in ("results", "both"):
                 out["results"].append(  # type: ignore[attr-defined]
                     bench_results(
-                        backend, args.results_members, Path(tmp), args.prepared, args.prepare
+                        backend,
+                        args.results_members,
+                        Path(tmp),
+                        args.prepared,
+                        args.prepare,
+                        args.prefix,
                     )
                 )
     emit(out)

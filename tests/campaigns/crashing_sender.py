@@ -34,7 +34,7 @@ def main() -> None:
             return rows
 
         send._issue_and_queue = crashing
-        runner.send_all(db, policy=policy)
+        runner.send_all(db, policy=policy, senders=1)  # the kill lands after two batches
     else:
         provider = SandboxSmsProvider(db, failure_rate=0.0)
         real_send = provider.send

@@ -10,7 +10,14 @@ from campaign_kit import POLICY, add_member, admin_of
 from factories import make_offer, make_tenant
 from o2oloop import clock
 from o2oloop.campaigns import launch, runner, schemas, service
-from o2oloop.campaigns.models import Arm, Campaign, CampaignState, CampaignTarget, TargetState
+from o2oloop.campaigns.models import (
+    Arm,
+    Campaign,
+    CampaignState,
+    CampaignTarget,
+    ContactWindow,
+    TargetState,
+)
 from o2oloop.codes.models import Code
 from o2oloop.customers import service as customers
 from o2oloop.customers.models import Membership
@@ -148,6 +155,29 @@ def test_a_code_budget_is_never_exceeded_and_the_campaign_stops_when_spent(db, f
         assert campaign.state is CampaignState.FINISHED and campaign.finish_reason == "budget spent"
         assert s.scalar(select(func.count()).select_from(Code)) == 12
         assert not s.scalar(select(func.count()).where(CampaignTarget.state == TargetState.PENDING))
+
+
+def test_members_a_spent_budget_left_out_are_not_counted_as_contacted(db, frozen_clock):
+    """The send claims the contact windows of a batch before it knows the budget: those it
+    then does not message are put back, so the next campaign reaches them."""
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    with db.transaction() as s:
+        for _ in range(10):
+            add_member(s, tenant.merchant_id)
+    capped = {"measured": False, "holdout_share": 0, "cap_days": 7}
+    first = _campaign(db, tenant, offer_id, budget_codes=4, **capped)
+    _launch(db, tenant, first)
+    assert _send_all(db).sent == 4
+    with db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(ContactWindow)) == 4
+    second = _campaign(db, tenant, offer_id, audience={"exclude_active_code": False}, **capped)
+    _launch(db, tenant, second)
+    report = _send_all(db)
+    assert report.sent == 6 and report.skipped == {"frequency_cap": 4}
+    with db.reading() as s:
+        messaged = list(s.scalars(select(Message.consumer_id)))
+        assert len(messaged) == len(set(messaged)) == 10
 
 
 def test_a_paused_campaign_sends_nothing_until_resumed(db, frozen_clock):

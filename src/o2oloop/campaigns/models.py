@@ -114,7 +114,8 @@ class CampaignTarget(Base):
     __tablename__ = "campaign_targets"
     __table_args__ = (
         UniqueConstraint("campaign_id", "consumer_id", "occurrence"),
-        Index("ix_campaign_targets_campaign_state", "campaign_id", "state"),
+        # The id last: a send batch reads the next pending targets in id order (no sort).
+        Index("ix_campaign_targets_campaign_state", "campaign_id", "state", "id"),
         Index("ix_campaign_targets_consumer_sent", "consumer_id", "sent_at"),
     )
 

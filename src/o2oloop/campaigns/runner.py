@@ -7,6 +7,8 @@ again and sent once by the next run.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,17 +42,42 @@ class CampaignRun:
         }
 
 
-def send_all(db: Database, *, policy: Policy, now: datetime | None = None) -> SendReport:
-    """Every pending target, one batch per transaction, each past the last one's targets."""
+# Senders side by side on PostgreSQL: while one holds the campaign's budget lock and writes
+# its batch, the other reads, claims and drafts the next (SKIP LOCKED gives each its own).
+SENDERS = 2
+
+
+def send_all(
+    db: Database, *, policy: Policy, now: datetime | None = None, senders: int | None = None
+) -> SendReport:
+    """Every pending target, one batch per transaction, each past the targets taken before.
+
+    On PostgreSQL `SENDERS` threads send at once, so the database writes one batch while
+    Python drafts another (alone, each waited for the other); SQLite
+    has one writer, so one sender."""
+    count = senders or (SENDERS if db.dialect == "postgresql" else 1)
     total = SendReport()
-    while True:
-        with db.transaction() as session:
-            batch = send_pending(
-                session, now=now or clock.now(), policy=policy, after=total.reached
-            )
-        total.add(batch)
-        if batch.sent + sum(batch.skipped.values()) == 0:
-            return total
+    lock = threading.Lock()
+
+    def sender() -> None:
+        while True:
+            with lock:
+                after = dict(total.reached)
+            with db.transaction() as session:
+                batch = send_pending(session, now=now or clock.now(), policy=policy, after=after)
+            with lock:
+                total.add(batch)
+            if batch.sent + sum(batch.skipped.values()) == 0:
+                return
+
+    if count == 1:
+        sender()
+        return total
+    with ThreadPoolExecutor(count, thread_name_prefix="campaign-sender") as pool:
+        running = [pool.submit(sender) for _ in range(count)]
+    for done in running:
+        done.result()
+    return total
 
 
 def local_report_post(db: Database, secret: str) -> notify_dispatch.ReportPost:

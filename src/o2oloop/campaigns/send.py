@@ -2,10 +2,12 @@
 
 A batch of pending targets is taken in id order (SKIP LOCKED on PostgreSQL, so workers never
 take the same rows). Consent is checked again (withdrawn since targeting: a recorded skip),
-then frequency caps on the consumers' contact windows and the budget on the campaign's row,
-both locked, so concurrent triggers never exceed either. Codes and messages are bulk
-inserts, and the target rows are marked sent in the same transaction: a crash before commit
-leaves them pending, a crash after leaves them sent, never a second code or message.
+then frequency caps on the consumers' contact windows (`caps`) and the budget on the
+campaign's row, both locked, so concurrent triggers never exceed either. The codes, messages
+and events are drafted before the budget is locked (it is held until commit, and concurrent
+senders wait for it), then written as bulk inserts, and the target rows are marked sent in
+the same transaction: a crash before commit leaves them pending, a crash after leaves them
+sent, never a second code or message.
 """
 
 from __future__ import annotations
@@ -13,16 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, exists, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from o2oloop import events
-from o2oloop.campaigns import compose
-from o2oloop.campaigns.bulk import insert_rows, update_rows
+from o2oloop.campaigns import caps, compose
+from o2oloop.campaigns.bulk import among, insert_rows, update_rows
 from o2oloop.campaigns.compose import Recipient
 from o2oloop.campaigns.events import CampaignMessageSent, message_event_id
 from o2oloop.campaigns.launch import finish
@@ -31,7 +32,6 @@ from o2oloop.campaigns.models import (
     CampaignState,
     CampaignTarget,
     Channel,
-    ContactWindow,
     TargetState,
 )
 from o2oloop.campaigns.policy import Policy
@@ -92,26 +92,19 @@ def send_pending(
     return SendReport()
 
 
-def _among(session: Session, column: Any, values: list[Any], kind: Any = String) -> Any:
-    """`column IN values`; on PostgreSQL `= ANY(one array parameter)`: the same statement every
-    batch, instead of a new one with 2,000 placeholders for the driver to split and the
-    server to parse."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, ARRAY(kind)))
-    return column.in_(values)
-
-
 def _pending(
     session: Session, campaign: Campaign, limit: int, after: int | None
 ) -> list[tuple[Recipient, bool]]:
     """Up to `limit` pending targets in id order (past `after`), each with what its message
     needs and whether the consumer still consents (read again: it may be withdrawn since).
 
-    The batch's ids are picked (and locked) first, then their consumers read: joined before
-    the limit, PostgreSQL read and sorted every pending target with its consumer's row."""
+    The batch's targets are picked (and locked) first, from the (campaign, state, id)
+    index, then their consumers and consents read by key: joined before the limit,
+    PostgreSQL read and sorted every pending target with its consumer's row, and it
+    answered an EXISTS per target by hashing every membership of the merchant."""
     t, c, m = CampaignTarget, Consumer, Membership
     picked = (
-        select(t.id)
+        select(t.id, t.consumer_id, t.member_id, t.store_id)
         .where(t.campaign_id == campaign.id, t.state == TargetState.PENDING)
         .order_by(t.id)
         .limit(min(limit, BATCH))
@@ -120,35 +113,32 @@ def _pending(
         picked = picked.where(t.id > after)
     if session.get_bind().dialect.name == "postgresql":
         picked = picked.with_for_update(skip_locked=True)
-    ids = list(session.scalars(picked))
-    if not ids:
+    targets = session.execute(picked).all()
+    if not targets:
         return []
-    consent = [
-        m.consumer_id == t.consumer_id,
-        m.marketing_consent.is_(True),
-    ]
-    if campaign.merchant_id is not None:
-        consent.append(m.merchant_id == campaign.merchant_id)
-    query = (
-        select(
-            t.id,
-            t.consumer_id,
-            t.member_id,
-            t.store_id,
-            c.display_name,
-            c.phone_e164,
-            c.email,
-            c.timezone,
-            (c.erased_at.is_(None) & exists().where(and_(*consent))).label("consenting"),
+    ids = sorted({r.consumer_id for r in targets})
+    people = {
+        r[0]: r[1:]
+        for r in session.execute(
+            select(c.id, c.display_name, c.phone_e164, c.email, c.timezone).where(
+                among(session, c.id, ids), c.erased_at.is_(None)
+            )
         )
-        .join(c, c.id == t.consumer_id)
-        .where(_among(session, t.id, ids, BigInteger))
-        .order_by(t.id)
+    }
+    consenting = select(m.consumer_id).where(
+        among(session, m.consumer_id, ids), m.marketing_consent.is_(True)
     )
-    return [
-        (Recipient(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7]), bool(r[8]))
-        for r in session.execute(query)
-    ]
+    if campaign.merchant_id is not None:
+        consenting = consenting.where(m.merchant_id == campaign.merchant_id)
+    consents = set(session.scalars(consenting))
+    out = []
+    for target_id, consumer_id, member_id, store_id in targets:
+        name, phone, email, zone = people.get(consumer_id, (None, None, None, None))
+        person = Recipient(
+            target_id, consumer_id, member_id, store_id, name or "", phone, email, zone
+        )
+        out.append((person, consumer_id in people and consumer_id in consents))
+    return out
 
 
 def _skip(rows: list[Recipient], reason: str) -> list[dict[str, Any]]:
@@ -165,44 +155,14 @@ def _skip(rows: list[Recipient], reason: str) -> list[dict[str, Any]]:
     ]
 
 
-def _mark(session: Session, rows: list[dict[str, Any]]) -> None:
-    update_rows(session, CampaignTarget.__table__, rows)
-
-
-def _within_caps(
-    session: Session, campaign: Campaign, consumer_ids: list[str], now: datetime, policy: Policy
-) -> tuple[set[str], list[str]]:
-    """Consumers no cap holds back, and the scopes to stamp; the windows are locked in key
-    order, so two triggers deciding on one consumer take turns."""
-    caps = {}
-    if campaign.cap_days > 0 and campaign.merchant_id is not None:
-        caps[campaign.merchant_id] = campaign.cap_days
-    if policy.platform_cap_days > 0:
-        caps[""] = policy.platform_cap_days
-    if not caps or not consumer_ids:
-        return set(consumer_ids), list(caps)
-    insert_rows(
+def _mark(session: Session, campaign: Campaign, rows: list[dict[str, Any]]) -> None:
+    """Record what became of pending targets of `campaign` (all of one batch's id range)."""
+    update_rows(
         session,
-        ContactWindow.__table__,
-        [{"consumer_id": c, "scope": s} for c in consumer_ids for s in caps],
-        ignore_conflicts_on=["consumer_id", "scope"],
+        CampaignTarget.__table__,
+        rows,
+        within={"campaign_id": campaign.id, "state": TargetState.PENDING},
     )
-    query = (
-        select(ContactWindow.consumer_id, ContactWindow.scope, ContactWindow.last_contacted_at)
-        .where(
-            _among(session, ContactWindow.consumer_id, consumer_ids),
-            ContactWindow.scope.in_(list(caps)),
-        )
-        .order_by(ContactWindow.consumer_id, ContactWindow.scope)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    blocked = {
-        consumer
-        for consumer, scope, last in session.execute(query)
-        if last is not None and last > now - timedelta(days=caps[scope])
-    }
-    return set(consumer_ids) - blocked, list(caps)
 
 
 def _room(session: Session, campaign: Campaign, offer: Offer, wanted: int) -> int | None:
@@ -249,60 +209,78 @@ def _send_batch(
     assert offer is not None
     withdrawn = [r for r, consenting in pending if not consenting]
     batch = [r for r, consenting in pending if consenting]
-    allowed, scopes = _within_caps(
+    windows = caps.open_windows(
         session, campaign, sorted({r.consumer_id for r in batch}), now, policy
     )
-    capped = [r for r in batch if r.consumer_id not in allowed]
-    batch = [r for r in batch if r.consumer_id in allowed]
-    if scopes:  # two occurrences of one consumer in a batch: the cap lets one through
+    capped = [r for r in batch if r.consumer_id not in windows.allowed]
+    batch = [r for r in batch if r.consumer_id in windows.allowed]
+    if windows.caps:  # two occurrences of one consumer in a batch: the cap lets one through
         seen: set[str] = set()
         first = []
         for r in batch:
             (capped if r.consumer_id in seen else first).append(r)
             seen.add(r.consumer_id)
         batch = first
+    drafts = _draft(session, campaign, offer, batch, now, policy)
     room = _room(session, campaign, offer, len(batch)) if batch else 0
     rows = _skip(withdrawn, "consent_withdrawn") + _skip(capped, "frequency_cap")
     if room is None:  # paused or finished meanwhile: the rest stay as they are
-        _mark(session, rows)
+        caps.settle(session, windows, [], now)
+        _mark(session, campaign, rows)
         return report
     over, batch = batch[room:], batch[:room]
     report.skip("consent_withdrawn", len(withdrawn))
     report.skip("frequency_cap", len(capped))
-    if batch:
-        rows += _issue_and_queue(session, campaign, offer, batch, scopes, now, policy)
+    caps.settle(session, windows, [r.consumer_id for r in batch], now)
+    if batch and drafts is not None:
+        rows += _issue_and_queue(session, drafts, batch)
         report.sent += len(batch)
-    _mark(session, rows)
+    _mark(session, campaign, rows)
     if over:
-        _mark(session, _skip(over, "budget_spent"))
+        _mark(session, campaign, _skip(over, "budget_spent"))
         report.skip("budget_spent", len(over))
         finish(session, campaign, now, reason="budget spent", skip_reason="budget_spent")
     session.flush()
     return report
 
 
-def _issue_and_queue(
+@dataclass
+class _Drafts:
+    """A batch's codes, messages and events, made before the budget is locked (the lock is
+    held until commit: drafting inside it kept concurrent senders waiting on it); all lists
+    are in the batch's order, and a budget that allows fewer keeps the first ones."""
+
+    shared: compose.Composer
+    codes: list[compose.IssuedCode]
+    messages: list[dict[str, Any]]
+    claimed: list[dict[str, Any]]  # a code.claimed outbox row per code
+    handed: list[dict[str, Any]]  # the webhook channel: a campaign.message_sent row each
+
+
+def _draft(
     session: Session,
     campaign: Campaign,
     offer: Offer,
     batch: list[Recipient],
-    scopes: list[str],
     now: datetime,
     policy: Policy,
-) -> list[dict[str, Any]]:
-    """Codes, claims, messages and their events for `batch`; the target rows to mark sent."""
-    consumer_ids = [r.consumer_id for r in batch]
-    if scopes:  # the windows exist and are locked (`_within_caps`): stamp them in bulk
-        insert_rows(
-            session,
-            ContactWindow.__table__,
-            [{"consumer_id": c, "scope": scope} for c in consumer_ids for scope in scopes],
-            constants={"last_contacted_at": now},
-            on_conflict="ON CONFLICT (consumer_id, scope) DO UPDATE"
-            " SET last_contacted_at = excluded.last_contacted_at",
-        )
+) -> _Drafts | None:
+    if not batch:
+        return None
     shared = compose.composer(session, campaign, offer, policy, now)
     codes = compose.issue_codes(shared, len(batch))
+    messages = compose.message_rows(shared, batch, codes)
+    return _Drafts(shared, codes, messages, *_event_rows(shared, batch, codes, messages))
+
+
+def _issue_and_queue(
+    session: Session, drafts: _Drafts, batch: list[Recipient]
+) -> list[dict[str, Any]]:
+    """Codes, claims, messages and their events for `batch` (the first of the drafted
+    recipients, as many as the budget allows); the target rows to mark sent."""
+    shared, n = drafts.shared, len(batch)
+    campaign, offer, now = shared.campaign, shared.offer, shared.now
+    codes, messages = drafts.codes[:n], drafts.messages[:n]
     insert_rows(
         session,
         Code.__table__,
@@ -312,7 +290,6 @@ def _issue_and_queue(
         ],
         constants=compose.code_constants(shared),
     )
-    n = len(batch)
     session.execute(
         update(Offer)
         .where(Offer.id == offer.id)
@@ -331,14 +308,14 @@ def _issue_and_queue(
     insert_rows(
         session,
         OfferClaim.__table__,
-        [{"consumer_id": c} for c in consumer_ids],
+        [{"consumer_id": r.consumer_id} for r in batch],
         constants={"offer_id": offer.id, "claimed": 1},
         on_conflict="ON CONFLICT (offer_id, consumer_id) DO UPDATE"
         " SET claimed = offer_claims.claimed + 1",
     )
-    messages = compose.message_rows(shared, batch, codes)
     insert_rows(session, Message.__table__, messages, constants=compose.message_constants(shared))
-    _record_events(session, shared, batch, codes, messages)
+    # `events.record_all`'s rows, through the driver's executemany (see bulk.py).
+    insert_rows(session, OutboxEntry.__table__, drafts.claimed[:n] + drafts.handed[:n])
     return [
         {
             "id": r.target_id,
@@ -352,15 +329,14 @@ def _issue_and_queue(
     ]
 
 
-def _record_events(
-    session: Session,
+def _event_rows(
     shared: compose.Composer,
     batch: list[Recipient],
     codes: list[compose.IssuedCode],
     messages: list[dict[str, Any]],
-) -> None:
-    """A code.claimed per code (as for a consumer's own claim) and, for the webhook channel,
-    the message the merchant's own system delivers: one bulk insert into the outbox."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The outbox rows of a code.claimed per code (as for a consumer's own claim) and, for
+    the webhook channel, of the message the merchant's own system delivers."""
     campaign, offer, now = shared.campaign, shared.offer, shared.now
     ids = new_ids("evt", len(codes))
     claimed = CodeClaimed(
@@ -378,40 +354,39 @@ def _record_events(
             for e, r, code in zip(ids, batch, codes, strict=True)
         ],
     )
-    if campaign.channel is Channel.WEBHOOK:
-        sent = CampaignMessageSent(
-            event_id=message_event_id(messages[0]["id"]),
-            merchant_id=offer.merchant_id,
-            campaign_id=campaign.id,
-            message_id=messages[0]["id"],
-            member_id=batch[0].member_id,
-            consumer_id=batch[0].consumer_id,
-            offer_id=offer.id,
-            code_id=codes[0].id,
-            code=codes[0].text,
-            code_expires_at=shared.expires_at,
-            subject=messages[0]["subject"],
-            body=messages[0]["body"],
-            occurred_at=now,
-        )
-        rows += outbox_rows_like(
-            sent,
-            [
-                {
-                    "event_id": message_event_id(m["id"]),
-                    "message_id": m["id"],
-                    "member_id": r.member_id,
-                    "consumer_id": r.consumer_id,
-                    "code_id": code.id,
-                    "code": code.text,
-                    "subject": m["subject"],
-                    "body": m["body"],
-                }
-                for r, code, m in zip(batch, codes, messages, strict=True)
-            ],
-        )
-    # `events.record_all`'s rows, through the driver's executemany (see bulk.py).
-    insert_rows(session, OutboxEntry.__table__, rows)
+    if campaign.channel is not Channel.WEBHOOK:
+        return rows, []
+    sent = CampaignMessageSent(
+        event_id=message_event_id(messages[0]["id"]),
+        merchant_id=offer.merchant_id,
+        campaign_id=campaign.id,
+        message_id=messages[0]["id"],
+        member_id=batch[0].member_id,
+        consumer_id=batch[0].consumer_id,
+        offer_id=offer.id,
+        code_id=codes[0].id,
+        code=codes[0].text,
+        code_expires_at=shared.expires_at,
+        subject=messages[0]["subject"],
+        body=messages[0]["body"],
+        occurred_at=now,
+    )
+    return rows, outbox_rows_like(
+        sent,
+        [
+            {
+                "event_id": message_event_id(m["id"]),
+                "message_id": m["id"],
+                "member_id": r.member_id,
+                "consumer_id": r.consumer_id,
+                "code_id": code.id,
+                "code": code.text,
+                "subject": m["subject"],
+                "body": m["body"],
+            }
+            for r, code, m in zip(batch, codes, messages, strict=True)
+        ],
+    )
 
 
 def outbox_rows_like(first: events.Event, varying: list[dict[str, str | None]]) -> list[dict]:
