@@ -50,7 +50,7 @@ from o2oloop.db import Database
 from o2oloop.events import Event
 from o2oloop.idempotency import service as idempotency
 from o2oloop.jobs import service as jobs
-from o2oloop.merchants.events import StorePlaced
+from o2oloop.merchants.events import MerchantClosed, StoreClosed, StorePlaced
 from o2oloop.notify import service as notify
 from o2oloop.notify.email import EmailSender, MemorySender, sender_from_settings
 from o2oloop.notify.sms import SandboxSmsProvider
@@ -280,6 +280,8 @@ def bootstrap(
     )
     wiring.in_claim(channel_claims.after_claim)
     wiring.in_transaction(StorePlaced, channel_stores.on_store_placed)
+    wiring.in_transaction(StoreClosed, channel_stores.on_store_closed)
+    wiring.in_transaction(MerchantClosed, channel_stores.on_merchant_closed)
     wiring.on(ReviewPosted, channel_ratings.on_review_posted, name="channels.store_rating")
     wiring.every(
         "channels.referral_sweep",

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from channels.geo_points import destination
-from factories import bearer, make_consumer, make_offer, make_tenant
+from factories import PLATFORM, bearer, make_consumer, make_offer, make_tenant
 from o2oloop import clock
 from o2oloop.auth.models import Role
 from o2oloop.auth.principal import Principal
@@ -154,6 +154,33 @@ def _open_now(db, store_id, at: datetime) -> bool:
         row = session.get(Store, store_id)
         assert row is not None
         return nearby.open_now(row.opening_hours, row.timezone, at)
+
+
+def test_a_closed_store_leaves_the_index_even_when_moved_and_so_do_a_closed_merchants(db):
+    tenant = make_tenant(db)
+    other = _store(db, tenant, 31.24, 121.48)
+    with db.transaction() as session:
+        merchants.deactivate_store(
+            session, principal=_admin(tenant), merchant_id=tenant.merchant_id, store_id=other
+        )
+        merchants.update_store(
+            session,
+            principal=_admin(tenant),
+            merchant_id=tenant.merchant_id,
+            store_id=other,
+            data=merchant_schemas.StoreUpdate(latitude=31.25, longitude=121.49),
+        )
+    with db.reading() as session:
+        indexed = set(session.scalars(select(StoreCell.store_id)))
+    assert indexed == {tenant.store_id}
+    with db.transaction() as session:
+        merchants.deactivate_merchant(
+            session,
+            principal=PLATFORM,
+            merchant_id=tenant.merchant_id,
+        )
+    with db.reading() as session:
+        assert session.scalars(select(StoreCell.store_id)).all() == []
 
 
 def test_open_now_across_midnight_in_the_store_timezone(db):

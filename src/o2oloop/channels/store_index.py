@@ -1,4 +1,4 @@
-"""Keeping the nearby index in step with a store's coordinates."""
+"""Keeping the nearby index in step with a store's coordinates and whether it is open."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from o2oloop.channels import geo
 from o2oloop.channels.models import StoreCell
-from o2oloop.merchants.models import Store
+from o2oloop.merchants.models import Merchant, Store
 
 
 def index_store(session: Session, *, store_id: str, latitude: float, longitude: float) -> None:
@@ -16,6 +16,9 @@ def index_store(session: Session, *, store_id: str, latitude: float, longitude: 
     if store is None:
         raise ValueError(f"no store {store_id} to index")
     session.execute(delete(StoreCell).where(StoreCell.store_id == store_id))
+    merchant = session.get(Merchant, store.merchant_id)
+    if not store.active or merchant is None or not merchant.active:
+        return  # a closed store may still be moved; it stays out of the index
     x, y, z = geo.unit_vector(latitude, longitude)
     session.execute(
         insert(StoreCell),
@@ -25,3 +28,13 @@ def index_store(session: Session, *, store_id: str, latitude: float, longitude: 
             for cell in geo.cells_of(latitude, longitude)
         ],
     )
+
+
+def unindex_store(session: Session, *, store_id: str) -> None:
+    """A closed store leaves the index: nearby search never ranks its offers there."""
+    session.execute(delete(StoreCell).where(StoreCell.store_id == store_id))
+
+
+def unindex_merchant(session: Session, *, merchant_id: str) -> None:
+    """Every store of a closed merchant leaves the index."""
+    session.execute(delete(StoreCell).where(StoreCell.merchant_id == merchant_id))

@@ -22,7 +22,7 @@ from o2oloop.auth.principal import (
 from o2oloop.db import new_id
 from o2oloop.errors import Conflict, Forbidden, NotFound
 from o2oloop.merchants import schemas
-from o2oloop.merchants.events import StorePlaced
+from o2oloop.merchants.events import MerchantClosed, StoreClosed, StorePlaced
 from o2oloop.merchants.models import Merchant, Staff, StaffRole, Store, Terminal
 from o2oloop.pagination import paginate
 
@@ -98,6 +98,7 @@ def deactivate_merchant(session: Session, *, principal: Principal, merchant_id: 
     merchant.updated_at = clock.now()
     keys.revoke_keys_where(session, merchant_id=merchant.id)
     session.flush()
+    events.record(session, MerchantClosed(merchant_id=merchant.id))
     return merchant
 
 
@@ -195,6 +196,7 @@ def deactivate_store(
     for terminal in session.scalars(select(Terminal).where(Terminal.store_id == store.id)):
         _deactivate_terminal(session, terminal)
     session.flush()
+    events.record(session, StoreClosed(merchant_id=store.merchant_id, store_id=store.id))
     return store
 
 
