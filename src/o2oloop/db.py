@@ -730,11 +730,18 @@ class Database:
         """A read-only unit of work: on SQLite it does not take the write lock.
 
         Closed, not rolled back: its transaction ends as the connection goes back to the
-        pool, and what it loaded stays readable (a rollback would expire it).
+        pool, and what it loaded stays readable (a rollback would expire it). On PostgreSQL
+        a read that ends normally with nothing pending ends with a COMMIT (of reads, it
+        changes nothing), as `lean` reads do: at a ROLLBACK psycopg forgets every statement
+        it prepared on the server, so reads would be planned afresh every time.
         """
         session = self.read_sessions()
         try:
             yield session
+            if self.dialect == "postgresql" and not (
+                session.new or session.dirty or session.deleted
+            ):
+                session.commit()
         finally:
             session.close()
 

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -725,3 +725,26 @@ def test_a_lean_transaction_hands_its_connection_back_as_lent(
     finally:
         raw.close()
     assert _title(db, claimed.offer_id) == (title if fails else "Lean")
+
+
+def test_a_read_asked_again_and_again_is_prepared_once_on_postgresql(pg_db: Database) -> None:
+    """Read sessions end with a COMMIT on PostgreSQL: psycopg prepares a statement run often
+    enough on a connection, and forgets them all at a ROLLBACK, so a read session that
+    rolled back would plan every search afresh."""
+    url = pg_db.engine.url.render_as_string(hide_password=False)
+    db = Database.from_url(url, pool_size=1, max_overflow=0)
+    asked = text("SELECT count(*) FROM merchants WHERE id <> :id")
+    try:
+        for _ in range(8):
+            with db.reading() as session:
+                session.execute(asked, {"id": "mer_none"}).scalar()
+        with db.reading() as session:
+            plans = session.execute(
+                text(
+                    "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
+                    " WHERE statement LIKE 'SELECT count(*) FROM merchants%'"
+                )
+            ).scalar()
+        assert plans is not None and plans >= 3
+    finally:
+        db.dispose()
