@@ -236,8 +236,9 @@ def _prepared(backend: str, args: argparse.Namespace, tmpdir: Path) -> tuple[str
     """The database's URL, and whether it must be loaded first.
 
     With ``--keep DIR`` the SQLite file (under DIR) and the PostgreSQL database
-    ``channels_nearby`` outlive the run, and a later run reuses them when they hold the asked
-    number of stores: the load runs once (under the shared lock), the timed run only measures.
+    ``--pg-database`` (``channels_nearby`` unless named) outlive the run, and a later run
+    reuses them when they hold the asked number of stores: the load runs once (under the
+    shared lock), the timed run only measures.
     """
     if not args.keep:
         return _support.scratch_url(backend, tmpdir, SCRATCH), True
@@ -245,7 +246,7 @@ def _prepared(backend: str, args: argparse.Namespace, tmpdir: Path) -> tuple[str
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{(Path(args.keep) / 'nearby.db').as_posix()}"
     else:
-        url = _support.postgres_database(KEPT)
+        url = _support.postgres_database(args.pg_database)
     db = _support.migrated(url)
     try:
         with db.reading() as session:
@@ -255,7 +256,7 @@ def _prepared(backend: str, args: argparse.Namespace, tmpdir: Path) -> tuple[str
     if stores in (0, args.stores):  # empty, or loaded as asked
         return url, stores == 0
     if backend == "postgresql":
-        return _support.fresh_postgres_database(KEPT), True
+        return _support.fresh_postgres_database(args.pg_database), True
     (Path(args.keep) / "nearby.db").unlink()
     return url, True
 
@@ -306,6 +307,9 @@ def main() -> None:
     parser.add_argument("--offers-per-store", type=int, default=3)
     parser.add_argument("--requests", type=int, default=1_000)
     parser.add_argument("--keep", metavar="DIR", help="keep the loaded databases and reuse them")
+    parser.add_argument(
+        "--pg-database", default=KEPT, help="the kept PostgreSQL database's name (with --keep)"
+    )
     parser.add_argument("--prepare-only", action="store_true", help="load (or check), no timing")
     args = parser.parse_args()
     for backend in _support.backends(args.db):

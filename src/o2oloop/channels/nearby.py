@@ -5,8 +5,9 @@ the stores within the radius (by squared chord, half a metre generous), ranks ev
 (offer, store) pair and returns one page (`nearby_sql`); the exact haversine check then
 drops what the margin let through. An offer appears once, at its nearest store in the radius
 that it is valid at; sort=rating orders by that store's rating.
-Sorting by distance first asks a quarter of the radius (its few cells): a page filled
-there is the exact page, since nothing farther can come before it.
+On SQLite, sorting by distance first asks a quarter of the radius (its few cells): a page
+filled there is the exact page, since nothing farther can come before it. PostgreSQL ranks
+the merchants in the disc first and stops at a full page (sort by distance or rating).
 """
 
 from __future__ import annotations
@@ -255,9 +256,10 @@ def _distance_of(d2: float) -> float:
     return 2 * geo.EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(d2) / 2))
 
 
-def _radii(query: NearbyQuery, after: tuple[Any, ...] | None) -> list[float]:
-    """Sort by distance reads a smaller disc first; any other sort needs the whole one."""
-    if query.sort != "distance":
+def _radii(query: NearbyQuery, after: tuple[Any, ...] | None, dialect: str) -> list[float]:
+    """Sort by distance reads a smaller disc first on SQLite; any other sort needs the whole
+    one, and PostgreSQL stops at a full page by itself (`nearby_sql._ordered_page`)."""
+    if query.sort != "distance" or dialect == "postgresql":
         return [query.radius_m]
     reached = _distance_of(float(after[0])) if after is not None else 0.0
     first = max(query.radius_m / 4, 2 * reached, 100.0)
@@ -280,7 +282,7 @@ def search(
             return [], None
     plan = _Plan(query, now, geo.unit_vector(query.latitude, query.longitude), stores)
     want = query.limit + 1  # one more than a page: is there a next one?
-    for radius in _radii(query, after):
+    for radius in _radii(query, after, session.get_bind().dialect.name):
         rows = _fetch(session, plan, radius, after, want)
         if len(rows) >= want:  # a full page within a smaller disc is the exact page
             break

@@ -9,7 +9,9 @@ its row), so no offer row is visited but the page's. Offers limited to some stor
 few and found through their own partial index, `ix_offers_limited_to_stores`; they look
 for their nearest allowed store. The cursor's key cuts what came before and only `LIMIT`
 rows come back, joined to their rows for display and for what may have changed (store and
-merchant active, stock): nothing is cached but the statements' text. The dialects differ
+merchant active, stock): nothing is cached but the statements' text. On PostgreSQL, sorted
+by distance or rating, the merchants are ranked first and probed in that order until a
+page is full (`_ordered_page`); by value every merchant in the disc is. The dialects differ
 in their JSON functions, their "least row per group", and how each is told to read the
 offers by merchant (PostgreSQL estimates the merchants in the disc at a guess and would
 scan every offer otherwise; SQLite is pointed at the partial index it would not pick).
@@ -159,6 +161,124 @@ def _offer_terms(kind: bool) -> str:
             {"AND o.kind = :kind" if kind else ""}"""
 
 
+def _per_merchant(dialect: str, category: bool) -> str:
+    """Each merchant's nearest store in the disc (of the asked category)."""
+    in_category = (
+        "JOIN merchants m ON m.id = near.merchant_id AND m.category = :category" if category else ""
+    )
+    # PostgreSQL groups by the bytes: the database's collation would only make it slower.
+    group = 'near.merchant_id COLLATE "C"' if dialect == "postgresql" else "near.merchant_id"
+    return _nearest(
+        dialect,
+        f"near {in_category}",
+        group,
+        "near.merchant_id AS merchant_id, near.store_id AS store_id",
+        "1 = 1",
+        of="near.",
+    )
+
+
+def _limited(dialect: str) -> str:
+    return f"""SELECT o.id AS offer_id FROM offers o {_LIMITED_INDEX[dialect]}
+        WHERE o.merchant_id IN (SELECT merchant_id FROM nm) AND {_LIMITED[dialect]}"""
+
+
+def _limited_best(dialect: str, terms: str) -> str:
+    """Offers limited to some stores, each at its nearest allowed store in the disc."""
+    allowed_stores = f"FROM near n WHERE n.merchant_id = o.merchant_id AND {_VALID_AT[dialect]}"
+    return f"""SELECT o.id AS offer_id,
+            (SELECT n.store_id {allowed_stores} ORDER BY n.d2, n.store_id LIMIT 1) AS store_id,
+            {_value(dialect)} AS value, (SELECT MIN(n.d2) {allowed_stores}) AS d2
+        FROM limited JOIN offers o ON o.id = limited.offer_id
+        WHERE {terms}"""
+
+
+_SHOWN = """SELECT page.offer_id AS id, page.store_id, page.d2, page.value, page.rating,
+        o.merchant_id, o.kind, o.title, o.currency, o.discount_kind, o.amount_off,
+        o.percent_off_bps, o.price, o.face_value, o.total_stock, o.issued_count,
+        s.name AS store_name, s.latitude, s.longitude, s.timezone,
+        CAST(s.opening_hours AS TEXT) AS opening_hours, m.category,
+        s.active AS store_active, m.active AS merchant_active
+    FROM page
+    JOIN offers o ON o.id = page.offer_id
+    JOIN stores s ON s.id = page.store_id
+    JOIN merchants m ON m.id = s.merchant_id
+    ORDER BY {order}"""
+
+
+def _ranked_page(dialect: str, sort: Sort, terms: str, after: bool) -> str:
+    """Every merchant's offers at its nearest store, ranked, past the cursor, `:n` of them.
+
+    Offers valid at every store of their merchant (most) take the merchant's nearest store:
+    one row per merchant joined to its offers, no row per (offer, store).
+    """
+    rating = "COALESCE(r.average, -1.0)" if sort == "rating" else "-1.0"
+    ratings = "LEFT JOIN store_ratings r ON r.store_id = best.store_id" if sort == "rating" else ""
+    return f"""best AS (
+        SELECT o.id AS offer_id, nm.store_id AS store_id, {_value(dialect)} AS value,
+            nm.d2 AS d2
+        FROM nm {_MERCHANT_OFFERS[dialect].format(terms=terms)}
+        UNION ALL
+        {_limited_best(dialect, terms)}
+    ),
+    rated AS (
+        SELECT best.*, {rating} AS rating FROM best {ratings} WHERE best.store_id IS NOT NULL
+    ),
+    page AS (
+        SELECT offer_id, store_id, d2, value, rating FROM rated
+        {"WHERE " + _AFTER[sort] if after else ""}
+        ORDER BY {_ORDER[sort]}
+        LIMIT :n
+    )"""
+
+
+# Where a merchant's offers can start, given the cursor: every offer of the merchant shares
+# its store's distance (and rating), so a merchant wholly before the cursor is not probed.
+_MERCHANT_AFTER = {
+    "distance": "nm.d2 >= :k_d2",
+    "rating": "(COALESCE(r.average, -1.0) < :k_first"
+    " OR (COALESCE(r.average, -1.0) = :k_first AND nm.d2 >= :k_d2))",
+}
+
+
+def _ordered_page(sort: Sort, terms: str, after: bool) -> str:
+    """PostgreSQL, by distance or rating: the merchants in page order, probed in turn.
+
+    A merchant's offers share its nearest store's distance and rating, so with the merchants
+    sorted first the database sorts each merchant's few offers by id as they come
+    (an incremental sort) and stops probing once a page is full: a page costs the probes of
+    the merchants on it, not of every merchant in the disc. The few offers limited to some
+    stores are ranked on their own and the two pages merged.
+    """
+    first = "rating DESC, d2" if sort == "rating" else "d2"
+    rating = "COALESCE(r.average, -1.0)" if sort == "rating" else "-1.0"
+    ratings = "LEFT JOIN store_ratings r ON r.store_id = {of}.store_id" if sort == "rating" else ""
+    cut = "WHERE " + _AFTER[sort] if after else ""
+    return f"""ranked AS (
+        SELECT nm.merchant_id, nm.store_id, nm.d2, {rating} AS rating
+        FROM nm {ratings.format(of="nm")}
+        {"WHERE " + _MERCHANT_AFTER[sort] if after else ""}
+        ORDER BY {first}
+    ),
+    main AS (
+        SELECT o.id AS offer_id, ranked.store_id, {_value("postgresql")} AS value, ranked.d2,
+            ranked.rating
+        FROM ranked {_MERCHANT_OFFERS["postgresql"].format(terms=terms).replace("nm.", "ranked.")}
+    ),
+    extra AS (
+        SELECT x.*, {rating} AS rating
+        FROM ({_limited_best("postgresql", terms)}) x {ratings.format(of="x")}
+        WHERE x.store_id IS NOT NULL
+    ),
+    page AS (
+        (SELECT * FROM main {cut} ORDER BY {_ORDER[sort]} LIMIT :n)
+        UNION ALL
+        (SELECT * FROM extra {cut} ORDER BY {_ORDER[sort]} LIMIT :n)
+        ORDER BY {_ORDER[sort]}
+        LIMIT :n
+    )"""
+
+
 @lru_cache(maxsize=128)
 def page_statement(
     dialect: str,
@@ -172,62 +292,20 @@ def page_statement(
 ) -> TextClause:
     """Offers in the cells at their nearest store, past the cursor, in order, `:n` of them.
 
-    Offers valid at every store of their merchant (most) take the merchant's nearest store:
-    one row per merchant joined to its offers, no row per (offer, store). An offer limited
-    to some stores looks for its nearest allowed one among the merchant's stores in the
-    disc (`CROSS JOIN` keeps SQLite's join order: merchants in the disc, then their offers).
+    An offer limited to some stores looks for its nearest allowed one among the merchant's
+    stores in the disc (`CROSS JOIN` keeps SQLite's join order: merchants in the disc, then
+    their offers).
     """
-    in_category = (
-        "JOIN merchants m ON m.id = near.merchant_id AND m.category = :category" if category else ""
-    )
-    per_merchant = _nearest(
-        dialect,
-        f"near {in_category}",
-        "near.merchant_id",
-        "near.merchant_id AS merchant_id, near.store_id AS store_id",
-        "1 = 1",
-        of="near.",
-    )
-    allowed_stores = f"FROM near n WHERE n.merchant_id = o.merchant_id AND {_VALID_AT[dialect]}"
-    rating = "COALESCE(r.average, -1.0)" if sort == "rating" else "-1.0"
-    ratings = "LEFT JOIN store_ratings r ON r.store_id = best.store_id" if sort == "rating" else ""
     terms = _offer_terms(kind)
+    if dialect == "postgresql" and sort != "value":
+        ranking = _ordered_page(sort, terms, after)
+    else:
+        ranking = _ranked_page(dialect, sort, terms, after)
     sql = f"""WITH near AS ({_cells(dialect, only_stores, excluded)}),
-    nm AS ({per_merchant}),
-    limited AS (
-        SELECT o.id AS offer_id FROM offers o {_LIMITED_INDEX[dialect]}
-        WHERE o.merchant_id IN (SELECT merchant_id FROM nm) AND {_LIMITED[dialect]}
-    ),
-    best AS (
-        SELECT o.id AS offer_id, nm.store_id AS store_id, {_value(dialect)} AS value,
-            nm.d2 AS d2
-        FROM nm {_MERCHANT_OFFERS[dialect].format(terms=terms)}
-        UNION ALL
-        SELECT o.id, (SELECT n.store_id {allowed_stores} ORDER BY n.d2, n.store_id LIMIT 1),
-            {_value(dialect)}, (SELECT MIN(n.d2) {allowed_stores})
-        FROM limited JOIN offers o ON o.id = limited.offer_id
-        WHERE {terms}
-    ),
-    rated AS (
-        SELECT best.*, {rating} AS rating FROM best {ratings} WHERE best.store_id IS NOT NULL
-    ),
-    page AS (
-        SELECT offer_id, store_id, d2, value, rating FROM rated
-        {"WHERE " + _AFTER[sort] if after else ""}
-        ORDER BY {_ORDER[sort]}
-        LIMIT :n
-    )
-    SELECT page.offer_id AS id, page.store_id, page.d2, page.value, page.rating,
-        o.merchant_id, o.kind, o.title, o.currency, o.discount_kind, o.amount_off,
-        o.percent_off_bps, o.price, o.face_value, o.total_stock, o.issued_count,
-        s.name AS store_name, s.latitude, s.longitude, s.timezone,
-        CAST(s.opening_hours AS TEXT) AS opening_hours, m.category,
-        s.active AS store_active, m.active AS merchant_active
-    FROM page
-    JOIN offers o ON o.id = page.offer_id
-    JOIN stores s ON s.id = page.store_id
-    JOIN merchants m ON m.id = s.merchant_id
-    ORDER BY {_ORDER[sort].replace("offer_id", "page.offer_id")}"""
+    nm AS ({_per_merchant(dialect, category)}),
+    limited AS ({_limited(dialect)}),
+    {ranking}
+    {_SHOWN.format(order=_ORDER[sort].replace("offer_id", "page.offer_id"))}"""
     binds = [
         *_common_binds(dialect),
         bindparam("now", type_=UTCDateTime()),
