@@ -22,6 +22,7 @@ from starlette.routing import Match
 from o2oloop import __version__
 from o2oloop.analytics.api import platform_router as platform_analytics_router
 from o2oloop.analytics.api import router as analytics_router
+from o2oloop.auth import service as keys
 from o2oloop.auth.api import router as keys_router
 from o2oloop.bootstrap import Wiring, bootstrap
 from o2oloop.campaigns.api import platform_router as platform_campaigns_router
@@ -127,6 +128,25 @@ def _documented_methods(app: FastAPI, path: str) -> list[str]:
     return sorted({m for params, methods in matching if params == fewest for m in methods})
 
 
+def _lacks_its_key(request: Request) -> bool:
+    """A request to an operation that needs a key, without a well-formed one: 401 comes
+    before anything its parameters or body get wrong (routes that check the key inside
+    their own work, like the counter's, are validated before that work runs)."""
+    route = request.scope.get("route")
+    secured = getattr(request.app.state, "secured_operations", None)
+    if secured is None:
+        secured = request.app.state.secured_operations = {
+            (method.upper(), template)
+            for template, operations in request.app.openapi().get("paths", {}).items()
+            for method, operation in operations.items()
+            if isinstance(operation, dict) and operation.get("security")
+        }
+    if (request.method, getattr(route, "path", None)) not in secured:
+        return False
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() != "bearer" or not keys.well_formed(token.strip())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _domain(request: Request, exc: ProblemError) -> Response:
@@ -140,6 +160,15 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _page_error(
                 request, 400, "This address or form is not in the expected form."
             )
+        if _lacks_its_key(request):
+            body = problem(
+                401,
+                "unauthorized",
+                "Missing or invalid credentials",
+                "send an API key as 'Authorization: Bearer o2o_key_…'",
+                request.url.path,
+            )
+            return _problem_response(body)
         errors = _validation_errors(exc)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(first["loc"]) or "request"

@@ -253,3 +253,23 @@ def test_a_platform_admin_changing_no_merchant_gets_404_everywhere(
     assert len(writes) >= 20 and len(reads) >= 20
     assert {op: status for op, status in writes.items() if status != 404} == {}
     assert {op: status for op, status in reads.items() if status != 404} == {}
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer", "Basic abc", "Bearer o2o_key_bad"])
+def test_every_operation_that_needs_a_key_is_401_without_one_whatever_its_body(
+    http: httpx.Client, authorization: str | None
+) -> None:
+    """Even an operation that checks its key inside its own work (the counter's) answers a
+    missing or malformed key with 401, not with what its empty body lacks (422)."""
+    spec = http.get("/openapi.json").json()
+    headers = {} if authorization is None else {"Authorization": authorization}
+    answers = {}
+    for template, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("security"):
+                url = re.sub(r"{\w+}", "x", template)
+                answers[(method.upper(), template)] = http.request(
+                    method, url, headers=headers
+                ).status_code
+    assert len(answers) >= 120
+    assert {op: status for op, status in answers.items() if status != 401} == {}

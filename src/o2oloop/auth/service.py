@@ -77,6 +77,11 @@ def authenticate_ahead(work: DriverTransaction, token: str | None) -> None:
         work.ahead(_KEY_BY_ID, key_id=match.group(1))
 
 
+def well_formed(token: str | None) -> bool:
+    """Whether a presented token could be a key at all (no lookup)."""
+    return bool(token and _TOKEN.match(token))
+
+
 def authenticate(work: Session | DriverTransaction, token: str | None) -> Principal:
     if not token:
         raise Unauthorized("send an API key as 'Authorization: Bearer o2o_key_…'")
