@@ -53,6 +53,25 @@ def test_the_first_attempt_leaves_only_after_the_commit(
     Webhook(secret).verify(got.body.decode(), got.headers)
 
 
+def test_the_first_attempt_leaves_after_the_commit_of_a_job_run_in_a_savepoint(
+    db: Database, hook_settings: Settings
+) -> None:
+    """The worker runs each job in a savepoint of a shared transaction: the release of the
+    savepoint is not the commit (a claim then found nothing, and the delivery waited for
+    the sweep)."""
+    tenant = make_tenant(db)
+    handler = _queue_handler(bootstrap(hook_settings))
+    with receiving() as receiver:
+        register(db, hook_settings, tenant.merchant_id, receiver.url)
+        with db.transaction() as session:
+            with session.begin_nested():
+                handler(session, redeemed(tenant.merchant_id))
+            time.sleep(0.3)
+            assert receiver.received == []
+        (got,) = receiver.wait_for(1)
+    assert got.headers["webhook-id"]
+
+
 def test_a_rolled_back_handler_queues_and_sends_nothing(
     db: Database, hook_settings: Settings
 ) -> None:

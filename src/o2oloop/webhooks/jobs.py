@@ -52,10 +52,18 @@ class WebhookJobs:
         assert isinstance(engine, Engine)
         event_id = event.event_id
 
-        def _send_after_commit(_session: Session) -> None:
+        sent = False
+
+        def _send_after_commit(committed: Session) -> None:
+            # after_commit fires when a savepoint is released too (the worker runs each job
+            # in one): the deliveries are not committed yet, and a claim would find none.
+            nonlocal sent
+            if sent or committed.in_nested_transaction():
+                return
+            sent = True
             self.dispatcher(engine).send_soon(event_id=event_id)
 
-        orm_event.listen(session, "after_commit", _send_after_commit, once=True)
+        orm_event.listen(session, "after_commit", _send_after_commit)
 
     def deliver_due(self, db: Database) -> int:
         """Send what is due, for at most about one sweep interval; how many were tried."""
