@@ -186,10 +186,12 @@ def start_profile(pids: list[int], args: argparse.Namespace, tmpdir: Path) -> An
     workers = [pid for pid in pids if _is_worker(pid)]
     if not exe.exists() or not workers:
         return {"skipped": "py-spy not installed in the venv or no worker found"}
-    out = tmpdir / "profile.txt"
+    out = Path(args.py_spy_raw) if args.py_spy_raw else tmpdir / "profile.txt"
     seconds = max(1, int(min(args.duration, 15)))
     command = [str(exe), "record", "-p", str(workers[0]), "-d", str(seconds), "-r", "200"]
     command += ["-f", "raw", "-o", str(out), "--nonblocking", "--full-filenames"]
+    if args.py_spy_gil:
+        command += ["--gil"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return {"process": process, "out": out, "pid": workers[0]}
 
@@ -879,6 +881,12 @@ def main() -> None:
     parser.add_argument(
         "--py-spy", action="store_true", help="profile one worker with py-spy during the load"
     )
+    parser.add_argument(
+        "--py-spy-gil",
+        action="store_true",
+        help="only samples holding the GIL (Python's own CPU, not its waits in C)",
+    )
+    parser.add_argument("--py-spy-raw", help="keep py-spy's collapsed stacks in this file")
     args = parser.parse_args()
     args.consumers = max(1, min(args.consumers, args.count))
     args.phases = [phase.strip() for phase in args.phases.split(",") if phase.strip()]

@@ -30,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
 
 from o2oloop import clock
+from o2oloop.combined import OneStatement
 from o2oloop.prepared import DriverTransaction, wrapped
 
 NAMING = {
@@ -625,9 +626,8 @@ class Database:
         turn) and a read begins deferred, so it never waits for the write lock. On PostgreSQL
         both run pipelined (`_pipelined`).
         """
-        pooled = self.engine.raw_connection()
-        connection, dialect = pooled.driver_connection, self.engine.dialect
-        try:
+        with self._lent() as connection:
+            dialect = self.engine.dialect
             if dialect.name == "postgresql":
                 with _pipelined(connection, dialect, write=write) as transaction:
                     yield transaction
@@ -641,6 +641,26 @@ class Database:
                 connection.commit()
             else:
                 connection.rollback()
+
+    @contextmanager
+    def one_statement(self) -> Iterator[OneStatement]:
+        """Reads and writes as two statements on a pooled PostgreSQL connection in
+        autocommit mode (`combined.OneStatement`); the writes go, as one, on success."""
+        with self._lent() as connection:
+            connection.autocommit = True
+            work = OneStatement(connection, self.engine.dialect)
+            yield work
+            work.finish()
+
+    @contextmanager
+    def _lent(self) -> Iterator[Any]:
+        """A pooled DB-API connection, handed back as lent: on any error its work is undone
+        (and a connection that died leaves the pool), and on PostgreSQL it goes back idle
+        and out of autocommit mode."""
+        pooled = self.engine.raw_connection()
+        connection, dialect = pooled.driver_connection, self.engine.dialect
+        try:
+            yield connection
         except BaseException as error:
             _abandon(pooled, dialect, error)
             if isinstance(error, dialect.loaded_dbapi.Error):
@@ -684,34 +704,44 @@ class Database:
         write: Callable[[DriverTransaction, Checked], Result],
         *,
         orm: Callable[[Checked], bool],
+        single: Callable[[Checked], bool] = lambda _: False,
     ) -> Result:
         """`check` in a lean read, then `write` of what it found in a transaction of its
         own, lean unless `orm(checked)`.
 
-        On SQLite as `run_reading` then `run_transaction`; elsewhere both in one hand-off to
-        the thread pool and, unless the write needs the ORM, in one transaction: the check
-        takes no lock and the write re-checks what can change, so sharing the transaction
-        costs nothing in safety and saves its BEGIN and COMMIT.
+        On SQLite as `run_reading` then `run_transaction`. On PostgreSQL both in one
+        hand-off to the thread pool, on one connection: the check's reads in one statement
+        (`combined.OneStatement`: it takes no lock, and the write re-checks what can
+        change) and, if `single(checked)`, the writes in one more; otherwise in a lean or
+        ORM transaction. Elsewhere check and write share one lean transaction.
         """
         if self.writers is not None:
             checked = await self.run_reading(check)
             return await self.run_transaction(lambda tx: write(tx, checked), orm=orm(checked))
 
-        return await run_in_threadpool(self._checked_together, check, write, orm)
+        return await run_in_threadpool(self._checked_together, check, write, orm, single)
 
     def _checked_together(
         self,
         check: Callable[[DriverTransaction], Checked],
         write: Callable[[DriverTransaction, Checked], Result],
         orm: Callable[[Checked], bool],
+        single: Callable[[Checked], bool],
     ) -> Result:
-        """Check and write in one lean transaction (one BEGIN and COMMIT, not two); work
-        that needs the ORM writes in a transaction of its own after the check's."""
-        with self.lean(write=True) as transaction:
-            checked = check(transaction)
-            if not orm(checked):
-                return write(transaction, checked)
-        return self._run_orm(lambda tx: write(tx, checked))
+        """Check and write on one connection (PostgreSQL) or in one lean transaction; work
+        that needs the ORM writes in a transaction of its own after the check."""
+        if self.dialect == "postgresql":
+            with self.one_statement() as together:
+                checked = check(together)
+                if single(checked):
+                    return write(together, checked)
+        else:
+            with self.lean(write=True) as transaction:
+                checked = check(transaction)
+                if not orm(checked):
+                    return write(transaction, checked)
+        run = self._run_orm if orm(checked) else self._run
+        return run(lambda tx: write(tx, checked))
 
     def _read(self, work: Callable[[DriverTransaction], Result]) -> Result:
         with self.lean(write=False) as transaction:

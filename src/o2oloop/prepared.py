@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import ArgumentError, DBAPIError, MultipleResultsFound
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, MultipleResultsFound
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import BindParameter
@@ -34,17 +34,24 @@ class Compiled:
         "defaults",
         "dialect",
         "fixed",
+        "kind",
+        "locks",
         "order",
         "required",
         "result_processors",
         "row",
         "sql",
+        "table",
     )
 
     def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled: Any = statement.compile(dialect=dialect)
         self.sql: str = compiled.string
         self.dialect = dialect
+        self.kind = _kind(compiled)  # select, insert, update or delete
+        self.locks = getattr(statement, "_for_update_arg", None) is not None  # FOR UPDATE
+        written = getattr(statement, "table", None)
+        self.table: str | None = None if written is None else str(written.name)
         # Parameter names in position order (qmark style), or None for named styles.
         self.order = tuple(compiled.positiontup) if dialect.positional else None
         self.fixed: dict[str, Any] = {}  # values written into the statement, converted
@@ -103,7 +110,14 @@ class Compiled:
             return converted
         return tuple(converted[name] for name in self.order)
 
-    def row_of(self, raw: Any, cursor: Any) -> Any:
+    @property
+    def reads_only(self) -> bool:
+        """A plain SELECT: it writes nothing and takes no lock."""
+        return self.kind == "select" and not self.locks
+
+    def row_of(self, raw: Any, cursor: Any, offset: int = 0) -> Any:
+        """The row of this statement's columns; they start at `offset` of the cursor's
+        (a statement run as part of a larger one, `combined.OneStatement`)."""
         processors = self.result_processors
         if processors is None:
             # Some types convert by what the driver reports (PostgreSQL's numbers): known
@@ -113,7 +127,11 @@ class Compiled:
             processors = self.result_processors = tuple(
                 (index, process)
                 for index, column in enumerate(self.columns)
-                if (process := _result_processor(column, self.dialect, description[index][1]))
+                if (
+                    process := _result_processor(
+                        column, self.dialect, description[offset + index][1]
+                    )
+                )
             )
         if not processors:
             return self.row._make(raw)
@@ -149,6 +167,14 @@ class Prepared:
 def dialect_insert(dialect_name: str) -> Callable[..., Any]:
     """The dialect's own `insert`, the one with ON CONFLICT (SQLite or PostgreSQL)."""
     return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+
+
+def _kind(compiled: Any) -> str:
+    if compiled.isinsert:
+        return "insert"
+    if compiled.isupdate:
+        return "update"
+    return "delete" if compiled.isdelete else "select"
 
 
 def _result_processor(column: Any, dialect: Dialect, type_code: Any) -> Processor | None:
@@ -306,6 +332,30 @@ class DriverTransaction:
         statement that is read (or the commit); an error in it fails the transaction."""
         self._run(statement.compiled(self.dialect), values, answer=False)
 
+    def take(self, statement: Prepared, lost: Callable[[], Exception], /, **values: Any) -> None:
+        """The write only one attempt can win (a conditional UPDATE): unless it touches
+        exactly one row, `lost()` is raised, and nothing of the work is kept. Here it runs
+        at once; in one statement (`combined.OneStatement`) it runs with every other write
+        of the work, and those are written only if it wins."""
+        if self.execute(statement, **values) != 1:
+            raise lost()
+
+    def insert_new(
+        self, statement: Prepared, conflict: Callable[[], Exception], /, **values: Any
+    ) -> None:
+        """Insert a row whose unique key a concurrent unit of work may have written first:
+        then `conflict()` is raised instead of the IntegrityError (and nothing is kept)."""
+        try:
+            self._run(statement.compiled(self.dialect), values)
+        except IntegrityError as error:
+            if is_unique_violation(error):
+                raise conflict() from error
+            raise
+
+    def has_ahead(self, statement: Prepared, **values: Any) -> bool:
+        """Whether this read, with these very values, was sent ahead and not yet read."""
+        return _key(statement, values) in self._ahead
+
     def one_or_none(self, statement: Prepared, **values: Any) -> Any:
         """The one row, or None; more than one row is an error, as in SQLAlchemy."""
         compiled = self._read(statement, values)
@@ -329,6 +379,15 @@ class DriverTransaction:
 
 def _key(statement: Prepared, values: Mapping[str, Any]) -> tuple[int, tuple[tuple[str, Any], ...]]:
     return id(statement), tuple(sorted(values.items()))
+
+
+def is_unique_violation(error: Exception) -> bool:
+    """Whether a database error (SQLAlchemy's or the driver's) is a unique key's violation."""
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    return (
+        getattr(orig, "sqlstate", None) == "23505"  # PostgreSQL
+        or getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_UNIQUE"
+    )
 
 
 def wrapped(dialect: Dialect, error: Exception, sql: str | None, parameters: Any) -> Exception:

@@ -30,6 +30,7 @@ BASE = frozenset(
         "__init__",
         "auth",
         "clock",
+        "combined",
         "config",
         "db",
         "errors",

@@ -705,17 +705,19 @@ def test_the_offer_of_a_code_reads_as_sqlalchemy_reads_it(db: Database, claimed:
 
 
 @pytest.mark.parametrize("fails", [False, True])
+@pytest.mark.parametrize("work", ["lean", "one statement"])
 def test_a_lean_transaction_hands_its_connection_back_as_lent(
-    db: Database, claimed: Claimed, fails: bool
+    db: Database, claimed: Claimed, fails: bool, work: str
 ) -> None:
-    """On PostgreSQL a lean transaction sends BEGIN and COMMIT itself in autocommit mode: the
-    pool gets the connection back idle and out of autocommit, so an ORM session on it still
-    commits only when told."""
+    """On PostgreSQL a lean transaction sends BEGIN and COMMIT itself in autocommit mode, and
+    one statement (`Database.one_statement`) runs in autocommit: the pool gets the connection
+    back idle and out of autocommit, so an ORM session on it still commits only when told."""
     if db.dialect != "postgresql":
         pytest.skip("SQLite's lean transactions use the connection's own mode")
     title = _title(db, claimed.offer_id)
-    with pytest.raises(RuntimeError) if fails else nullcontext(), db.lean(write=True) as tx:
-        tx.execute(RENAME, offer_id=claimed.offer_id, to="Lean")
+    lent = db.lean(write=True) if work == "lean" else db.one_statement()
+    with pytest.raises(RuntimeError) if fails else nullcontext(), lent as tx:
+        tx.send(RENAME, offer_id=claimed.offer_id, to="Lean")
         if fails:
             raise RuntimeError("undo")
     raw = db.engine.raw_connection()

@@ -70,11 +70,17 @@ def issue_key(
     return key, f"o2o_{key_id}_{secret}"
 
 
+def key_id_of(token: str | None) -> str | None:
+    """The id of the key a well-formed token names (not yet checked), else None."""
+    match = _TOKEN.match(token or "")
+    return match.group(1) if match else None
+
+
 def authenticate_ahead(work: DriverTransaction, token: str | None) -> None:
     """Send the key's lookup ahead of `authenticate` (`DriverTransaction.ahead`)."""
-    match = _TOKEN.match(token or "")
-    if match:
-        work.ahead(_KEY_BY_ID, key_id=match.group(1))
+    key_id = key_id_of(token)
+    if key_id is not None:
+        work.ahead(_KEY_BY_ID, key_id=key_id)
 
 
 def well_formed(token: str | None) -> bool:

@@ -58,11 +58,15 @@ class Located:
         return self.code.expires_at if self.code else self.batch.expires_at if self.batch else None
 
 
-def counter_of(work: Work, principal: Principal) -> Counter:
+def counter_of(work: Work, principal: Principal, *, at: datetime | None = None) -> Counter:
     """The terminal's counter, refused if the terminal or its store has been deactivated."""
     terminal_id = require_terminal(principal)
-    since = clock.now() - timedelta(minutes=1)
-    row = driver(work).one_or_none(sql.AT_WORK, terminal_id=terminal_id, since=since)
+    tx = driver(work)
+    since = (at or clock.now()) - timedelta(minutes=1)
+    if tx.has_ahead(sql.AT_WORK_OF_KEY, key_id=principal.key_id, since=since):
+        row = tx.one_or_none(sql.AT_WORK_OF_KEY, key_id=principal.key_id, since=since)
+    else:
+        row = tx.one_or_none(sql.AT_WORK, terminal_id=terminal_id, since=since)
     if row is None:
         raise Forbidden("this terminal or its store is deactivated")
     return Counter(terminal_id, row.merchant_id, row.store_id, row.timezone, row.rejected)
@@ -88,6 +92,14 @@ def locate(work: Work, *, merchant_id: str, text: str, keys: Keys) -> Located:
         return _single(tx, merchant_id, keys.digest(parsed.serial))
     assert parsed.batch_no is not None and parsed.index is not None
     return _of_batch(tx, merchant_id, parsed.batch_no, parsed.index)
+
+
+def counter_ahead(work: DriverTransaction, *, key_id: str | None, at: datetime) -> None:
+    """Send the read of `counter_of(…, at=at)` ahead, by the terminal's API key (its terminal
+    is not known before the key is read)."""
+    if key_id is not None:
+        since = at - timedelta(minutes=1)
+        work.ahead(sql.AT_WORK_OF_KEY, key_id=key_id, since=since)
 
 
 def locate_ahead(work: DriverTransaction, *, text: str, keys: Keys) -> None:

@@ -102,6 +102,21 @@ class CheckedRedemption:
         """A paid voucher: completing it posts to the ledger, which needs an ORM session."""
         return self.found.code is not None and bool(self.found.code.price_paid)
 
+    @property
+    def writes_at_once(self) -> bool:
+        """Whether completing it is writes only, behind the one conditional UPDATE of a
+        single code (`DriverTransaction.take`): no ledger posting, and no rule on the
+        customer's history, which is checked again under a lock on the customer's row."""
+        return self.found.code is not None and not self.moves_money and not self.rechecks_history
+
+    @property
+    def rechecks_history(self) -> bool:
+        """A rule on the customer's history (limit per customer, new customers only)."""
+        rules = self.rules
+        return self.found.consumer_id is not None and bool(
+            rules.per_customer_limit or rules.new_customers_only
+        )
+
 
 def check_redemption(
     work: Work,
@@ -111,16 +126,19 @@ def check_redemption(
     bill_amount: int | None,
     keys: Keys,
     rate_per_minute: int,
+    at: datetime | None = None,
 ) -> CheckedRedemption:
     """Everything about an attempt that only reads: terminal, rate, code, offer, rules.
 
     Raises `Refused`. Read-only, so the counter can run it before its turn to write.
+    `at` is the attempt's time (now by default), as the reads sent ahead were given it.
     """
     tx = driver(work)
-    counter = counter_of(tx, principal)
+    now = at or clock.now()
+    counter = counter_of(tx, principal, at=now)
     check_rate(counter, per_minute=rate_per_minute)
     found = locate(tx, merchant_id=counter.merchant_id, text=code, keys=keys)
-    offer, now = found.offer, clock.now()
+    offer = found.offer
     if offer.state is not OfferState.PUBLISHED:
         raise _offer_not_published(offer.state)
     rules, reward = rules_of(offer), reward_of(offer)
@@ -156,7 +174,7 @@ def complete_redemption(work: Work, checked: CheckedRedemption) -> Redeemed:
     tx = driver(work)
     counter, found, redemption = checked.counter, checked.found, checked.redemption
     offer, rules = found.offer, checked.rules
-    if found.consumer_id is not None and (rules.per_customer_limit or rules.new_customers_only):
+    if checked.rechecks_history:
         tx.one(sql.LOCK_CUSTOMER, consumer_id=found.consumer_id)
         _refuse_violations(
             tx, counter, found, rules, redemption.bill_amount, redemption.redeemed_at
@@ -193,12 +211,13 @@ def _take_code(tx: DriverTransaction, found: Located, redemption: NewRedemption)
     still published."""
     offer = found.offer
     if found.code is not None:
-        used = tx.execute(
-            sql.USE_CODE, code_id=found.code.id, of_offer=offer.id, at=redemption.redeemed_at
+        tx.take(
+            sql.USE_CODE,
+            lambda: _code_lost(tx, offer.id),
+            code_id=found.code.id,
+            of_offer=offer.id,
+            at=redemption.redeemed_at,
         )
-        if used != 1:
-            _refuse_unless_published(tx, offer.id)
-            raise Refused(CodeRejected(), "code used by a concurrent attempt")
         return
     assert found.batch is not None
     _refuse_unless_published(tx, offer.id)
@@ -258,6 +277,15 @@ def _refuse_unless_published(tx: DriverTransaction, offer_id: str) -> None:
     state = tx.scalar(sql.OFFER_STATE, offer_id=offer_id)
     if state is not OfferState.PUBLISHED:
         raise _offer_not_published(state)
+
+
+def _code_lost(tx: DriverTransaction, offer_id: str) -> Refused:
+    """Why the code's conditional UPDATE took nothing: the offer, or a concurrent attempt."""
+    try:
+        _refuse_unless_published(tx, offer_id)
+    except Refused as refused:
+        return refused
+    return Refused(CodeRejected(), "code used by a concurrent attempt")
 
 
 def _offer_not_published(state: OfferState) -> Refused:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, func, insert, select, update
 
+from o2oloop.auth.models import ApiKey
 from o2oloop.codes.models import (
     BatchCodeUse,
     Code,
@@ -26,6 +27,7 @@ _codes, _offers, _batches = Code.__table__, Offer.__table__, CodeBatch.__table__
 _redemptions, _attempts = Redemption.__table__, RedemptionAttempt.__table__
 _terminals, _stores, _uses = Terminal.__table__, Store.__table__, BatchCodeUse.__table__
 _consumers, _store_counts = Consumer.__table__, OfferStoreRedemptions.__table__
+_keys = ApiKey.__table__
 
 _REJECTED_SINCE = (
     select(func.count())
@@ -37,7 +39,7 @@ _REJECTED_SINCE = (
     )
     .scalar_subquery()
 )
-AT_WORK = Prepared(
+_AT_WORK = (
     select(
         _terminals.c.merchant_id,
         _terminals.c.store_id,
@@ -45,7 +47,14 @@ AT_WORK = Prepared(
         _REJECTED_SINCE.label("rejected"),
     )
     .join(_stores, _stores.c.id == _terminals.c.store_id)
-    .where(_terminals.c.id == bindparam("terminal_id"), _terminals.c.active, _stores.c.active)
+    .where(_terminals.c.active, _stores.c.active)
+)
+AT_WORK = Prepared(_AT_WORK.where(_terminals.c.id == bindparam("terminal_id")))
+AT_WORK_OF_KEY = Prepared(  # the same, found by the terminal's API key before it is checked
+    _AT_WORK.where(
+        _terminals.c.id
+        == select(_keys.c.terminal_id).where(_keys.c.id == bindparam("key_id")).scalar_subquery()
+    )
 )
 CODE_BY_DIGEST = Prepared(select(_codes).where(_codes.c.digest == bindparam("digest")))
 BATCH_BY_NO = Prepared(select(_batches).where(_batches.c.batch_no == bindparam("batch_no")))

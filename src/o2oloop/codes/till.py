@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from o2oloop import clock
 from o2oloop.auth.principal import Principal
-from o2oloop.auth.service import authenticate, authenticate_ahead
+from o2oloop.auth.service import authenticate, authenticate_ahead, key_id_of
 from o2oloop.codes import schemas
-from o2oloop.codes.counter import locate_ahead, record_refusal
+from o2oloop.codes.counter import counter_ahead, locate_ahead, record_refusal
 from o2oloop.codes.keys import Keys
 from o2oloop.codes.redemption import (
     CheckedRedemption,
@@ -58,8 +59,10 @@ async def redeem_at_till(db: Database, attempt: Attempt) -> Answer:
     caller: list[Principal] = []
 
     def check(transaction: DriverTransaction) -> CheckedRedemption:
-        # What the checks read first goes out at once (one round trip on PostgreSQL).
+        # What the checks read goes out at once (one statement on PostgreSQL).
+        now = clock.now()
         authenticate_ahead(transaction, attempt.token)
+        counter_ahead(transaction, key_id=key_id_of(attempt.token), at=now)
         if keyed is not None:
             keyed.lookup_ahead(transaction)
         locate_ahead(transaction, text=attempt.code, keys=attempt.keys)
@@ -73,6 +76,7 @@ async def redeem_at_till(db: Database, attempt: Attempt) -> Answer:
             bill_amount=attempt.bill_amount,
             keys=attempt.keys,
             rate_per_minute=attempt.rate_per_minute,
+            at=now,
         )
 
     def complete(transaction: DriverTransaction, checked: CheckedRedemption) -> Answer:
@@ -82,7 +86,13 @@ async def redeem_at_till(db: Database, attempt: Attempt) -> Answer:
         return answer
 
     try:
-        answer = await db.run_checked(check, complete, orm=lambda checked: checked.moves_money)
+        answer = await db.run_checked(
+            check,
+            complete,
+            orm=lambda checked: checked.moves_money,
+            # The writes as one statement on PostgreSQL, unless the key's row must be replaced.
+            single=lambda checked: checked.writes_at_once and (keyed is None or keyed.fresh),
+        )
     except Refused as refused:
         answer = await _refuse(db, caller[0], refused, attempt.instance, keyed)
     if keyed is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -28,10 +28,8 @@ from o2oloop.prepared import DriverTransaction, Prepared, driver
 _records = IdempotencyRecord.__table__
 
 
-def _upsert(insert_into: Any) -> Any:
-    """Insert the key's row; replace it only if it has expired (or is a claim left by an
-    older version, which stored claims of their own): the id, or no row if the key is live."""
-    statement = insert_into(_records).values(
+def _new_row(insert_into: Any) -> Any:
+    return insert_into(_records).values(
         scope=bindparam("scope"),
         key=bindparam("key"),
         fingerprint=bindparam("fingerprint"),
@@ -42,6 +40,12 @@ def _upsert(insert_into: Any) -> Any:
         created_at=bindparam("created_at"),
         completed_at=bindparam("completed_at"),
     )
+
+
+def _upsert(insert_into: Any) -> Any:
+    """Insert the key's row; replace it only if it has expired (or is a claim left by an
+    older version, which stored claims of their own): the id, or no row if the key is live."""
+    statement = _new_row(insert_into)
     replaced = ("fingerprint", "state", "status_code", "content_type", "body", "created_at")
     return statement.on_conflict_do_update(
         index_elements=[_records.c.scope, _records.c.key],
@@ -51,6 +55,7 @@ def _upsert(insert_into: Any) -> Any:
 
 
 _CLAIM = Prepared(_upsert)
+_INSERT_NEW = Prepared(_new_row(insert))  # for a key that had no row when the request began
 _LOOKUP = Prepared(
     select(
         _records.c.fingerprint,
@@ -110,6 +115,7 @@ class KeyedRequest:
     record_id: int | None = None  # the key's row in `held`
     replay: Replay | None = None  # the answer stored earlier, found by the route
     taken: bool = False  # another execution holds the key
+    fresh: bool = False  # the route's reading found no row of the key, not even an expired one
     stored: bool = False  # the route stored its answer with its change itself
     answered: bool = False  # the app has given its answer (`db.AnswerBound`)
 
@@ -123,10 +129,32 @@ class KeyedRequest:
     def store_in(
         self, work: Session | DriverTransaction, *, status: int, content_type: str, body: bytes
     ) -> None:
-        """Store the answer in the change's own transaction (a route that answers itself)."""
-        self._insert(
-            driver(work), state="done", status_code=status, content_type=content_type, body=body
+        """Store the answer in the change's own transaction (a route that answers itself).
+
+        A key the route's reading found no row of is inserted as new: if a concurrent
+        execution inserts it first, the unique (scope, key) fails this change, whatever the
+        change is written with (`DriverTransaction.insert_new`, one statement included).
+        """
+        answer = {"status_code": status, "content_type": content_type, "body": body}
+        if not self.fresh:
+            self._insert(driver(work), state="done", **answer)
+            return
+        now = clock.now()
+        driver(work).insert_new(
+            _INSERT_NEW,
+            self._taken,
+            scope=self.scope,
+            key=self.key,
+            fingerprint=self.fingerprint,
+            state="done",
+            created_at=now,
+            completed_at=now,
+            **answer,
         )
+
+    def _taken(self) -> AnsweredElsewhere:
+        self.taken = True
+        return AnsweredElsewhere()
 
     def lookup_ahead(self, tx: DriverTransaction) -> None:
         """Send the key's lookup ahead of `replay_if_answered` (`DriverTransaction.ahead`)."""
@@ -156,8 +184,7 @@ class KeyedRequest:
             **answer,
         )
         if record_id is None:
-            self.taken = True
-            raise AnsweredElsewhere
+            raise self._taken()
         return record_id
 
     # ---- the middleware ----
@@ -202,6 +229,7 @@ class KeyedRequest:
         """The stored answer, None if there is none (or it expired); a different request
         with the same key is refused."""
         row = tx.one_or_none(_LOOKUP, scope=self.scope, key=self.key)
+        self.fresh = row is None
         if row is None or row.state != "done" or row.created_at < clock.now() - self.ttl:
             return None
         if row.fingerprint != self.fingerprint:
