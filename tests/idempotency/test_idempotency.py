@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from factories import bearer, make_tenant, platform_admin_key
 from o2oloop.db import Database
@@ -124,3 +125,45 @@ def test_concurrent_retries_execute_once(pg_db: Database, settings) -> None:
     assert 201 in statuses
     created = {body for status, body in zip(statuses, bodies, strict=True) if status == 201}
     assert len(created) == 1  # every success is the same stored response
+
+
+@pytest.mark.postgres
+def test_a_retry_while_the_first_still_runs_gets_409_with_retry_after_in_bounded_time(
+    pg_db: Database, settings
+) -> None:
+    """The first execution waits on a lock someone else holds; a retry with its key neither
+    runs again nor waits as long as the first does: 409 with Retry-After within seconds.
+    Once the first has answered, a retry gets that answer."""
+    from conftest import LiveServer
+    from o2oloop.api import create_app
+
+    tenant = make_tenant(pg_db)
+    url = f"/v1/merchants/{tenant.merchant_id}/stores"
+    payload = {"name": "Slow", "latitude": 1, "longitude": 1}
+    headers = tenant.admin | {"Idempotency-Key": "slow-first"}
+    first: list[httpx.Response] = []
+    with LiveServer(create_app(settings, pg_db)) as live, pg_db.engine.connect() as blocker:
+        blocker.execute(  # the store's insert needs a share lock on its merchant's row
+            text("SELECT 1 FROM merchants WHERE id = :id FOR UPDATE"), {"id": tenant.merchant_id}
+        )
+
+        def run_first() -> None:
+            first.append(httpx.post(live.url + url, json=payload, headers=headers, timeout=60))
+
+        thread = threading.Thread(target=run_first)
+        thread.start()
+        time.sleep(0.5)  # the first has claimed the key and waits for the lock
+        started = time.perf_counter()
+        retry = httpx.post(live.url + url, json=payload, headers=headers, timeout=15)
+        waited = time.perf_counter() - started
+        assert retry.status_code == 409, retry.text
+        assert retry.headers["Retry-After"] == "1"
+        assert waited < 10, waited
+        assert not first  # the first is still running
+        blocker.rollback()
+        thread.join(timeout=30)
+        again = httpx.post(live.url + url, json=payload, headers=headers, timeout=60)
+    assert first[0].status_code == 201
+    assert again.status_code == 201 and again.content == first[0].content
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert _store_count(pg_db, tenant.merchant_id) == 2  # the tenant's own and this one

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -26,6 +27,9 @@ from o2oloop.idempotency.models import IdempotencyRecord
 from o2oloop.prepared import DriverTransaction, Prepared, driver
 
 _records = IdempotencyRecord.__table__
+# How long a claim waits on PostgreSQL for another execution holding the same key.
+CLAIM_WAIT_MS = 2000
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def _new_row(insert_into: Any) -> Any:
@@ -123,8 +127,25 @@ class KeyedRequest:
 
     def begin(self, session: Session) -> None:
         """Claim the key first thing in the change's own transaction (`db.AnswerBound`):
-        the answer is filled in at the end, before the one commit."""
-        self.record_id = self._insert(driver(session), state="running")
+        the answer is filled in at the end, before the one commit.
+
+        On PostgreSQL the claim waits for an execution still running with the key (its
+        uncommitted row) at most `CLAIM_WAIT`; then the retry is answered as one whose key
+        is taken (the first's answer if it comes soon, else 409 with Retry-After), instead
+        of waiting as long as the first runs."""
+        if session.get_bind().dialect.name != "postgresql":
+            self.record_id = self._insert(driver(session), state="running")
+            return
+        session.execute(text(f"SET LOCAL lock_timeout = '{CLAIM_WAIT_MS}ms'"))
+        try:
+            self.record_id = self._insert(driver(session), state="running")
+        except Exception as error:
+            cause = error.orig if isinstance(error, DBAPIError) else error
+            if getattr(cause, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            self.taken = True
+            raise AnsweredElsewhere from None
+        session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
 
     def store_in(
         self, work: Session | DriverTransaction, *, status: int, content_type: str, body: bytes
