@@ -16,17 +16,50 @@ reads and its writes, or read what it wrote, needs a transaction (`Database.lean
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import psycopg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from o2oloop.prepared import Compiled, DriverTransaction, Prepared, _key, wrapped
 
 _PARAMETER = re.compile(r"%\((\w+)\)s")
-_read_statements: dict[tuple[Compiled, ...], str] = {}
-_write_statements: dict[tuple[Compiled | None, tuple[Compiled, ...]], str] = {}
+
+
+class _Combined:
+    """A statement made of parts: its text with PostgreSQL's own $n parameters (psycopg
+    parses no placeholders in it, `psycopg.RawCursor`), and which part's parameter each
+    $n is."""
+
+    __slots__ = ("order", "sql")
+
+    def __init__(self) -> None:
+        self.sql = b""
+        self.order: list[tuple[int, str]] = []
+
+    def numbered(self, part: int, sql: str) -> str:
+        """The part's SQL with its named parameters numbered after those already taken."""
+
+        def number(match: re.Match[str]) -> str:
+            self.order.append((part, match.group(1)))
+            return f"${len(self.order)}"
+
+        return _PARAMETER.sub(number, sql)
+
+    def parameters(
+        self, parts: Sequence[Compiled], values: Sequence[Mapping[str, Any]]
+    ) -> tuple[Any, ...]:
+        converted: list[Any] = [  # PostgreSQL's parameters are named: a dict per part
+            compiled.parameters(part_values)
+            for compiled, part_values in zip(parts, values, strict=True)
+        ]
+        return tuple(converted[part][name] for part, name in self.order)
+
+
+_read_statements: dict[tuple[Compiled, ...], _Combined] = {}
+_write_statements: dict[tuple[Compiled | None, tuple[Compiled, ...]], _Combined] = {}
 
 
 class OneStatement(DriverTransaction):
@@ -35,6 +68,7 @@ class OneStatement(DriverTransaction):
 
     def __init__(self, connection: Any, dialect: Dialect) -> None:
         super().__init__(connection, dialect)
+        self._raw = psycopg.RawCursor(connection)
         self._pending: list[tuple[Prepared, Mapping[str, Any]]] = []  # reads sent ahead
         self._answers: dict[Any, Any] = {}  # their rows, once read (None: no row)
         self._take: tuple[Compiled, Mapping[str, Any], Callable[[], Exception]] | None = None
@@ -68,28 +102,27 @@ class OneStatement(DriverTransaction):
         """Every read sent ahead, in one SELECT; each part's row kept for its asking."""
         pending, self._pending = self._pending, []
         self._ahead.clear()
-        parts = [statement.compiled(self.dialect) for statement, _ in pending]
-        values = [values for _, values in pending]
-        sql = _read_statements.get(tuple(parts))
-        if sql is None:
-            sql = _read_statements[tuple(parts)] = _one_select(parts)
-        parameters = _merged(parts, values, "r")
-        rows = self._fetch(sql, parameters)
+        parts = tuple(statement.compiled(self.dialect) for statement, _ in pending)
+        combined = _read_statements.get(parts)
+        if combined is None:
+            combined = _read_statements[parts] = _one_select(parts)
+        parameters = combined.parameters(parts, [values for _, values in pending])
+        rows = self._fetch(combined.sql, parameters)
         if len(rows) != 1:  # a part found more than one row: each asks on its own
             return
         raw, offset = rows[0], 0
         for part, (statement, part_values) in zip(parts, pending, strict=True):
             found, width = raw[offset], len(part.columns)
-            row = part.row_of(raw[offset + 1 : offset + 1 + width], self.cursor, offset + 1)
+            row = part.row_of(raw[offset + 1 : offset + 1 + width], self._raw, offset + 1)
             self._answers[_key(statement, part_values)] = row if found is not None else None
             offset += 1 + width
 
-    def _fetch(self, sql: str, parameters: dict[str, Any]) -> list[Any]:
+    def _fetch(self, sql: bytes, parameters: tuple[Any, ...]) -> list[Any]:
         try:
-            self.cursor.execute(sql, parameters)
-            return self.cursor.fetchall()
+            self._raw.execute(sql, parameters)
+            return self._raw.fetchall()
         except self.dialect.loaded_dbapi.Error as error:
-            raise wrapped(self.dialect, error, sql, parameters) from error
+            raise wrapped(self.dialect, error, sql.decode(), parameters) from error
 
     # ---- writes, kept for the end ----
 
@@ -134,14 +167,15 @@ class OneStatement(DriverTransaction):
         if take is None and not writes:
             return
         shape = (take[0] if take else None, tuple(compiled for compiled, _ in writes))
-        sql = _write_statements.get(shape)
-        if sql is None:
-            sql = _write_statements[shape] = _one_write(*shape)
-        parameters = _merged(shape[1], [values for _, values in writes], "w")
-        if take is not None:
-            parameters |= _merged([take[0]], [take[1]], "t")
+        combined = _write_statements.get(shape)
+        if combined is None:
+            combined = _write_statements[shape] = _one_write(*shape)
+        parts, values = list(shape[1]), [values for _, values in writes]
+        if take is not None:  # the take is the last part
+            parts.append(take[0])
+            values.append(take[1])
         try:
-            rows = self._fetch(sql, parameters)
+            rows = self._fetch(combined.sql, combined.parameters(parts, values))
         except IntegrityError as error:
             table = getattr(getattr(error.orig, "diag", None), "table_name", None)
             conflict = self._conflicts.get(table) if table else None
@@ -152,47 +186,36 @@ class OneStatement(DriverTransaction):
             raise take[2]()
 
 
-def _renamed(sql: str, prefix: str) -> str:
-    return _PARAMETER.sub(lambda name: f"%({prefix}{name.group(1)})s", sql)
-
-
-def _merged(parts: Any, values: list[Mapping[str, Any]], letter: str) -> dict[str, Any]:
-    """The parameters of every part, each under its part's prefix (`_renamed`)."""
-    merged: dict[str, Any] = {}
-    for n, (compiled, part_values) in enumerate(zip(parts, values, strict=True)):
-        converted = compiled.parameters(part_values)
-        assert isinstance(converted, dict)  # PostgreSQL's named parameters
-        prefix = f"{letter}{n}_"
-        merged.update((prefix + name, value) for name, value in converted.items())
-    return merged
-
-
-def _one_select(parts: list[Compiled]) -> str:
+def _one_select(parts: tuple[Compiled, ...]) -> _Combined:
     """One row: each part's columns after a marker that is NULL if the part found no row."""
+    combined = _Combined()
     joins = " ".join(
-        f"LEFT JOIN LATERAL (SELECT 1 AS found, q.* FROM ({_renamed(part.sql, f'r{n}_')}) AS q)"
+        f"LEFT JOIN LATERAL (SELECT 1 AS found, q.* FROM ({combined.numbered(n, part.sql)}) AS q)"
         f" AS r{n} ON true"
         for n, part in enumerate(parts)
     )
     columns = ", ".join(f"r{n}.*" for n in range(len(parts)))
-    return f"SELECT {columns} FROM (SELECT 1) AS one {joins}"
+    combined.sql = f"SELECT {columns} FROM (SELECT 1) AS one {joins}".encode()
+    return combined
 
 
-def _one_write(take: Compiled | None, writes: tuple[Compiled, ...]) -> str:
+def _one_write(take: Compiled | None, writes: tuple[Compiled, ...]) -> _Combined:
     """The writes as WITH queries; with a take, each is an INSERT of its row only if the
-    take's UPDATE returned one (`taken`), and the statement answers the take's count."""
-    queries = []
-    if take is not None:
-        queries.append(f"taken AS ({_renamed(take.sql, 't0_')} RETURNING 1)")
+    take's UPDATE returned one (`taken`), and the statement answers the take's count. The
+    take's parameters are the last part's (after the writes')."""
+    combined, queries = _Combined(), []
     for n, write in enumerate(writes):
-        sql = _renamed(write.sql, f"w{n}_")
+        sql = combined.numbered(n, write.sql)
         if take is not None:
             if write.kind != "insert":
                 raise ArgumentError("after a take, one statement writes only INSERTs")
             sql = _if_taken(sql)
         queries.append(f"w{n} AS ({sql})")
+    if take is not None:
+        queries.insert(0, f"taken AS ({combined.numbered(len(writes), take.sql)} RETURNING 1)")
     answer = "(SELECT count(*) FROM taken)" if take is not None else "1"
-    return f"WITH {', '.join(queries)} SELECT {answer}"
+    combined.sql = f"WITH {', '.join(queries)} SELECT {answer}".encode()
+    return combined
 
 
 def _if_taken(sql: str) -> str:
