@@ -207,3 +207,26 @@ def test_an_ended_offers_link_says_so_and_bad_channels_are_422(db, http, frozen_
         headers=another.admin,
     )
     assert foreign.status_code == 404
+
+
+def test_a_share_link_of_an_erased_consumer_says_the_offer_has_ended(db, http, frozen_clock):
+    """The link stays readable after its sharer's erasure, but leads nowhere and credits
+    no one: the page a friend sees is the graceful 410, and a claim through it is direct."""
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    _, sharer_key = make_consumer(db)
+    share = http.post(
+        f"/v1/offers/{offer_id}/shares", json={"note": "try it"}, headers=bearer(sharer_key)
+    )
+    assert share.status_code == 201, share.text
+    token = share.json()["token"]
+    assert http.get(f"/t/{token}", follow_redirects=False).status_code == 302
+    erased = http.post("/v1/consumers/me/erase", headers=bearer(sharer_key))
+    assert erased.status_code == 200, erased.text
+    answer = http.get(f"/t/{token}", follow_redirects=False)
+    assert answer.status_code == 410 and "This offer has ended" in answer.text
+    _, friend_key = make_consumer(db)
+    claimed = _claim(http, offer_id, friend_key, via=token)
+    with db.reading() as session:
+        attribution = session.get(CodeAttribution, claimed["id"])
+        assert attribution is None or attribution.last_channel is not Channel.SHARE
