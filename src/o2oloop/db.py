@@ -535,8 +535,11 @@ class Database:
         self.sessions = sessionmaker(
             bind=engine, expire_on_commit=False, autoflush=True, info={"reactions": self.reactions}
         )
+        # A read session's transaction is READ ONLY on PostgreSQL: the database itself
+        # refuses a write in it, which is what lets `reading` end it with a COMMIT.
         self.read_sessions = sessionmaker(
-            bind=engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
+            bind=engine.execution_options(sqlite_begin="DEFERRED", postgresql_readonly=True),
+            expire_on_commit=False,
         )
         self.writers: WriterQueue | None = None
         path = engine.url.database if engine.dialect.name == "sqlite" else None
@@ -761,9 +764,10 @@ class Database:
 
         Closed, not rolled back: its transaction ends as the connection goes back to the
         pool, and what it loaded stays readable (a rollback would expire it). On PostgreSQL
-        a read that ends normally with nothing pending ends with a COMMIT (of reads, it
-        changes nothing), as `lean` reads do: at a ROLLBACK psycopg forgets every statement
-        it prepared on the server, so reads would be planned afresh every time.
+        its transaction is READ ONLY, and a read that ends normally with nothing pending
+        ends with a COMMIT (of reads, it changes nothing), as `lean` reads do: at a
+        ROLLBACK psycopg forgets every statement it prepared on the server, so reads would
+        be planned afresh every time.
         """
         session = self.read_sessions()
         try:

@@ -750,3 +750,10 @@ def test_a_read_asked_again_and_again_is_prepared_once_on_postgresql(pg_db: Data
         assert plans is not None and plans >= 3
     finally:
         db.dispose()
+
+
+def test_a_read_session_refuses_a_write_on_postgresql(pg_db: Database) -> None:
+    """A read session's transaction is READ ONLY on PostgreSQL, so ending it with a COMMIT
+    can never keep a write: PostgreSQL itself refuses one."""
+    with pytest.raises(DBAPIError, match="read-only transaction"), pg_db.reading() as session:
+        session.execute(text("UPDATE merchants SET name = name"))
