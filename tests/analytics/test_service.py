@@ -346,3 +346,25 @@ def test_analysis_in_short_batches_scores_as_one_transaction_does(db: Database) 
         assert {m: (s.segment, round(s.clv), round(s.p_alive, 9)) for m, s in found.items()} == (
             scores
         )
+
+
+def test_the_nightly_job_analyses_in_a_child_process_as_of_the_workers_clock(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's nightly analysis runs `o2oloop analyze` as a child process: in this
+    process the analysis is made to fail, so scores can only come from the child."""
+    from factories import TEST_WIRING
+
+    tenant = make_tenant(db)
+    with db.transaction() as session:
+        _visits(session, tenant, _member(session, tenant), [30, 3])
+
+    def not_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the nightly analysis ran inside the worker's process")
+
+    monkeypatch.setattr(analytics, "analyze_in_batches", not_here)
+    with clock.using(clock.FrozenClock(AS_OF)):
+        analysed = TEST_WIRING.periodic["analytics.nightly"].run(db)
+    assert analysed == 1
+    [score] = _scores(db, tenant.merchant_id).values()
+    assert score.as_of == AS_OF

@@ -43,10 +43,10 @@ BASE = frozenset(
         "validation",
     }
 )
-# Composition roots put the product together (the app, the CLI, the wiring, the metadata,
-# the migrations, the demo city driving every domain): they may import anything, and no
-# domain or base module imports them.
-ROOTS = frozenset({"api", "bootstrap", "cli", "migrations", "models", "sim"})
+# Composition roots put the product together (the app, the CLI and `python -m o2oloop`, the
+# wiring, the metadata, the migrations, the demo city driving every domain): they may import
+# anything, and no domain or base module imports them.
+ROOTS = frozenset({"__main__", "api", "bootstrap", "cli", "migrations", "models", "sim"})
 
 # Function-level imports of o2oloop modules that are allowed, each with its reason.
 LAZY_IMPORTS: dict[str, str] = {
