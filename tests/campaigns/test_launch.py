@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from campaign_kit import POLICY, add_member, admin_of
@@ -21,7 +22,9 @@ from o2oloop.campaigns.models import (
 from o2oloop.codes.models import Code
 from o2oloop.customers import service as customers
 from o2oloop.customers.models import Membership
+from o2oloop.errors import Conflict
 from o2oloop.notify.models import Message
+from o2oloop.offers import service as offers
 
 
 def _campaign(db, tenant, offer_id, **overrides):
@@ -208,3 +211,39 @@ def test_a_paused_campaign_sends_nothing_until_resumed(db, frozen_clock):
             policy=POLICY,
         )
     assert _send_all(db).sent == 5
+
+
+def _offer_action(db, tenant, offer_id, action):
+    with db.transaction() as s:
+        offers.transition(
+            s,
+            principal=admin_of(tenant),
+            merchant_id=tenant.merchant_id,
+            offer_id=offer_id,
+            action=action,
+        )
+
+
+def test_a_paused_offer_is_not_launched_and_its_codes_wait_until_it_is_published(db, frozen_clock):
+    """A code of a paused offer would be refused at the till: a campaign whose offer is
+    paused is not launched, and one whose offer is paused after launch sends nothing until
+    the offer is published again."""
+    tenant = make_tenant(db)
+    offer_id = make_offer(db, tenant)
+    with db.transaction() as s:
+        for _ in range(10):
+            add_member(s, tenant.merchant_id)
+    cid = _campaign(db, tenant, offer_id, measured=False, holdout_share=0)
+    _offer_action(db, tenant, offer_id, "pause")
+    with pytest.raises(Conflict, match="offer is paused"):
+        _launch(db, tenant, cid)
+    _offer_action(db, tenant, offer_id, "publish")
+    _launch(db, tenant, cid)
+    _offer_action(db, tenant, offer_id, "pause")
+    assert _send_all(db).sent == 0
+    with db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Code)) == 0
+        pending = select(func.count()).where(CampaignTarget.state == TargetState.PENDING)
+        assert s.scalar(pending) == 10
+    _offer_action(db, tenant, offer_id, "publish")
+    assert _send_all(db).sent == 10

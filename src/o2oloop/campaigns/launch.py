@@ -35,6 +35,7 @@ from o2oloop.campaigns.service import (
     trigger_of,
 )
 from o2oloop.errors import Conflict
+from o2oloop.offers.models import Offer, OfferState
 from o2oloop.visits.models import Visit
 
 ONCE = "launch"
@@ -152,6 +153,9 @@ def _launch(session: Session, campaign: Campaign, now: datetime, policy: Policy)
     trigger = trigger_of(campaign)
     if campaign.ends_at is not None and campaign.ends_at <= now:
         raise Conflict("this campaign's end has already passed")
+    offer_state = session.scalar(select(Offer.state).where(Offer.id == campaign.offer_id))
+    if offer_state is not OfferState.PUBLISHED:  # its codes would be refused at the till
+        raise Conflict(f"this campaign's offer is {offer_state}: publish it before launching")
     waiting = campaign.starts_at is not None and campaign.starts_at > now
     empty = AudienceEmpty("the audience matches nobody: widen its filters", field="audience")
     if trigger.kind is TriggerKind.SCHEDULE or (trigger.kind is TriggerKind.NOW and waiting):

@@ -42,7 +42,7 @@ from o2oloop.customers.models import Consumer, Membership
 from o2oloop.db import new_ids
 from o2oloop.jobs.models import OutboxEntry
 from o2oloop.notify.models import Message
-from o2oloop.offers.models import Offer
+from o2oloop.offers.models import Offer, OfferState
 
 BATCH = 2_000
 
@@ -167,7 +167,8 @@ def _mark(session: Session, campaign: Campaign, rows: list[dict[str, Any]]) -> N
 
 def _room(session: Session, campaign: Campaign, offer: Offer, wanted: int) -> int | None:
     """How many codes the budget and the offer's stock still allow (rows locked); None when
-    the campaign stopped running meanwhile (paused or finished by someone else)."""
+    the campaign stopped running meanwhile (paused or finished by someone else) or its offer
+    is no longer published (the till would refuse its codes): the targets wait."""
     locked = session.execute(
         select(Campaign.codes_issued, Campaign.discount_committed, Campaign.state)
         .where(Campaign.id == campaign.id)
@@ -182,8 +183,12 @@ def _room(session: Session, campaign: Campaign, offer: Offer, wanted: int) -> in
     if campaign.budget_discount is not None and per_code > 0:
         room = min(room, (campaign.budget_discount - locked.discount_committed) // per_code)
     stock = session.execute(
-        select(Offer.issued_count, Offer.total_stock).where(Offer.id == offer.id).with_for_update()
+        select(Offer.issued_count, Offer.total_stock, Offer.state)
+        .where(Offer.id == offer.id)
+        .with_for_update()
     ).one()
+    if stock.state is not OfferState.PUBLISHED:
+        return None
     if stock.total_stock is not None:
         room = min(room, stock.total_stock - stock.issued_count)
     return max(room, 0)
