@@ -9,10 +9,12 @@ Per database:
    stores each on average, stores scattered like a city of 100 x 100 km around Shanghai
    (a dense centre: half the stores within ~15 km), their H3 cells exactly as
    ``channels.store_index.index_store`` writes them, and published coupons of several kinds
-   and values (3 per store by default, every offer valid at every store of its merchant).
+   and values (3 per store by default, every offer valid at every store of its merchant);
+   70 % of the stores carry a review rating (3.0-5.0), which sort=rating ranks by.
 2. **in process**: ``channels.nearby.search`` in a read session, ``--requests`` times, from
    points drawn like the stores (consumers live where the shops are), with radius 500 m,
-   1 km or 2 km and sort by distance, value or rating; p50/p99 per radius and overall. The
+   1 km or 2 km and sort by distance, value or rating; p50/p99 per radius, per sort and
+   overall. The
    floor beside it: the same read session running ``SELECT 1``.
 3. **over HTTP**: ``o2oloop serve --workers 2`` and one keep-alive client sending the same
    queries (``GET /v1/offers/nearby`` with a consumer key); the floor is ``GET /healthz``.
@@ -88,6 +90,10 @@ def load(db: Database, stores: int, offers_per_store: int, seed: int = 7) -> dic
          "Asia/Shanghai", hours, 50, "[]", True, stamp, stamp)
         for i in range(stores)
     ]  # fmt: skip
+    rated = np.flatnonzero(rng.random(stores) < RATED_SHARE)  # sort=rating reads these
+    averages = rng.uniform(3.0, 5.0, stores).round(2)
+    counts = rng.integers(1, 300, stores)
+    rating_rows = [(f"sto_{i:026d}", float(averages[i]), int(counts[i]), stamp) for i in rated]
     cell_rows = [
         (cell, f"sto_{i:026d}", f"mer_{owner[i]:026d}", *geo.unit_vector(lat[i], lng[i]))
         for i in range(stores)
@@ -109,6 +115,7 @@ def load(db: Database, stores: int, offers_per_store: int, seed: int = 7) -> dic
                     "opening_hours", "capacity_per_hour", "capacity_overrides", "active",
                     "created_at", "updated_at"), store_rows),
         ("store_cells", ("cell", "store_id", "merchant_id", "x", "y", "z"), cell_rows),
+        ("store_ratings", ("store_id", "average", "count", "updated_at"), rating_rows),
         ("offers", ("id", "merchant_id", "kind", "state", "title", "description", "currency",
                     "discount_kind", "amount_off", "includes", "topup_tiers", "time_windows",
                     "new_customers_only", "issued_count", "created_at", "updated_at"),
@@ -141,11 +148,13 @@ def load(db: Database, stores: int, offers_per_store: int, seed: int = 7) -> dic
         "merchants": merchants,
         "stores": stores,
         "store_cells": len(cell_rows),
+        "rated_stores": len(rating_rows),
         "published_offers": n_offers,
         "load_seconds": round(time.perf_counter() - started, 1),
     }
 
 
+RATED_SHARE = 0.7  # stores with published reviews, whose rating sort=rating ranks by
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -177,6 +186,10 @@ def _figures(samples: list[float], qs: list[dict[str, Any]]) -> dict[str, Any]:
     for radius in RADII:
         figures[f"radius_{radius}"] = _percentiles(
             [s for s, q in zip(samples, qs, strict=True) if q["radius_m"] == radius]
+        )
+    for sort in dict.fromkeys(SORTS):
+        figures[f"sort_{sort}"] = _percentiles(
+            [s for s, q in zip(samples, qs, strict=True) if q["sort"] == sort]
         )
     return figures
 
@@ -251,9 +264,10 @@ def _prepared(backend: str, args: argparse.Namespace, tmpdir: Path) -> tuple[str
     try:
         with db.reading() as session:
             stores = session.scalar(text("SELECT count(*) FROM stores"))
+            rated = session.scalar(text("SELECT count(*) FROM store_ratings"))
     finally:
         db.dispose()
-    if stores in (0, args.stores):  # empty, or loaded as asked
+    if stores == 0 or (stores == args.stores and rated):  # empty, or loaded as asked
         return url, stores == 0
     if backend == "postgresql":
         return _support.fresh_postgres_database(args.pg_database), True
