@@ -21,7 +21,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from o2oloop import clock
@@ -119,14 +119,30 @@ def write(session: Session, rows: dict[Key, list[int]]) -> None:
     """Add the counts to their rows, creating rows that do not exist yet (in key order, so
     two writers never wait for each other's rows in opposite orders).
 
-    One upsert statement run for every row (`executemany`): a second of nearby searches
-    holds thousands of keys, and a statement built and compiled per key took the request
-    that flushed them most of a second.
+    One upsert for the whole batch: on PostgreSQL one statement over six arrays, elsewhere
+    one statement run for every row (`executemany`). A second of nearby searches holds
+    thousands of keys, and a statement built and compiled per key took the request that
+    flushed them most of a second.
     """
     if not rows:
         return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        ordered = sorted(rows.items())
+        session.execute(
+            _UPSERT_ARRAYS,
+            {
+                "offer_ids": [key[0] for key, _ in ordered],
+                "channels": [key[1] for key, _ in ordered],
+                "link_ids": [key[2] for key, _ in ordered],
+                "days": [key[3] for key, _ in ordered],
+                "impressions": [n[0] for _, n in ordered],
+                "clicks": [n[1] for _, n in ordered],
+            },
+        )
+        return
     session.execute(
-        _upsert(session.get_bind().dialect.name),
+        _upsert(dialect),
         [
             {
                 "offer_id": offer_id,
@@ -139,6 +155,20 @@ def write(session: Session, rows: dict[Key, list[int]]) -> None:
             for (offer_id, channel, link_id, day), (impressions, clicks) in sorted(rows.items())
         ],
     )
+
+
+# PostgreSQL takes a batch as six arrays in one statement: the driver adapts each array in C,
+# where an `executemany` of thousands of rows held the server's interpreter lock for tens of
+# milliseconds each second, the tail of every nearby search answered meanwhile.
+_UPSERT_ARRAYS = text(
+    "INSERT INTO channel_daily (offer_id, channel, link_id, day, impressions, clicks)"
+    " SELECT * FROM unnest(CAST(:offer_ids AS text[]), CAST(:channels AS text[]),"
+    " CAST(:link_ids AS text[]), CAST(:days AS date[]), CAST(:impressions AS integer[]),"
+    " CAST(:clicks AS integer[]))"
+    " ON CONFLICT (offer_id, channel, link_id, day) DO UPDATE"
+    " SET impressions = channel_daily.impressions + excluded.impressions,"
+    " clicks = channel_daily.clicks + excluded.clicks"
+)
 
 
 @lru_cache(maxsize=2)
