@@ -171,11 +171,10 @@ def launch_unmeasured(
     session, tenant: Any, offer_id: str, *, name: str, channel: str, message_body: str
 ) -> str:
     """A campaign sent to everyone it targets (no holdout), launched now; its id."""
-    campaign_id = service.create_campaign(
+    return launch_campaign(
         session,
-        principal=admin_of(tenant),
-        merchant_id=tenant.merchant_id,
-        data=schemas.CampaignCreate(
+        tenant,
+        schemas.CampaignCreate(
             name=name,
             offer_id=offer_id,
             channel=channel,
@@ -183,6 +182,13 @@ def launch_unmeasured(
             holdout_share=0,
             message_body=message_body,
         ),
+    )
+
+
+def launch_campaign(session, tenant: Any, data: schemas.CampaignCreate) -> str:
+    """A campaign of the tenant created and launched by its admin; its id."""
+    campaign_id = service.create_campaign(
+        session, principal=admin_of(tenant), merchant_id=tenant.merchant_id, data=data
     ).id
     launch.transition(
         session,

@@ -23,10 +23,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlalchemy import insert, select
 
-from campaign_kit import POLICY, admin_of
+from campaign_kit import POLICY, launch_campaign
 from factories import make_offer, make_tenant
 from o2oloop import clock
-from o2oloop.campaigns import launch, runner, schemas, service
+from o2oloop.campaigns import runner, schemas
 from o2oloop.campaigns.models import Arm, Campaign, CampaignTarget
 from o2oloop.campaigns.results import campaign_results
 from o2oloop.customers.models import Consumer, Membership, MemberSource
@@ -113,20 +113,7 @@ def _town(db: Database, seed: int, effect: float) -> tuple[float, float, float, 
             "cap_days": 0,
         }
         with db.transaction() as s:
-            campaign_id = service.create_campaign(
-                s,
-                principal=admin_of(tenant),
-                merchant_id=tenant.merchant_id,
-                data=schemas.CampaignCreate.model_validate(data),
-            ).id
-            launch.transition(
-                s,
-                principal=admin_of(tenant),
-                merchant_id=tenant.merchant_id,
-                campaign_id=campaign_id,
-                action="launch",
-                policy=POLICY,
-            )
+            campaign_id = launch_campaign(s, tenant, schemas.CampaignCreate.model_validate(data))
         runner.send_all(db, policy=POLICY)
         with db.reading() as s:
             arms = dict(
