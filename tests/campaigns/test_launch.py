@@ -39,13 +39,17 @@ def _campaign(db, tenant, offer_id, **overrides):
 
 
 def _launch(db, tenant, campaign_id):
+    _transition(db, tenant, campaign_id, "launch")
+
+
+def _transition(db, tenant, campaign_id, action):
     with db.transaction() as s:
         launch.transition(
             s,
             principal=admin_of(tenant),
             merchant_id=tenant.merchant_id,
             campaign_id=campaign_id,
-            action="launch",
+            action=action,
             policy=POLICY,
         )
 
@@ -191,25 +195,9 @@ def test_a_paused_campaign_sends_nothing_until_resumed(db, frozen_clock):
             add_member(s, tenant.merchant_id)
     cid = _campaign(db, tenant, offer_id, measured=False, holdout_share=0)
     _launch(db, tenant, cid)
-    with db.transaction() as s:
-        launch.transition(
-            s,
-            principal=admin_of(tenant),
-            merchant_id=tenant.merchant_id,
-            campaign_id=cid,
-            action="pause",
-            policy=POLICY,
-        )
+    _transition(db, tenant, cid, "pause")
     assert _send_all(db).sent == 0
-    with db.transaction() as s:
-        launch.transition(
-            s,
-            principal=admin_of(tenant),
-            merchant_id=tenant.merchant_id,
-            campaign_id=cid,
-            action="resume",
-            policy=POLICY,
-        )
+    _transition(db, tenant, cid, "resume")
     assert _send_all(db).sent == 5
 
 

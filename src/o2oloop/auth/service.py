@@ -85,7 +85,7 @@ def authenticate_ahead(work: DriverTransaction, token: str | None) -> None:
 
 def well_formed(token: str | None) -> bool:
     """Whether a presented token could be a key at all (no lookup)."""
-    return bool(token and _TOKEN.match(token))
+    return key_id_of(token) is not None
 
 
 def authenticate(work: Session | DriverTransaction, token: str | None) -> Principal:
